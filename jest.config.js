@@ -1,0 +1,24 @@
+// One jest project per package; ts-jest's ESM preset so that every path, tests included,
+// loads yjs through `import` (two copies of Yjs break `instanceof`). Run with
+// `node --experimental-vm-modules` (see the `test` script).
+const packages = ['core', 'relay', 'testkit']
+
+const project = name => ({
+  displayName: name,
+  testEnvironment: 'node',
+  testMatch: [`<rootDir>/packages/${name}/test/**/*.test.ts`],
+  extensionsToTreatAsEsm: ['.ts'],
+  moduleNameMapper: {
+    '^@georelay/(core|relay|testkit)$': '<rootDir>/packages/$1/src/index.ts',
+    '^(\\.{1,2}/.*)\\.js$': '$1',
+  },
+  transform: {
+    // Type checking is done once by `tsc -p tsconfig.test.json`; here we only transpile.
+    '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: '<rootDir>/tsconfig.test.json' }],
+  },
+})
+
+export default {
+  projects: packages.map(project),
+  testTimeout: 30_000,
+}
