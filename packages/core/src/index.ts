@@ -1,0 +1,14 @@
+export { CloseCode, closeReason } from './close-codes.js'
+export { ProtocolError, type ProtocolErrorCode } from './protocol-error.js'
+export { MessageType, SyncType, decodeFrame, encodeFrame, type YMessage } from './y-messages.js'
+export {
+  EMPTY_UPDATE, MERGE_BATCH, diffUpdate, isEmptyUpdate, mergeUpdates, mergeUpdatesInBatches, stateVectorOf,
+  validateStateVector, validateUpdate, yieldToEventLoop, type Yield,
+} from './updates.js'
+export {
+  DEFAULT_COMPACTION, StoreError, type CompactionThresholds, type DocStore, type LogEntry, type StoreErrorCode, type StoredDoc,
+} from './doc-store.js'
+export { CompactionScheduler } from './compaction-scheduler.js'
+export { MemoryStore, type StoreOptions } from './memory-store.js'
+export { SQLITE_FILE, SqliteStore } from './sqlite-store.js'
+export { readAwarenessUpdate, type AwarenessEntry } from './awareness-update.js'

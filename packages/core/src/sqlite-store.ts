@@ -1,0 +1,170 @@
+/**
+ * The embedded default store: one SQLite file per relay (better-sqlite3, WAL).
+ *
+ * Appends are group-committed: every append of one event-loop turn goes into one transaction,
+ * and each promise resolves only after that transaction committed with `synchronous = FULL`,
+ * so an acknowledged append survives a process crash and a power cut. better-sqlite3 is
+ * synchronous, which keeps each step simple; the only long step, merging a big log into a
+ * snapshot, runs between transactions in capped batches that yield to the event loop.
+ */
+import fs from 'node:fs'
+import path from 'node:path'
+import Database from 'better-sqlite3'
+import { CompactionScheduler } from './compaction-scheduler.js'
+import { DEFAULT_COMPACTION, StoreError, storeClosed, type DocStore, type LogEntry, type StoredDoc } from './doc-store.js'
+import type { StoreOptions } from './memory-store.js'
+import { mergeUpdatesInBatches, yieldToEventLoop, type Yield } from './updates.js'
+
+export const SQLITE_FILE = 'georelay.sqlite'
+const SCHEMA_VERSION = 1
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+  CREATE TABLE IF NOT EXISTS snapshots (
+    doc TEXT PRIMARY KEY,
+    data BLOB NOT NULL,
+    seq INTEGER NOT NULL
+  );
+  -- AUTOINCREMENT: a sequence number is never reused, even after compaction deletes rows,
+  -- so a replication cursor always means the same point in history.
+  CREATE TABLE IF NOT EXISTS log (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    doc TEXT NOT NULL,
+    data BLOB NOT NULL
+  );
+  CREATE INDEX IF NOT EXISTS log_by_doc ON log (doc, seq);
+`
+
+interface PendingAppend {
+  docName: string
+  update: Uint8Array
+  resolve: (seq: number) => void
+  reject: (err: unknown) => void
+}
+
+const asStoreError = (err: unknown): StoreError => {
+  const code = (err as { code?: string }).code
+  if (code === 'SQLITE_FULL' || code === 'ENOSPC') {
+    return new StoreError('ERR_STORE_FULL', 'the disk is full: free space on the data volume; reads keep working', { cause: err })
+  }
+  return new StoreError('ERR_STORE_IO', `the store failed to write (${(err as Error).message}); check the data directory`, { cause: err })
+}
+
+export class SqliteStore implements DocStore {
+  private readonly db: Database.Database
+  private readonly scheduler: CompactionScheduler
+  private readonly pause: Yield
+  private queue: PendingAppend[] = []
+  private flushing: Promise<void> | null = null
+  private closed = false
+  private readonly stmt
+
+  /** Opens (or creates) the store in `dataDir`. */
+  constructor (readonly dataDir: string, options: StoreOptions = {}) {
+    fs.mkdirSync(dataDir, { recursive: true })
+    this.db = new Database(path.join(dataDir, SQLITE_FILE))
+    this.db.pragma('journal_mode = WAL')
+    this.db.pragma('synchronous = FULL')
+    this.db.pragma('busy_timeout = 5000')
+    this.db.exec(SCHEMA)
+    const version = this.db.prepare<[], { value: string }>("SELECT value FROM meta WHERE key = 'schema'").get()
+    if (version === undefined) {
+      this.db.prepare("INSERT INTO meta (key, value) VALUES ('schema', ?)").run(String(SCHEMA_VERSION))
+    } else if (Number(version.value) !== SCHEMA_VERSION) {
+      this.db.close()
+      throw new StoreError('ERR_STORE_IO', `${path.join(dataDir, SQLITE_FILE)} has schema ${version.value}; this georelay reads schema ${SCHEMA_VERSION}`)
+    }
+    this.stmt = {
+      insert: this.db.prepare<[string, Uint8Array]>('INSERT INTO log (doc, data) VALUES (?, ?)'),
+      snapshot: this.db.prepare<[string], { data: Uint8Array, seq: number }>('SELECT data, seq FROM snapshots WHERE doc = ?'),
+      log: this.db.prepare<[string], { seq: number, data: Uint8Array }>('SELECT seq, data FROM log WHERE doc = ? ORDER BY seq'),
+      logUpTo: this.db.prepare<[string, number], { seq: number, data: Uint8Array }>('SELECT seq, data FROM log WHERE doc = ? AND seq <= ? ORDER BY seq'),
+      lastSeq: this.db.prepare<[string], { seq: number | null }>('SELECT max(seq) AS seq FROM log WHERE doc = ?'),
+      putSnapshot: this.db.prepare<[string, Uint8Array, number]>(
+        'INSERT INTO snapshots (doc, data, seq) VALUES (?, ?, ?) ON CONFLICT (doc) DO UPDATE SET data = excluded.data, seq = excluded.seq'),
+      dropLog: this.db.prepare<[string, number]>('DELETE FROM log WHERE doc = ? AND seq <= ?'),
+      docs: this.db.prepare<[], { doc: string }>('SELECT doc FROM snapshots UNION SELECT DISTINCT doc FROM log'),
+    }
+    this.pause = options.pause ?? yieldToEventLoop
+    this.scheduler = new CompactionScheduler(
+      options.compaction ?? DEFAULT_COMPACTION,
+      docName => this.fold(docName),
+      options.onCompactionError ?? (() => {}),
+    )
+  }
+
+  append (docName: string, update: Uint8Array): Promise<number> {
+    if (this.closed) return Promise.reject(storeClosed())
+    return new Promise((resolve, reject) => {
+      // Copied: the caller may reuse its buffer before the batch is written.
+      this.queue.push({ docName, update: new Uint8Array(update), resolve, reject })
+      if (this.flushing === null) this.flushing = new Promise(done => setImmediate(() => { this.flush(); done() }))
+    })
+  }
+
+  async read (docName: string): Promise<StoredDoc> {
+    if (this.closed) throw storeClosed()
+    const stored = this.db.transaction(() => ({ snapshot: this.stmt.snapshot.get(docName), log: this.stmt.log.all(docName) }))()
+    const log: LogEntry[] = stored.log.map(row => ({ seq: row.seq, update: new Uint8Array(row.data) }))
+    this.scheduler.observe(docName, log.length, log.reduce((n, e) => n + e.update.length, 0))
+    return {
+      snapshot: stored.snapshot === undefined ? null : new Uint8Array(stored.snapshot.data),
+      snapshotSeq: stored.snapshot?.seq ?? 0,
+      log,
+    }
+  }
+
+  compact (docName: string): Promise<void> {
+    if (this.closed) return Promise.reject(storeClosed())
+    return this.scheduler.compact(docName)
+  }
+
+  async listDocs (): Promise<string[]> {
+    if (this.closed) throw storeClosed()
+    return this.stmt.docs.all().map(row => row.doc)
+  }
+
+  async close (): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    await this.flushing
+    await this.scheduler.settled()
+    this.db.close()
+  }
+
+  private flush (): void {
+    const batch = this.queue
+    this.queue = []
+    this.flushing = null
+    try {
+      const seqs = this.db.transaction((items: PendingAppend[]) =>
+        items.map(item => Number(this.stmt.insert.run(item.docName, item.update).lastInsertRowid)))(batch)
+      batch.forEach((item, i) => {
+        this.scheduler.noteAppend(item.docName, item.update.length)
+        item.resolve(seqs[i] as number)
+      })
+    } catch (err) {
+      const error = asStoreError(err)
+      for (const item of batch) item.reject(error)
+    }
+  }
+
+  private async fold (docName: string): Promise<{ count: number, bytes: number }> {
+    // Read a consistent cut: the snapshot and every log entry up to the newest one now.
+    const cut = this.db.transaction(() => {
+      const upTo = this.stmt.lastSeq.get(docName)?.seq ?? null
+      if (upTo === null) return null
+      return { upTo, snapshot: this.stmt.snapshot.get(docName), log: this.stmt.logUpTo.all(docName, upTo) }
+    })()
+    if (cut === null) return { count: 0, bytes: 0 }
+    const parts = cut.snapshot === undefined ? [] : [new Uint8Array(cut.snapshot.data)]
+    const merged = await mergeUpdatesInBatches([...parts, ...cut.log.map(row => new Uint8Array(row.data))], { pause: this.pause })
+    if (this.db.open === false) return { count: 0, bytes: 0 }
+    // Appends committed while merging have seq > upTo and stay in the log.
+    this.db.transaction(() => {
+      this.stmt.putSnapshot.run(docName, merged, cut.upTo)
+      this.stmt.dropLog.run(docName, cut.upTo)
+    })()
+    return { count: cut.log.length, bytes: cut.log.reduce((n, row) => n + row.data.length, 0) }
+  }
+}
