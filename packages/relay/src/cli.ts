@@ -1,0 +1,120 @@
+/**
+ * The `georelay` command. Exit codes: 0 done, 1 runtime failure, 2 bad usage or configuration.
+ */
+import { parseArgs } from 'node:util'
+import { ConfigError, type ConfigOverrides, dataDirOf, loadRelayConfig } from './config.js'
+import { stderrLogger, type LogLevel } from './logger.js'
+import { Relay } from './relay.js'
+
+export const HELP = `georelay — multi-region, active-active sync for Yjs documents
+
+Usage:
+  georelay relay [--config FILE] [flags]   run one region's relay
+  georelay --help                          this text
+
+georelay relay
+  Serves Yjs documents on ws://HOST:PORT/<document> to any stock y-websocket
+  provider, stores every update durably before forwarding it, and serves
+  GET /healthz, /readyz, /metrics (Prometheus) and /v1/regions on the same port.
+  SIGTERM or SIGINT drains: stop accepting, close clients with 1001, flush, exit 0.
+
+  --config FILE        JSON configuration (see the relay package README); flags
+                       and environment variables override its fields
+  --region NAME        this relay's region, like eu-west          GEORELAY_REGION
+  --host HOST          address to listen on (default 127.0.0.1)   GEORELAY_HOST
+  --port PORT          port to listen on (default 4001; 0 = any)  GEORELAY_PORT
+  --data DIR           data directory (default ./data/<region>)   GEORELAY_DATA
+  --store KIND         sqlite (default, durable) or memory        GEORELAY_STORE
+  --public-url URL     URL that clients and peers use to reach it GEORELAY_PUBLIC_URL
+  --peer REGION=URL    a peer region's relay; repeat per peer     GEORELAY_PEERS (comma-separated)
+                       (the region mesh is not in this version yet)
+  --mesh-secret SECRET shared secret of the relays of one mesh    GEORELAY_MESH_SECRET
+  --log-level LEVEL    debug, info (default), warn or error       GEORELAY_LOG_LEVEL
+                       GEORELAY_CONFIG names a configuration file like --config.
+
+Examples:
+  georelay relay --region eu-west --port 4001
+  georelay relay --config relay.json --port 5001
+
+Exit codes: 0 stopped cleanly, 1 failed while running, 2 bad command line or configuration.
+`
+
+const LOG_LEVELS = new Set(['debug', 'info', 'warn', 'error'])
+
+const usage = (message: string): number => {
+  process.stderr.write(`georelay: ${message}\nRun \`georelay --help\` for the commands and flags.\n`)
+  return 2
+}
+
+const runRelay = async (args: string[]): Promise<number> => {
+  let parsed
+  try {
+    parsed = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        config: { type: 'string' },
+        region: { type: 'string' },
+        host: { type: 'string' },
+        port: { type: 'string' },
+        data: { type: 'string' },
+        store: { type: 'string' },
+        'public-url': { type: 'string' },
+        peer: { type: 'string', multiple: true },
+        'mesh-secret': { type: 'string' },
+        'log-level': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    })
+  } catch (err) {
+    return usage((err as Error).message)
+  }
+  const { config: file, help, 'log-level': logLevelFlag, ...flags } = parsed.values
+  if (help === true) {
+    process.stdout.write(HELP)
+    return 0
+  }
+  const logLevel = logLevelFlag ?? process.env.GEORELAY_LOG_LEVEL ?? 'info'
+  if (!LOG_LEVELS.has(logLevel)) return usage(`--log-level must be debug, info, warn or error, not "${logLevel}"`)
+  let config
+  try {
+    config = loadRelayConfig({ ...(file === undefined ? {} : { file }), flags: flags as ConfigOverrides, env: process.env })
+  } catch (err) {
+    if (err instanceof ConfigError) return usage(err.message)
+    throw err
+  }
+  const logger = stderrLogger(logLevel as LogLevel)
+  let relay: Relay
+  try {
+    relay = await Relay.start({ config, logger })
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    const hint = code === 'EADDRINUSE' ? `: port ${config.listen.port} is taken; pick another with --port` : ''
+    process.stderr.write(`georelay: the relay could not start (${(err as Error).message})${hint}\n`)
+    return 1
+  }
+  const where = config.store === 'sqlite' ? `sqlite ${dataDirOf(config)}` : 'memory (not durable)'
+  process.stdout.write(`georelay relay ${config.region} listening on ${relay.url} (store: ${where})\n`)
+  return await new Promise<number>(resolve => {
+    const stop = (signal: string): void => {
+      logger.log('info', 'draining', { signal })
+      relay.close().then(() => resolve(0), err => {
+        process.stderr.write(`georelay: drain failed (${(err as Error).message})\n`)
+        resolve(1)
+      })
+    }
+    process.once('SIGTERM', stop)
+    process.once('SIGINT', stop)
+  })
+}
+
+export const main = async (argv: string[]): Promise<number> => {
+  const [command, ...rest] = argv
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(HELP)
+    return command === undefined ? 2 : 0
+  }
+  if (command === 'relay') return runRelay(rest)
+  return usage(`unknown command "${command}"`)
+}

@@ -1,0 +1,163 @@
+/**
+ * Relay configuration (DESIGN 4.6): a JSON file, `GEORELAY_*` environment variables and
+ * command-line flags, in rising precedence, checked against one schema. A bad field is
+ * refused at start with its path and what is wrong with it.
+ */
+import fs from 'node:fs'
+import path from 'node:path'
+import { z } from 'zod'
+
+const regionName = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'a region name is lowercase letters, digits and dashes, like "eu-west"')
+const wsUrl = z.string().regex(/^wss?:\/\/[^\s/]+/, 'must be a ws:// or wss:// URL, like "ws://127.0.0.1:4001"')
+
+export const relayConfigSchema = z.object({
+  region: regionName,
+  listen: z.object({
+    host: z.string().min(1).default('127.0.0.1'),
+    port: z.number().int().min(0).max(65535).default(4001),
+  }).strict().default({}),
+  /** The URL clients and peers use to reach this relay; defaults to ws://host:port. */
+  publicUrl: wsUrl.optional(),
+  /** Where the embedded store keeps its file; defaults to ./data/<region>. */
+  dataDir: z.string().min(1).optional(),
+  /** `sqlite` (durable, the default) or `memory` (forgets everything on exit). */
+  store: z.enum(['sqlite', 'memory']).default('sqlite'),
+  peers: z.array(z.object({ region: regionName, url: wsUrl }).strict()).default([]),
+  meshSecret: z.string().min(1).optional(),
+  limits: z.object({
+    maxMessageBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+    maxDocsPerConnection: z.number().int().min(1).default(256),
+  }).strict().default({}),
+  storage: z.object({
+    compactAfterUpdates: z.number().int().min(1).default(500),
+    compactAfterBytes: z.number().int().min(1).default(1024 * 1024),
+  }).strict().default({}),
+  /** How long a document with no clients stays in memory before it is released. */
+  idleReleaseMs: z.number().int().min(0).default(30_000),
+}).strict()
+
+export type RelayConfigInput = z.input<typeof relayConfigSchema>
+export type RelayConfig = z.output<typeof relayConfigSchema>
+
+/** Fields of the design that this version does not implement yet: refused, never ignored. */
+const NOT_YET = {
+  auth: 'token authentication is not in this version yet; remove "auth" (clients connect anonymously, read-write)',
+  namespaces: 'namespace policies are not in this version yet; remove "namespaces" (every document is active-active)',
+} as const
+
+export interface ConfigProblem { path: string, message: string }
+
+export class ConfigError extends Error {
+  constructor (readonly problems: ConfigProblem[], readonly source: string) {
+    super(`invalid configuration (${source}):\n${problems.map(p => `  ${p.path || '(root)'}: ${p.message}`).join('\n')}`)
+    this.name = 'ConfigError'
+  }
+}
+
+const describeIssue = (issue: z.ZodIssue): ConfigProblem[] => {
+  const at = issue.path.join('.')
+  if (issue.code === 'unrecognized_keys') {
+    return issue.keys.map(key => {
+      const full = at === '' ? key : `${at}.${key}`
+      const why = at === '' && key in NOT_YET ? NOT_YET[key as keyof typeof NOT_YET] : 'unknown field; check its spelling against `georelay --help`'
+      return { path: full, message: why }
+    })
+  }
+  return [{ path: at, message: issue.message }]
+}
+
+/** Checks a configuration object; throws ConfigError listing every problem. */
+export const parseRelayConfig = (input: unknown, source = 'configuration'): RelayConfig => {
+  const result = relayConfigSchema.safeParse(input)
+  if (!result.success) throw new ConfigError(result.error.issues.flatMap(describeIssue), source)
+  const config = result.data
+  const problems: ConfigProblem[] = []
+  if (config.peers.length > 0) problems.push({ path: 'peers', message: 'the region mesh is not in this version yet; remove "peers" to run a single region' })
+  if (problems.length > 0) throw new ConfigError(problems, source)
+  return config
+}
+
+export const readConfigFile = (file: string): unknown => {
+  let text: string
+  try {
+    text = fs.readFileSync(file, 'utf8')
+  } catch (err) {
+    throw new ConfigError([{ path: '', message: `cannot read ${file}: ${(err as Error).message}` }], file)
+  }
+  try {
+    return JSON.parse(text)
+  } catch (err) {
+    throw new ConfigError([{ path: '', message: `${file} is not valid JSON: ${(err as Error).message}` }], file)
+  }
+}
+
+/** Flags and environment variables share these names (flag `--mesh-secret`, env `GEORELAY_MESH_SECRET`). */
+export interface ConfigOverrides {
+  region?: string
+  host?: string
+  port?: string
+  data?: string
+  store?: string
+  'public-url'?: string
+  'mesh-secret'?: string
+  peer?: string[]
+}
+
+const asPort = (text: string): number | string => /^\d+$/.test(text) ? Number(text) : text
+
+const parsePeer = (text: string): { region: string, url: string } => {
+  const at = text.indexOf('=')
+  if (at <= 0) throw new ConfigError([{ path: 'peers', message: `"${text}" is not REGION=URL, like us-east=ws://127.0.0.1:4002` }], 'flags')
+  return { region: text.slice(0, at), url: text.slice(at + 1) }
+}
+
+/** Applies overrides (flags or env) on top of a file's configuration object. */
+export const applyOverrides = (base: Record<string, unknown>, o: ConfigOverrides): Record<string, unknown> => {
+  const out: Record<string, unknown> = { ...base }
+  const listen = { ...(typeof base.listen === 'object' && base.listen !== null ? base.listen as Record<string, unknown> : {}) }
+  if (o.region !== undefined) out.region = o.region
+  if (o.host !== undefined) listen.host = o.host
+  if (o.port !== undefined) listen.port = asPort(o.port)
+  if (o.host !== undefined || o.port !== undefined) out.listen = listen
+  if (o.data !== undefined) out.dataDir = o.data
+  if (o.store !== undefined) out.store = o.store
+  if (o['public-url'] !== undefined) out.publicUrl = o['public-url']
+  if (o['mesh-secret'] !== undefined) out.meshSecret = o['mesh-secret']
+  if (o.peer !== undefined && o.peer.length > 0) out.peers = o.peer.map(parsePeer)
+  return out
+}
+
+export const overridesFromEnv = (env: NodeJS.ProcessEnv): ConfigOverrides => {
+  const o: ConfigOverrides = {}
+  const take = (key: keyof Omit<ConfigOverrides, 'peer'>, name: string): void => {
+    const value = env[name]
+    if (value !== undefined && value !== '') o[key] = value
+  }
+  take('region', 'GEORELAY_REGION')
+  take('host', 'GEORELAY_HOST')
+  take('port', 'GEORELAY_PORT')
+  take('data', 'GEORELAY_DATA')
+  take('store', 'GEORELAY_STORE')
+  take('public-url', 'GEORELAY_PUBLIC_URL')
+  take('mesh-secret', 'GEORELAY_MESH_SECRET')
+  if (env.GEORELAY_PEERS) o.peer = env.GEORELAY_PEERS.split(',').map(s => s.trim()).filter(Boolean)
+  return o
+}
+
+/** File, then environment, then flags: the whole configuration, checked. */
+export const loadRelayConfig = (
+  { file, flags, env }: { file?: string, flags: ConfigOverrides, env: NodeJS.ProcessEnv },
+): RelayConfig => {
+  const configFile = file ?? env.GEORELAY_CONFIG
+  const base = configFile === undefined ? {} : readConfigFile(configFile)
+  if (typeof base !== 'object' || base === null || Array.isArray(base)) {
+    throw new ConfigError([{ path: '', message: 'the configuration must be a JSON object' }], configFile ?? 'configuration')
+  }
+  const merged = applyOverrides(applyOverrides(base as Record<string, unknown>, overridesFromEnv(env)), flags)
+  const source = [configFile, 'environment', 'flags'].filter(Boolean).join(' + ')
+  return parseRelayConfig(merged, source)
+}
+
+/** Where the store lives when the configuration does not say. */
+export const dataDirOf = (config: RelayConfig, cwd = process.cwd()): string =>
+  path.resolve(cwd, config.dataDir ?? path.join('data', config.region))

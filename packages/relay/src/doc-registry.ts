@@ -1,0 +1,91 @@
+/**
+ * Loads documents on first use and releases them from memory once no client has used them
+ * for `idleMs` and no write is in flight (a later use loads them again from the store).
+ */
+import { type DocStore, mergeUpdatesInBatches } from '@georelay/core'
+import { LiveDoc } from './live-doc.js'
+import type { Logger } from './logger.js'
+import type { RelayMetrics } from './metrics.js'
+
+interface Entry {
+  doc: Promise<LiveDoc>
+  users: number
+  idle: NodeJS.Timeout | null
+}
+
+export class DocRegistry {
+  private readonly entries = new Map<string, Entry>()
+
+  constructor (
+    private readonly store: DocStore,
+    private readonly metrics: RelayMetrics,
+    private readonly idleMs: number,
+    private readonly logger: Logger,
+  ) {}
+
+  get size (): number {
+    return this.entries.size
+  }
+
+  /** The live document, loading it if needed; pair every call with `release`. */
+  acquire (name: string): Promise<LiveDoc> {
+    let entry = this.entries.get(name)
+    if (entry === undefined) {
+      entry = { doc: this.load(name), users: 0, idle: null }
+      this.entries.set(name, entry)
+      const loading = entry
+      // A failed load must not stay cached: the next client tries again.
+      loading.doc.catch(() => { if (this.entries.get(name) === loading) this.entries.delete(name) })
+    }
+    entry.users++
+    if (entry.idle !== null) {
+      clearTimeout(entry.idle)
+      entry.idle = null
+    }
+    return entry.doc
+  }
+
+  release (name: string): void {
+    const entry = this.entries.get(name)
+    if (entry === undefined) return
+    entry.users--
+    if (entry.users === 0) this.scheduleUnload(name, entry)
+  }
+
+  /** Loaded documents, for a drain or a test. */
+  async loaded (): Promise<LiveDoc[]> {
+    const settled = await Promise.allSettled([...this.entries.values()].map(e => e.doc))
+    return settled.flatMap(r => r.status === 'fulfilled' ? [r.value] : [])
+  }
+
+  async closeAll (): Promise<void> {
+    for (const entry of this.entries.values()) if (entry.idle !== null) clearTimeout(entry.idle)
+    for (const doc of await this.loaded()) doc.destroy()
+    this.entries.clear()
+    this.metrics.documents.set(0)
+  }
+
+  private async load (name: string): Promise<LiveDoc> {
+    const stored = await this.store.read(name)
+    const parts = stored.snapshot === null ? [] : [stored.snapshot]
+    const state = await mergeUpdatesInBatches([...parts, ...stored.log.map(e => e.update)])
+    this.metrics.documents.inc()
+    this.logger.log('debug', 'document loaded', { doc: name, bytes: state.length, log: stored.log.length })
+    return new LiveDoc(name, state, this.store, this.metrics)
+  }
+
+  private scheduleUnload (name: string, entry: Entry): void {
+    entry.idle = setTimeout(() => {
+      entry.idle = null
+      if (entry.users > 0 || this.entries.get(name) !== entry) return
+      entry.doc.then(doc => {
+        if (entry.users > 0 || this.entries.get(name) !== entry) return
+        if (doc.busy) return this.scheduleUnload(name, entry)
+        this.entries.delete(name)
+        doc.destroy()
+        this.metrics.documents.dec()
+      }, () => {})
+    }, this.idleMs)
+    entry.idle.unref()
+  }
+}

@@ -1,0 +1,9 @@
+export { Relay, type RelayOptions } from './relay.js'
+export {
+  ConfigError, applyOverrides, dataDirOf, loadRelayConfig, overridesFromEnv, parseRelayConfig, relayConfigSchema,
+  type ConfigOverrides, type ConfigProblem, type RelayConfig, type RelayConfigInput,
+} from './config.js'
+export { parseRequestPath, RESERVED_NAMES, MAX_DOC_NAME_BYTES, type PathTarget } from './doc-path.js'
+export { type Logger, type LogLevel, type LogFields, silentLogger, stderrLogger, streamLogger, formatLine } from './logger.js'
+export { createRelayMetrics, type RelayMetrics } from './metrics.js'
+export type { RegionInfo } from './http-endpoints.js'

@@ -1,0 +1,175 @@
+/**
+ * A region relay: one HTTP server whose upgrades are the client endpoint, and whose plain
+ * requests are the HTTP endpoints. `Relay.start` resolves once it listens; `close` drains.
+ */
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { Duplex } from 'node:stream'
+import { WebSocket, WebSocketServer } from 'ws'
+import { CloseCode, type DocStore, MemoryStore, SqliteStore } from '@georelay/core'
+import { ClientConnection } from './client-connection.js'
+import { type RelayConfig, dataDirOf } from './config.js'
+import { parseRequestPath } from './doc-path.js'
+import { DocRegistry } from './doc-registry.js'
+import { handleHttp, type RegionInfo } from './http-endpoints.js'
+import { type Logger, stderrLogger } from './logger.js'
+import { createRelayMetrics, type RelayMetrics } from './metrics.js'
+
+/**
+ * ws closes an over-long message with 1009 on its own; georelay's contract is 4413 with a
+ * reason (DESIGN 4.5). ws lets a server choose its socket class, so the mapping lives here.
+ */
+class RelaySocket extends WebSocket {
+  static maxMessageBytes = 0
+  override close (code?: number, data?: string | Buffer): void {
+    if (code === 1009) return super.close(CloseCode.MessageTooLarge, `message too large: the limit is ${(this.constructor as typeof RelaySocket).maxMessageBytes} bytes`)
+    super.close(code, data)
+  }
+}
+
+const socketClassFor = (maxMessageBytes: number): typeof WebSocket =>
+  class extends RelaySocket { static override maxMessageBytes = maxMessageBytes }
+
+/** How long a drain waits for clients to finish the close handshake. */
+const DRAIN_GRACE_MS = 2000
+
+export interface RelayOptions {
+  config: RelayConfig
+  /** Defaults to the store the configuration names, opened in its data directory. */
+  store?: DocStore
+  logger?: Logger
+}
+
+const refuseUpgrade = (socket: Duplex, status: number, text: string, reason: string): void => {
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n${reason}\n`)
+}
+
+export class Relay {
+  readonly metrics: RelayMetrics
+  private readonly registry: DocRegistry
+  private readonly connections = new Set<ClientConnection>()
+  private draining = false
+  private closing: Promise<void> | null = null
+
+  private constructor (
+    readonly config: RelayConfig,
+    readonly store: DocStore,
+    private readonly logger: Logger,
+    private readonly server: http.Server,
+    private readonly wss: WebSocketServer,
+  ) {
+    this.metrics = createRelayMetrics(config.region)
+    this.registry = new DocRegistry(store, this.metrics, config.idleReleaseMs, logger)
+  }
+
+  static async start ({ config, store, logger = stderrLogger() }: RelayOptions): Promise<Relay> {
+    const compaction = { updates: config.storage.compactAfterUpdates, bytes: config.storage.compactAfterBytes }
+    const onCompactionError = (doc: string, err: unknown): void =>
+      logger.log('error', 'compaction failed; the log is kept and compaction retried later', { doc, error: (err as Error).message })
+    const docStore = store ?? (config.store === 'memory'
+      ? new MemoryStore({ compaction, onCompactionError })
+      : new SqliteStore(dataDirOf(config), { compaction, onCompactionError }))
+    const server = http.createServer()
+    const wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: config.limits.maxMessageBytes,
+      perMessageDeflate: false,
+      WebSocket: socketClassFor(config.limits.maxMessageBytes),
+    })
+    const relay = new Relay(config, docStore, logger, server, wss)
+    server.on('request', (req, res) => {
+      handleHttp(relay.httpContext(), req, res).catch(err => {
+        logger.log('error', 'http handler failed', { path: req.url, error: (err as Error).message })
+        if (!res.headersSent) res.writeHead(500)
+        res.end()
+      })
+    })
+    server.on('upgrade', (req, socket, head) => relay.upgrade(req, socket, head))
+    server.on('clientError', (_err, socket) => socket.destroy())
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(config.listen.port, config.listen.host, () => {
+        server.off('error', reject)
+        resolve()
+      })
+    })
+    logger.log('info', 'relay listening', { region: config.region, url: relay.url, store: config.store })
+    return relay
+  }
+
+  /** The port actually bound (useful with port 0). */
+  get port (): number {
+    return (this.server.address() as AddressInfo).port
+  }
+
+  /** The ws:// URL this relay listens on. */
+  get url (): string {
+    const host = this.config.listen.host.includes(':') ? `[${this.config.listen.host}]` : this.config.listen.host
+    return `ws://${host}:${this.port}`
+  }
+
+  get publicUrl (): string {
+    return this.config.publicUrl ?? this.url
+  }
+
+  /** Number of documents held in memory. */
+  get loadedDocuments (): number {
+    return this.registry.size
+  }
+
+  regionInfo (): RegionInfo {
+    return {
+      region: this.config.region,
+      publicUrl: this.publicUrl,
+      regions: [{ name: this.config.region, url: this.publicUrl, self: true, state: 'up' }],
+      peers: [],
+    }
+  }
+
+  /**
+   * Drains: stops accepting, closes every client with 1001, lets in-flight appends finish,
+   * closes the store. Safe to call more than once.
+   */
+  close (): Promise<void> {
+    this.closing ??= this.drain()
+    return this.closing
+  }
+
+  private async drain (): Promise<void> {
+    this.draining = true
+    const stopped = new Promise<void>(resolve => this.server.close(() => resolve()))
+    this.server.closeIdleConnections()
+    const sockets = [...this.wss.clients]
+    const allClosed = Promise.all(sockets.map(ws => new Promise(resolve => {
+      if (ws.readyState === ws.CLOSED) resolve(null)
+      else ws.once('close', resolve)
+    })))
+    for (const connection of this.connections) connection.close(CloseCode.GoingAway, 'relay shutting down; reconnect, possibly to another region')
+    // Clients get a moment to answer the close handshake; the rest are cut.
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([allClosed, new Promise(resolve => { timer = setTimeout(resolve, DRAIN_GRACE_MS) })])
+    clearTimeout(timer)
+    for (const ws of this.wss.clients) ws.terminate()
+    this.server.closeAllConnections()
+    await stopped
+    await this.store.close()
+    await this.registry.closeAll()
+    this.logger.log('info', 'relay stopped', { region: this.config.region })
+  }
+
+  private httpContext () {
+    return { ready: () => !this.draining, registry: this.metrics.registry, regions: () => this.regionInfo() }
+  }
+
+  private upgrade (req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (this.draining) return refuseUpgrade(socket, 503, 'Service Unavailable', 'relay shutting down; connect to another region')
+    const target = parseRequestPath(req.url ?? '/')
+    if (target.kind === 'invalid') return refuseUpgrade(socket, 400, 'Bad Request', target.reason)
+    if (target.kind === 'reserved') return refuseUpgrade(socket, 404, 'Not Found', `/${target.path} is reserved and not a WebSocket endpoint of this relay`)
+    this.wss.handleUpgrade(req, socket, head, ws => {
+      const connection = new ClientConnection(ws, target.name, this.registry, this.metrics, this.logger)
+      this.connections.add(connection)
+      ws.once('close', () => this.connections.delete(connection))
+    })
+  }
+}

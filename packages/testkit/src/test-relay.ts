@@ -1,0 +1,19 @@
+/**
+ * An in-process relay on 127.0.0.1 and an ephemeral port, for tests that need to look at its
+ * store or metrics directly. Defaults to the in-memory store and a silent log.
+ */
+import { type DocStore, MemoryStore } from '@georelay/core'
+import { type Logger, Relay, type RelayConfigInput, parseRelayConfig, silentLogger } from '@georelay/relay'
+
+export interface TestRelayOptions {
+  config?: Partial<RelayConfigInput>
+  store?: DocStore
+  logger?: Logger
+}
+
+export const startTestRelay = async ({ config = {}, store = new MemoryStore(), logger = silentLogger }: TestRelayOptions = {}): Promise<Relay> =>
+  Relay.start({
+    config: parseRelayConfig({ region: 'test', store: 'memory', ...config, listen: { host: '127.0.0.1', port: 0, ...config.listen } }),
+    store,
+    logger,
+  })

@@ -1,0 +1,66 @@
+/**
+ * Event-driven waiting for tests: re-check a condition each time something it depends on
+ * fires, and fail with what was awaited once the timeout passes. Never sleeps.
+ */
+import type { EventEmitter } from 'node:events'
+
+export interface WaitOptions {
+  /** What is awaited, for the timeout error. */
+  what: string
+  timeoutMs?: number
+}
+
+/** A source of change notifications: subscribe returns the unsubscribe function. */
+export type Subscribe = (notify: () => void) => () => void
+
+export const DEFAULT_TIMEOUT_MS = 10_000
+
+/**
+ * Resolves with the first truthy value of `check`, evaluated now and after every notification
+ * from each source; rejects after the timeout.
+ */
+export const waitUntil = <T>(sources: Subscribe[], check: () => T | undefined | null | false, { what, timeoutMs = DEFAULT_TIMEOUT_MS }: WaitOptions): Promise<T> =>
+  new Promise<T>((resolve, reject) => {
+    const unsubscribers: (() => void)[] = []
+    let done = false
+    const finish = (fn: () => void): void => {
+      if (done) return
+      done = true
+      clearTimeout(timer)
+      for (const unsubscribe of unsubscribers) unsubscribe()
+      fn()
+    }
+    const evaluate = (): void => {
+      try {
+        const value = check()
+        if (value) finish(() => resolve(value))
+      } catch (err) {
+        finish(() => reject(err))
+      }
+    }
+    const timer = setTimeout(() => finish(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`))), timeoutMs)
+    for (const subscribe of sources) unsubscribers.push(subscribe(evaluate))
+    evaluate()
+  })
+
+/** Notifications from an EventEmitter-like object (Node's, lib0's Observable, a Y.Doc). */
+export const on = (emitter: { on(event: string, f: (...args: never[]) => void): unknown, off(event: string, f: (...args: never[]) => void): unknown }, event: string): Subscribe =>
+  notify => {
+    const listener = (): void => notify()
+    emitter.on(event, listener)
+    return () => { emitter.off(event, listener) }
+  }
+
+/** Resolves with the arguments of the next `event`, or rejects on timeout. */
+export const nextEvent = <A extends unknown[]>(emitter: EventEmitter, event: string, { what, timeoutMs = DEFAULT_TIMEOUT_MS }: WaitOptions): Promise<A> =>
+  new Promise<A>((resolve, reject) => {
+    const listener = (...args: unknown[]): void => {
+      clearTimeout(timer)
+      resolve(args as A)
+    }
+    const timer = setTimeout(() => {
+      emitter.off(event, listener)
+      reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`))
+    }, timeoutMs)
+    emitter.once(event, listener)
+  })
