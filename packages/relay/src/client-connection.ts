@@ -56,7 +56,13 @@ export class ClientConnection implements DocClient {
   ) {
     metrics.connections.inc({ endpoint: 'y-websocket' })
     ws.on('message', (data, isBinary) => this.receive(data, isBinary))
-    ws.on('close', () => this.onClose())
+    ws.on('close', () => {
+      try {
+        this.onClose()
+      } catch (err) {
+        logger.log('error', 'cleanup of a closed client failed', { doc: docName, client: this.id, error: String((err as Error)?.stack ?? err) })
+      }
+    })
     ws.on('error', err => logger.log('debug', 'client socket error', { doc: docName, client: this.id, error: err.message }))
     this.open().catch(err => this.fail(err))
   }
@@ -86,7 +92,7 @@ export class ClientConnection implements DocClient {
     if (states.size > 0) this.send(encodeFrame({ type: 'awareness', update: awarenessProtocol.encodeAwarenessUpdate(doc.awareness, [...states.keys()]) }))
     const waiting = this.queue ?? []
     this.queue = null
-    for (const messages of waiting) this.handle(doc, messages)
+    for (const messages of waiting) this.handleSafely(doc, messages)
   }
 
   private receive (data: RawData, isBinary: boolean): void {
@@ -100,7 +106,16 @@ export class ClientConnection implements DocClient {
       return this.fail(err)
     }
     if (this.queue !== null) this.queue.push(messages)
-    else if (this.doc !== null) this.handle(this.doc, messages)
+    else if (this.doc !== null) this.handleSafely(this.doc, messages)
+  }
+
+  /** A bug in handling one client's message must close that socket, not crash the relay. */
+  private handleSafely (doc: LiveDoc, messages: YMessage[]): void {
+    try {
+      this.handle(doc, messages)
+    } catch (err) {
+      this.fail(err)
+    }
   }
 
   private handle (doc: LiveDoc, messages: YMessage[]): void {
@@ -136,11 +151,12 @@ export class ClientConnection implements DocClient {
   }
 
   private applyAwareness (doc: LiveDoc, update: Uint8Array): void {
-    for (const entry of readAwarenessUpdate(update)) {
-      if (entry.state === null) this.awarenessIds.delete(entry.clientID)
-      else this.awarenessIds.add(entry.clientID)
-    }
     awarenessProtocol.applyAwarenessUpdate(doc.awareness, update, this)
+    // y-protocols skips stale entries (and a first state at clock 0), so track what it kept.
+    for (const { clientID } of readAwarenessUpdate(update)) {
+      if (doc.awareness.states.has(clientID)) this.awarenessIds.add(clientID)
+      else this.awarenessIds.delete(clientID)
+    }
     doc.broadcast(encodeFrame({ type: 'awareness', update }), this)
   }
 
@@ -166,8 +182,8 @@ export class ClientConnection implements DocClient {
     const doc = this.doc
     if (doc === null) return // open() releases the document when its load finishes
     doc.clients.delete(this)
-    if (this.awarenessIds.size > 0) {
-      const ids = [...this.awarenessIds]
+    const ids = [...this.awarenessIds].filter(id => doc.awareness.states.has(id))
+    if (ids.length > 0) {
       awarenessProtocol.removeAwarenessStates(doc.awareness, ids, this)
       doc.broadcast(encodeFrame({ type: 'awareness', update: awarenessProtocol.encodeAwarenessUpdate(doc.awareness, ids) }), this)
     }
