@@ -5,6 +5,7 @@
  * a bad entry then rejects the message before any of it takes effect.
  */
 import * as decoding from 'lib0/decoding'
+import * as encoding from 'lib0/encoding'
 import { ProtocolError } from './protocol-error.js'
 
 export interface AwarenessEntry {
@@ -43,4 +44,31 @@ export const readAwarenessUpdate = (update: Uint8Array): AwarenessEntry[] => {
   }
   if (decoding.hasContent(decoder)) fail(`${update.length - decoder.pos} bytes after the last entry`)
   return entries
+}
+
+/** Encodes entries as one awareness update (the inverse of readAwarenessUpdate). */
+export const encodeAwarenessEntries = (entries: readonly AwarenessEntry[]): Uint8Array => {
+  const encoder = encoding.createEncoder()
+  encoding.writeVarUint(encoder, entries.length)
+  for (const entry of entries) {
+    encoding.writeVarUint(encoder, entry.clientID)
+    encoding.writeVarUint(encoder, entry.clock)
+    encoding.writeVarString(encoder, JSON.stringify(entry.state))
+  }
+  return encoding.toUint8Array(encoder)
+}
+
+/**
+ * Merges awareness updates into one holding each client's newest entry, so a burst of
+ * cursor moves crosses the WAN as one message.
+ */
+export const coalesceAwarenessUpdates = (updates: readonly Uint8Array[]): Uint8Array => {
+  const newest = new Map<number, AwarenessEntry>()
+  for (const update of updates) {
+    for (const entry of readAwarenessUpdate(update)) {
+      const seen = newest.get(entry.clientID)
+      if (seen === undefined || entry.clock > seen.clock || (entry.clock === seen.clock && entry.state === null)) newest.set(entry.clientID, entry)
+    }
+  }
+  return encodeAwarenessEntries([...newest.values()])
 }

@@ -5,8 +5,39 @@
  * from). Compaction folds the log up to some sequence number into the snapshot; appends that
  * race with it get higher numbers and stay in the log, so none is ever lost.
  *
+ * Replication (relay to relay) reads the log by *origin*: every entry records the region that
+ * first accepted it and that region's sequence number for it. Local writes have the origin
+ * `LOCAL_ORIGIN` and their own sequence number. A receiver keeps, per origin, how far it holds
+ * that origin's entries (`have`), so a link resumes from there after any interruption; when
+ * compaction has folded entries a peer still lacks, `docsFoldedPast` names the documents to
+ * bring up to date by state vector instead.
+ *
  * Every store must pass the conformance suite in `packages/core/test/doc-store-conformance.ts`.
  */
+/** The origin of entries written in this store's own region. */
+export const LOCAL_ORIGIN = ''
+
+/** Who first accepted an update: a region and that region's sequence number for it. */
+export interface Origin {
+  readonly region: string
+  readonly seq: number
+}
+
+/** A log entry as replication reads it. */
+export interface OriginEntry {
+  readonly docName: string
+  /** Sequence number at the origin (for local entries, the local sequence number). */
+  readonly originSeq: number
+  readonly update: Uint8Array
+}
+
+export interface OriginRead {
+  /** Entries of one origin after a point, by increasing origin sequence number. */
+  readonly entries: readonly OriginEntry[]
+  /** Highest origin sequence number of that origin folded into any snapshot (0 when none). */
+  readonly foldedUpTo: number
+}
+
 export interface LogEntry {
   readonly seq: number
   readonly update: Uint8Array
@@ -31,12 +62,29 @@ export interface CompactionThresholds {
 export const DEFAULT_COMPACTION: CompactionThresholds = { updates: 500, bytes: 1 << 20 }
 
 export interface DocStore {
-  /** Appends an update to a document's log; resolves with its sequence number once durable. */
-  append(docName: string, update: Uint8Array): Promise<number>
+  /**
+   * Appends an update to a document's log; resolves with its local sequence number once
+   * durable. `origin` is the region that first accepted it (omitted: this region).
+   */
+  append(docName: string, update: Uint8Array, origin?: Origin): Promise<number>
   /** The document as stored: snapshot and log. An unknown document is empty, not an error. */
   read(docName: string): Promise<StoredDoc>
   /** Folds the whole current log into the snapshot now. Appends during compaction are kept. */
   compact(docName: string): Promise<void>
+  /**
+   * Entries of one origin (`LOCAL_ORIGIN` for this region's own) with an origin sequence
+   * number above `after`, at most `limit` of them, read together with that origin's folded
+   * mark in one consistent view.
+   */
+  readOrigin(origin: string, after: number, limit: number): Promise<OriginRead>
+  /** Documents whose snapshot holds entries of `origin` numbered above `after`. */
+  docsFoldedPast(origin: string, after: number): Promise<string[]>
+  /** Per origin region, how far this store durably holds its entries (the receiver's cursors). */
+  readHave(): Promise<Record<string, number>>
+  /** Records that every entry of `origin` up to `seq` is durable here (never moves back). */
+  writeHave(origin: string, seq: number): Promise<void>
+  /** The highest local sequence number ever given (0 for a new store), compacted or not. */
+  lastSeq(): Promise<number>
   /** Names of every stored document. */
   listDocs(): Promise<string[]>
   /** Finishes pending appends and compactions, then releases the store. */

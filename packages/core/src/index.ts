@@ -6,9 +6,12 @@ export {
   validateStateVector, validateUpdate, yieldToEventLoop, type Yield,
 } from './updates.js'
 export {
-  DEFAULT_COMPACTION, StoreError, type CompactionThresholds, type DocStore, type LogEntry, type StoreErrorCode, type StoredDoc,
+  DEFAULT_COMPACTION, LOCAL_ORIGIN, StoreError, type CompactionThresholds, type Origin, type OriginEntry, type OriginRead, type DocStore, type LogEntry, type StoreErrorCode, type StoredDoc,
 } from './doc-store.js'
 export { CompactionScheduler } from './compaction-scheduler.js'
 export { MemoryStore, type StoreOptions } from './memory-store.js'
 export { SQLITE_FILE, SqliteStore } from './sqlite-store.js'
-export { readAwarenessUpdate, type AwarenessEntry } from './awareness-update.js'
+export { coalesceAwarenessUpdates, encodeAwarenessEntries, readAwarenessUpdate, type AwarenessEntry } from './awareness-update.js'
+export {
+  PEER_PROTOCOL_VERSION, PeerMessageType, decodePeerMessage, encodePeerMessage, type BatchEntry, type Marks, type PeerMessage,
+} from './peer-messages.js'

@@ -1,5 +1,8 @@
 import { CompactionScheduler } from './compaction-scheduler.js'
-import { DEFAULT_COMPACTION, storeClosed, type CompactionThresholds, type DocStore, type LogEntry, type StoredDoc } from './doc-store.js'
+import {
+  DEFAULT_COMPACTION, LOCAL_ORIGIN, storeClosed, type CompactionThresholds, type DocStore, type LogEntry, type Origin,
+  type OriginRead, type StoredDoc,
+} from './doc-store.js'
 import { mergeUpdatesInBatches, yieldToEventLoop, type Yield } from './updates.js'
 
 export interface StoreOptions {
@@ -10,15 +13,30 @@ export interface StoreOptions {
   onCompactionError?: (docName: string, err: unknown) => void
 }
 
-interface MemoryDoc {
-  snapshot: Uint8Array | null
-  snapshotSeq: number
-  log: LogEntry[]
+interface MemoryEntry extends LogEntry {
+  readonly docName: string
+  readonly origin: string
+  readonly originSeq: number
+}
+
+interface MemorySnapshot {
+  data: Uint8Array
+  seq: number
+  /** Highest origin sequence number folded, per origin. */
+  folded: Map<string, number>
+}
+
+const maxInto = (into: Map<string, number>, key: string, value: number): void => {
+  if ((into.get(key) ?? 0) < value) into.set(key, value)
 }
 
 /** A DocStore in memory: for tests and for relays that may forget everything on restart. */
 export class MemoryStore implements DocStore {
-  private readonly docs = new Map<string, MemoryDoc>()
+  /** Every log entry of every document, by increasing seq. */
+  private log: MemoryEntry[] = []
+  private readonly snapshots = new Map<string, MemorySnapshot>()
+  private readonly folded = new Map<string, number>()
+  private readonly have = new Map<string, number>()
   private readonly scheduler: CompactionScheduler
   private readonly pause: Yield
   private seq = 0
@@ -33,20 +51,28 @@ export class MemoryStore implements DocStore {
     )
   }
 
-  async append (docName: string, update: Uint8Array): Promise<number> {
+  async append (docName: string, update: Uint8Array, origin?: Origin): Promise<number> {
     if (this.closed) throw storeClosed()
-    const doc = this.doc(docName)
-    const entry = { seq: ++this.seq, update: new Uint8Array(update) } // not `slice`: a view for a Buffer
-    doc.log.push(entry)
+    const seq = ++this.seq
+    this.log.push({
+      seq,
+      docName,
+      update: new Uint8Array(update), // not `slice`: that is a view for a Buffer
+      origin: origin?.region ?? LOCAL_ORIGIN,
+      originSeq: origin?.seq ?? seq,
+    })
     this.scheduler.noteAppend(docName, update.length)
-    return entry.seq
+    return seq
   }
 
   async read (docName: string): Promise<StoredDoc> {
     if (this.closed) throw storeClosed()
-    const doc = this.docs.get(docName)
-    if (doc === undefined) return { snapshot: null, snapshotSeq: 0, log: [] }
-    return { snapshot: doc.snapshot, snapshotSeq: doc.snapshotSeq, log: [...doc.log] }
+    const snapshot = this.snapshots.get(docName)
+    return {
+      snapshot: snapshot?.data ?? null,
+      snapshotSeq: snapshot?.seq ?? 0,
+      log: this.log.filter(e => e.docName === docName).map(e => ({ seq: e.seq, update: e.update })),
+    }
   }
 
   compact (docName: string): Promise<void> {
@@ -54,9 +80,39 @@ export class MemoryStore implements DocStore {
     return this.scheduler.compact(docName)
   }
 
+  async readOrigin (origin: string, after: number, limit: number): Promise<OriginRead> {
+    if (this.closed) throw storeClosed()
+    const entries = this.log
+      .filter(e => e.origin === origin && e.originSeq > after)
+      .sort((a, b) => a.originSeq - b.originSeq)
+      .slice(0, limit)
+      .map(e => ({ docName: e.docName, originSeq: e.originSeq, update: e.update }))
+    return { entries, foldedUpTo: this.folded.get(origin) ?? 0 }
+  }
+
+  async docsFoldedPast (origin: string, after: number): Promise<string[]> {
+    if (this.closed) throw storeClosed()
+    return [...this.snapshots].filter(([, s]) => (s.folded.get(origin) ?? 0) > after).map(([name]) => name)
+  }
+
+  async readHave (): Promise<Record<string, number>> {
+    if (this.closed) throw storeClosed()
+    return Object.fromEntries(this.have)
+  }
+
+  async writeHave (origin: string, seq: number): Promise<void> {
+    if (this.closed) throw storeClosed()
+    maxInto(this.have, origin, seq)
+  }
+
+  async lastSeq (): Promise<number> {
+    if (this.closed) throw storeClosed()
+    return this.seq
+  }
+
   async listDocs (): Promise<string[]> {
     if (this.closed) throw storeClosed()
-    return [...this.docs.keys()]
+    return [...new Set([...this.snapshots.keys(), ...this.log.map(e => e.docName)])]
   }
 
   async close (): Promise<void> {
@@ -64,26 +120,22 @@ export class MemoryStore implements DocStore {
     await this.scheduler.settled()
   }
 
-  private doc (docName: string): MemoryDoc {
-    let doc = this.docs.get(docName)
-    if (doc === undefined) {
-      doc = { snapshot: null, snapshotSeq: 0, log: [] }
-      this.docs.set(docName, doc)
-    }
-    return doc
-  }
-
   private async fold (docName: string): Promise<{ count: number, bytes: number }> {
-    const doc = this.docs.get(docName)
-    if (doc === undefined || doc.log.length === 0) return { count: 0, bytes: 0 }
-    const folded = [...doc.log]
-    const upTo = (folded[folded.length - 1] as LogEntry).seq
-    const parts = doc.snapshot === null ? [] : [doc.snapshot]
-    const snapshot = await mergeUpdatesInBatches([...parts, ...folded.map(e => e.update)], { pause: this.pause })
+    const folded = this.log.filter(e => e.docName === docName)
+    if (folded.length === 0) return { count: 0, bytes: 0 }
+    const upTo = (folded[folded.length - 1] as MemoryEntry).seq
+    const previous = this.snapshots.get(docName)
+    const parts = previous === undefined ? [] : [previous.data]
+    const data = await mergeUpdatesInBatches([...parts, ...folded.map(e => e.update)], { pause: this.pause })
     // Entries appended while merging have higher sequence numbers and stay in the log.
-    doc.snapshot = snapshot
-    doc.snapshotSeq = upTo
-    doc.log = doc.log.filter(e => e.seq > upTo)
+    const marks = new Map(previous?.folded ?? [])
+    for (const e of folded) {
+      maxInto(marks, e.origin, e.originSeq)
+      maxInto(this.folded, e.origin, e.originSeq)
+    }
+    this.snapshots.set(docName, { data, seq: upTo, folded: marks })
+    const kept = new Set(folded)
+    this.log = this.log.filter(e => !kept.has(e) || e.seq > upTo)
     return { count: folded.length, bytes: folded.reduce((n, e) => n + e.update.length, 0) }
   }
 }

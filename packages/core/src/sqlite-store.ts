@@ -11,7 +11,9 @@ import fs from 'node:fs'
 import path from 'node:path'
 import Database from 'better-sqlite3'
 import { CompactionScheduler } from './compaction-scheduler.js'
-import { DEFAULT_COMPACTION, StoreError, storeClosed, type DocStore, type LogEntry, type StoredDoc } from './doc-store.js'
+import {
+  DEFAULT_COMPACTION, LOCAL_ORIGIN, StoreError, storeClosed, type DocStore, type LogEntry, type Origin, type OriginRead, type StoredDoc,
+} from './doc-store.js'
 import type { StoreOptions } from './memory-store.js'
 import { mergeUpdatesInBatches, yieldToEventLoop, type Yield } from './updates.js'
 
@@ -23,21 +25,31 @@ const SCHEMA = `
   CREATE TABLE IF NOT EXISTS snapshots (
     doc TEXT PRIMARY KEY,
     data BLOB NOT NULL,
-    seq INTEGER NOT NULL
+    seq INTEGER NOT NULL,
+    -- JSON object: per origin, the highest origin sequence number folded into this snapshot
+    folded TEXT NOT NULL DEFAULT '{}'
   );
   -- AUTOINCREMENT: a sequence number is never reused, even after compaction deletes rows,
   -- so a replication cursor always means the same point in history.
   CREATE TABLE IF NOT EXISTS log (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     doc TEXT NOT NULL,
-    data BLOB NOT NULL
+    data BLOB NOT NULL,
+    origin TEXT NOT NULL DEFAULT '',
+    origin_seq INTEGER -- NULL for local entries: their origin sequence number is seq
   );
   CREATE INDEX IF NOT EXISTS log_by_doc ON log (doc, seq);
+  CREATE INDEX IF NOT EXISTS log_by_origin ON log (origin, origin_seq) WHERE origin <> '';
+  -- Per origin, the highest origin sequence number folded into any snapshot.
+  CREATE TABLE IF NOT EXISTS folded (origin TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+  -- Per origin region, how far this store durably holds its entries (replication cursors).
+  CREATE TABLE IF NOT EXISTS have (origin TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 `
 
 interface PendingAppend {
   docName: string
   update: Uint8Array
+  origin: Origin | undefined
   resolve: (seq: number) => void
   reject: (err: unknown) => void
 }
@@ -75,13 +87,28 @@ export class SqliteStore implements DocStore {
       throw new StoreError('ERR_STORE_IO', `${path.join(dataDir, SQLITE_FILE)} has schema ${version.value}; this georelay reads schema ${SCHEMA_VERSION}`)
     }
     this.stmt = {
-      insert: this.db.prepare<[string, Uint8Array]>('INSERT INTO log (doc, data) VALUES (?, ?)'),
-      snapshot: this.db.prepare<[string], { data: Uint8Array, seq: number }>('SELECT data, seq FROM snapshots WHERE doc = ?'),
+      insert: this.db.prepare<[string, Uint8Array, string, number | null]>('INSERT INTO log (doc, data, origin, origin_seq) VALUES (?, ?, ?, ?)'),
+      snapshot: this.db.prepare<[string], { data: Uint8Array, seq: number, folded: string }>('SELECT data, seq, folded FROM snapshots WHERE doc = ?'),
       log: this.db.prepare<[string], { seq: number, data: Uint8Array }>('SELECT seq, data FROM log WHERE doc = ? ORDER BY seq'),
-      logUpTo: this.db.prepare<[string, number], { seq: number, data: Uint8Array }>('SELECT seq, data FROM log WHERE doc = ? AND seq <= ? ORDER BY seq'),
+      logUpTo: this.db.prepare<[string, number], { seq: number, data: Uint8Array, origin: string, origin_seq: number | null }>(
+        'SELECT seq, data, origin, origin_seq FROM log WHERE doc = ? AND seq <= ? ORDER BY seq'),
       lastSeq: this.db.prepare<[string], { seq: number | null }>('SELECT max(seq) AS seq FROM log WHERE doc = ?'),
-      putSnapshot: this.db.prepare<[string, Uint8Array, number]>(
-        'INSERT INTO snapshots (doc, data, seq) VALUES (?, ?, ?) ON CONFLICT (doc) DO UPDATE SET data = excluded.data, seq = excluded.seq'),
+      putSnapshot: this.db.prepare<[string, Uint8Array, number, string]>(
+        'INSERT INTO snapshots (doc, data, seq, folded) VALUES (?, ?, ?, ?) ON CONFLICT (doc) DO UPDATE SET data = excluded.data, seq = excluded.seq, folded = excluded.folded'),
+      localAfter: this.db.prepare<[number, number], { seq: number, doc: string, data: Uint8Array }>(
+        "SELECT seq, doc, data FROM log WHERE origin = '' AND seq > ? ORDER BY seq LIMIT ?"),
+      originAfter: this.db.prepare<[string, number, number], { origin_seq: number, doc: string, data: Uint8Array }>(
+        // `origin <> ''` lets the planner use the partial index log_by_origin (else: a full scan and a sort).
+        "SELECT origin_seq, doc, data FROM log WHERE origin = ? AND origin <> '' AND origin_seq > ? ORDER BY origin_seq LIMIT ?"),
+      foldedOf: this.db.prepare<[string], { seq: number }>('SELECT seq FROM folded WHERE origin = ?'),
+      raiseFolded: this.db.prepare<[string, number]>(
+        'INSERT INTO folded (origin, seq) VALUES (?, ?) ON CONFLICT (origin) DO UPDATE SET seq = max(seq, excluded.seq)'),
+      foldedPast: this.db.prepare<[string, number], { doc: string }>(
+        'SELECT doc FROM snapshots, json_each(snapshots.folded) AS mark WHERE mark.key = ? AND mark.value > ?'),
+      lastSeqEver: this.db.prepare<[], { seq: number }>("SELECT seq FROM sqlite_sequence WHERE name = 'log'"),
+      haveAll: this.db.prepare<[], { origin: string, seq: number }>('SELECT origin, seq FROM have'),
+      raiseHave: this.db.prepare<[string, number]>(
+        'INSERT INTO have (origin, seq) VALUES (?, ?) ON CONFLICT (origin) DO UPDATE SET seq = max(seq, excluded.seq)'),
       dropLog: this.db.prepare<[string, number]>('DELETE FROM log WHERE doc = ? AND seq <= ?'),
       docs: this.db.prepare<[], { doc: string }>('SELECT doc FROM snapshots UNION SELECT DISTINCT doc FROM log'),
     }
@@ -93,11 +120,11 @@ export class SqliteStore implements DocStore {
     )
   }
 
-  append (docName: string, update: Uint8Array): Promise<number> {
+  append (docName: string, update: Uint8Array, origin?: Origin): Promise<number> {
     if (this.closed) return Promise.reject(storeClosed())
     return new Promise((resolve, reject) => {
       // Copied: the caller may reuse its buffer before the batch is written.
-      this.queue.push({ docName, update: new Uint8Array(update), resolve, reject })
+      this.queue.push({ docName, update: new Uint8Array(update), origin, resolve, reject })
       if (this.flushing === null) this.flushing = new Promise(done => setImmediate(() => { this.flush(); done() }))
     })
   }
@@ -119,6 +146,42 @@ export class SqliteStore implements DocStore {
     return this.scheduler.compact(docName)
   }
 
+  async readOrigin (origin: string, after: number, limit: number): Promise<OriginRead> {
+    if (this.closed) throw storeClosed()
+    limit = Math.min(limit, Number.MAX_SAFE_INTEGER) // SQLite refuses LIMIT Infinity
+    return this.db.transaction(() => {
+      const entries = origin === LOCAL_ORIGIN
+        ? this.stmt.localAfter.all(after, limit).map(row => ({ docName: row.doc, originSeq: row.seq, update: new Uint8Array(row.data) }))
+        : this.stmt.originAfter.all(origin, after, limit).map(row => ({ docName: row.doc, originSeq: row.origin_seq, update: new Uint8Array(row.data) }))
+      return { entries, foldedUpTo: this.stmt.foldedOf.get(origin)?.seq ?? 0 }
+    })()
+  }
+
+  async docsFoldedPast (origin: string, after: number): Promise<string[]> {
+    if (this.closed) throw storeClosed()
+    return this.stmt.foldedPast.all(origin, after).map(row => row.doc)
+  }
+
+  async readHave (): Promise<Record<string, number>> {
+    if (this.closed) throw storeClosed()
+    return Object.fromEntries(this.stmt.haveAll.all().map(row => [row.origin, row.seq]))
+  }
+
+  async writeHave (origin: string, seq: number): Promise<void> {
+    if (this.closed) throw storeClosed()
+    try {
+      this.stmt.raiseHave.run(origin, seq)
+    } catch (err) {
+      throw asStoreError(err)
+    }
+  }
+
+  async lastSeq (): Promise<number> {
+    if (this.closed) throw storeClosed()
+    // AUTOINCREMENT keeps the highest rowid ever used in sqlite_sequence, even after deletes.
+    return this.stmt.lastSeqEver.get()?.seq ?? 0
+  }
+
   async listDocs (): Promise<string[]> {
     if (this.closed) throw storeClosed()
     return this.stmt.docs.all().map(row => row.doc)
@@ -138,7 +201,7 @@ export class SqliteStore implements DocStore {
     this.flushing = null
     try {
       const seqs = this.db.transaction((items: PendingAppend[]) =>
-        items.map(item => Number(this.stmt.insert.run(item.docName, item.update).lastInsertRowid)))(batch)
+        items.map(item => Number(this.stmt.insert.run(item.docName, item.update, item.origin?.region ?? LOCAL_ORIGIN, item.origin?.seq ?? null).lastInsertRowid)))(batch)
       batch.forEach((item, i) => {
         this.scheduler.noteAppend(item.docName, item.update.length)
         item.resolve(seqs[i] as number)
@@ -160,10 +223,16 @@ export class SqliteStore implements DocStore {
     const parts = cut.snapshot === undefined ? [] : [new Uint8Array(cut.snapshot.data)]
     const merged = await mergeUpdatesInBatches([...parts, ...cut.log.map(row => new Uint8Array(row.data))], { pause: this.pause })
     if (this.db.open === false) return { count: 0, bytes: 0 }
+    const marks: Record<string, number> = cut.snapshot === undefined ? {} : JSON.parse(cut.snapshot.folded) as Record<string, number>
+    for (const row of cut.log) {
+      const seq = row.origin_seq ?? row.seq
+      if ((marks[row.origin] ?? 0) < seq) marks[row.origin] = seq
+    }
     // Appends committed while merging have seq > upTo and stay in the log.
     this.db.transaction(() => {
-      this.stmt.putSnapshot.run(docName, merged, cut.upTo)
+      this.stmt.putSnapshot.run(docName, merged, cut.upTo, JSON.stringify(marks))
       this.stmt.dropLog.run(docName, cut.upTo)
+      for (const [origin, seq] of Object.entries(marks)) this.stmt.raiseFolded.run(origin, seq)
     })()
     return { count: cut.log.length, bytes: cut.log.reduce((n, row) => n + row.data.length, 0) }
   }

@@ -147,17 +147,16 @@ export class ClientConnection implements DocClient {
   }
 
   private write (doc: LiveDoc, update: Uint8Array): void {
-    doc.write(update, this, 'client').catch(err => this.fail(err))
+    doc.write(update, this).catch(err => this.fail(err))
   }
 
   private applyAwareness (doc: LiveDoc, update: Uint8Array): void {
-    awarenessProtocol.applyAwarenessUpdate(doc.awareness, update, this)
+    doc.applyLocalAwareness(update, this)
     // y-protocols skips stale entries (and a first state at clock 0), so track what it kept.
     for (const { clientID } of readAwarenessUpdate(update)) {
       if (doc.awareness.states.has(clientID)) this.awarenessIds.add(clientID)
       else this.awarenessIds.delete(clientID)
     }
-    doc.broadcast(encodeFrame({ type: 'awareness', update }), this)
   }
 
   private fail (err: unknown): void {
@@ -182,11 +181,7 @@ export class ClientConnection implements DocClient {
     const doc = this.doc
     if (doc === null) return // open() releases the document when its load finishes
     doc.clients.delete(this)
-    const ids = [...this.awarenessIds].filter(id => doc.awareness.states.has(id))
-    if (ids.length > 0) {
-      awarenessProtocol.removeAwarenessStates(doc.awareness, ids, this)
-      doc.broadcast(encodeFrame({ type: 'awareness', update: awarenessProtocol.encodeAwarenessUpdate(doc.awareness, ids) }), this)
-    }
+    doc.removeAwareness([...this.awarenessIds], true)
     this.registry.release(this.docName)
   }
 }

@@ -32,6 +32,14 @@ export const relayConfigSchema = z.object({
     compactAfterUpdates: z.number().int().min(1).default(500),
     compactAfterBytes: z.number().int().min(1).default(1024 * 1024),
   }).strict().default({}),
+  replication: z.object({
+    /** How long updates gather before a batch leaves for a peer. */
+    batchWindowMs: z.number().int().min(0).max(1000).default(5),
+    /** How often links are pinged and link state is announced. */
+    heartbeatMs: z.number().int().min(10).default(1000),
+    /** Silence after which a peer link is dropped and redialled. */
+    linkTimeoutMs: z.number().int().min(50).default(3000),
+  }).strict().default({}),
   /** How long a document with no clients stays in memory before it is released. */
   idleReleaseMs: z.number().int().min(0).default(30_000),
 }).strict()
@@ -72,7 +80,16 @@ export const parseRelayConfig = (input: unknown, source = 'configuration'): Rela
   if (!result.success) throw new ConfigError(result.error.issues.flatMap(describeIssue), source)
   const config = result.data
   const problems: ConfigProblem[] = []
-  if (config.peers.length > 0) problems.push({ path: 'peers', message: 'the region mesh is not in this version yet; remove "peers" to run a single region' })
+  if (config.peers.length > 0 && config.meshSecret === undefined) {
+    problems.push({ path: 'meshSecret', message: 'peers are configured but no meshSecret: set the same secret on every relay of the mesh' })
+  }
+  config.peers.forEach((peer, i) => {
+    if (peer.region === config.region) problems.push({ path: `peers.${i}.region`, message: `"${peer.region}" is this relay's own region` })
+    if (config.peers.findIndex(p => p.region === peer.region) !== i) problems.push({ path: `peers.${i}.region`, message: `"${peer.region}" is listed twice` })
+  })
+  if (config.replication.linkTimeoutMs <= config.replication.heartbeatMs) {
+    problems.push({ path: 'replication.linkTimeoutMs', message: 'must be longer than replication.heartbeatMs, or healthy links would time out' })
+  }
   if (problems.length > 0) throw new ConfigError(problems, source)
   return config
 }

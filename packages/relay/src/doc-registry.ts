@@ -2,10 +2,11 @@
  * Loads documents on first use and releases them from memory once no client has used them
  * for `idleMs` and no write is in flight (a later use loads them again from the store).
  */
-import { type DocStore, mergeUpdatesInBatches } from '@georelay/core'
-import { LiveDoc } from './live-doc.js'
+import { mergeUpdatesInBatches } from '@georelay/core'
+import { type AwarenessSink, LiveDoc } from './live-doc.js'
 import type { Logger } from './logger.js'
 import type { RelayMetrics } from './metrics.js'
+import type { ReplicationLog } from './replication-log.js'
 
 interface Entry {
   doc: Promise<LiveDoc>
@@ -17,10 +18,11 @@ export class DocRegistry {
   private readonly entries = new Map<string, Entry>()
 
   constructor (
-    private readonly store: DocStore,
+    private readonly log: ReplicationLog,
     private readonly metrics: RelayMetrics,
     private readonly idleMs: number,
     private readonly logger: Logger,
+    private readonly awarenessSink: AwarenessSink = () => {},
   ) {}
 
   get size (): number {
@@ -52,6 +54,31 @@ export class DocRegistry {
     if (entry.users === 0) this.scheduleUnload(name, entry)
   }
 
+  /**
+   * Hands an update that is already durable to the document if it is loaded or loading (a
+   * load that read the store before the append committed would miss it; applying twice is
+   * harmless). An unloaded document will read it from the store.
+   */
+  applyDurable (name: string, update: Uint8Array): void {
+    this.entries.get(name)?.doc.then(doc => doc.applyDurable(update, null), () => {})
+  }
+
+  /** The document's state: from memory when loaded, else merged from the store. */
+  async stateOf (name: string): Promise<Uint8Array> {
+    const entry = this.entries.get(name)
+    if (entry !== undefined) {
+      try { return (await entry.doc).state() } catch { /* a failed load: read the store below */ }
+    }
+    return this.readState(name)
+  }
+
+  /** The document if it is loaded now (not loading). */
+  async ifLoaded (name: string): Promise<LiveDoc | undefined> {
+    const entry = this.entries.get(name)
+    if (entry === undefined) return undefined
+    try { return await entry.doc } catch { return undefined }
+  }
+
   /** Loaded documents, for a drain or a test. */
   async loaded (): Promise<LiveDoc[]> {
     const settled = await Promise.allSettled([...this.entries.values()].map(e => e.doc))
@@ -65,13 +92,17 @@ export class DocRegistry {
     this.metrics.documents.set(0)
   }
 
-  private async load (name: string): Promise<LiveDoc> {
-    const stored = await this.store.read(name)
+  private async readState (name: string): Promise<Uint8Array> {
+    const stored = await this.log.store.read(name)
     const parts = stored.snapshot === null ? [] : [stored.snapshot]
-    const state = await mergeUpdatesInBatches([...parts, ...stored.log.map(e => e.update)])
+    return mergeUpdatesInBatches([...parts, ...stored.log.map(e => e.update)])
+  }
+
+  private async load (name: string): Promise<LiveDoc> {
+    const state = await this.readState(name)
     this.metrics.documents.inc()
-    this.logger.log('debug', 'document loaded', { doc: name, bytes: state.length, log: stored.log.length })
-    return new LiveDoc(name, state, this.store, this.metrics)
+    this.logger.log('debug', 'document loaded', { doc: name, bytes: state.length })
+    return new LiveDoc(name, state, this.log, this.metrics, this.awarenessSink)
   }
 
   private scheduleUnload (name: string, entry: Entry): void {

@@ -4,12 +4,13 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Registry } from 'prom-client'
+import type { PeerInfo } from './mesh.js'
 
 export interface RegionInfo {
   region: string
   publicUrl: string
   regions: { name: string, url: string, self: boolean, state: 'up' | 'down' }[]
-  peers: { region: string, url: string, state: string }[]
+  peers: PeerInfo[]
 }
 
 export interface HttpContext {

@@ -4,15 +4,19 @@
  * Every write is appended durably before anyone else sees it.
  */
 import * as Y from 'yjs'
-import { Awareness } from 'y-protocols/awareness'
-import { type DocStore, encodeFrame, mergeUpdates, stateVectorOf } from '@georelay/core'
+import * as awarenessProtocol from 'y-protocols/awareness'
+import { encodeFrame, mergeUpdates, readAwarenessUpdate, stateVectorOf } from '@georelay/core'
 import type { RelayMetrics } from './metrics.js'
+import type { ReplicationLog } from './replication-log.js'
 
-/** Someone a document sends frames to: a client socket today, a peer link later. */
+/** Someone a document sends frames to: a client socket. */
 export interface DocClient {
   readonly id: number
   send(frame: Uint8Array): void
 }
+
+/** Where a document's local awareness changes go beyond this relay (the mesh). */
+export type AwarenessSink = (docName: string, update: Uint8Array) => void
 
 /** Past this many unmerged updates the state is merged eagerly, to bound memory and work. */
 const MAX_UNMERGED = 256
@@ -20,7 +24,9 @@ const MAX_UNMERGED = 256
 export class LiveDoc {
   readonly clients = new Set<DocClient>()
   /** Ephemeral presence; never stored. */
-  readonly awareness: Awareness
+  readonly awareness: awarenessProtocol.Awareness
+  /** Awareness client ids announced by other regions' clients, by region. */
+  private readonly remoteAwareness = new Map<number, string>()
   private parts: Uint8Array[]
   private stateVectorCache: Uint8Array | null = null
   private writesInFlight = 0
@@ -28,11 +34,12 @@ export class LiveDoc {
   constructor (
     readonly name: string,
     state: Uint8Array,
-    private readonly store: DocStore,
+    private readonly log: ReplicationLog,
     private readonly metrics: RelayMetrics,
+    private readonly awarenessSink: AwarenessSink,
   ) {
     this.parts = [state]
-    this.awareness = new Awareness(new Y.Doc({ gc: false }))
+    this.awareness = new awarenessProtocol.Awareness(new Y.Doc({ gc: false }))
     this.awareness.setLocalState(null) // the relay itself is not a participant
   }
 
@@ -53,20 +60,26 @@ export class LiveDoc {
   }
 
   /**
-   * Appends an update durably, then sends it to every client but `from`. Appends resolve in
-   * the order they were made, so clients see one writer's updates in order.
+   * Appends a client's update durably, then sends it to every other client (and, through
+   * the log, to peer regions). Appends resolve in order, so clients see a writer's updates
+   * in order.
    */
-  async write (update: Uint8Array, from: DocClient | null, source: 'client' | 'peer'): Promise<void> {
+  async write (update: Uint8Array, from: DocClient | null): Promise<void> {
     this.writesInFlight++
     const end = this.metrics.storeAppendSeconds.startTimer()
     try {
-      await this.store.append(this.name, update)
+      await this.log.appendLocal(this.name, update)
     } finally {
       this.writesInFlight--
       end()
     }
-    this.metrics.updatesIn.inc({ source })
-    this.metrics.updateBytesIn.inc({ source }, update.length)
+    this.metrics.updatesIn.inc({ source: 'client' })
+    this.metrics.updateBytesIn.inc({ source: 'client' }, update.length)
+    this.applyDurable(update, from)
+  }
+
+  /** Takes in an update already durable in the store (from a peer) and sends it to clients. */
+  applyDurable (update: Uint8Array, from: DocClient | null): void {
     this.parts.push(update)
     this.stateVectorCache = null
     if (this.parts.length > MAX_UNMERGED) this.state()
@@ -76,6 +89,42 @@ export class LiveDoc {
   /** Sends one frame to every client but `except`: encoded once, the same bytes for all. */
   broadcast (frame: Uint8Array, except: DocClient | null): void {
     for (const client of this.clients) if (client !== except) client.send(frame)
+  }
+
+  /** Applies a local client's awareness update and passes it to other clients and regions. */
+  applyLocalAwareness (update: Uint8Array, from: DocClient): void {
+    awarenessProtocol.applyAwarenessUpdate(this.awareness, update, from)
+    this.broadcast(encodeFrame({ type: 'awareness', update }), from)
+    this.awarenessSink(this.name, update)
+  }
+
+  /** Applies an awareness update from another region's client. */
+  applyRemoteAwareness (update: Uint8Array, region: string): void {
+    awarenessProtocol.applyAwarenessUpdate(this.awareness, update, region)
+    for (const { clientID } of readAwarenessUpdate(update)) {
+      if (this.awareness.states.has(clientID)) this.remoteAwareness.set(clientID, region)
+      else this.remoteAwareness.delete(clientID)
+    }
+    this.broadcast(encodeFrame({ type: 'awareness', update }), null)
+  }
+
+  /**
+   * Removes awareness states (a client left, or its region died) and tells the clients;
+   * `publish` also tells other regions (for this region's own clients).
+   */
+  removeAwareness (clientIDs: number[], publish: boolean): void {
+    const ids = clientIDs.filter(id => this.awareness.states.has(id))
+    if (ids.length === 0) return
+    awarenessProtocol.removeAwarenessStates(this.awareness, ids, null)
+    const update = awarenessProtocol.encodeAwarenessUpdate(this.awareness, ids)
+    for (const id of ids) this.remoteAwareness.delete(id)
+    this.broadcast(encodeFrame({ type: 'awareness', update }), null)
+    if (publish) this.awarenessSink(this.name, update)
+  }
+
+  /** Removes every awareness state a region's clients had set here. */
+  forgetRegion (region: string): void {
+    this.removeAwareness([...this.remoteAwareness].filter(([, r]) => r === region).map(([id]) => id), false)
   }
 
   destroy (): void {

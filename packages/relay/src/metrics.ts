@@ -24,6 +24,16 @@ export const createRelayMetrics = (region: string) => {
       buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers,
     }),
+    peerBytesOut: new Counter({ name: 'georelay_peer_bytes_sent_total', help: 'Bytes sent to a peer region', labelNames: ['peer'] as const, registers }),
+    peerBytesIn: new Counter({ name: 'georelay_peer_bytes_received_total', help: 'Bytes received from a peer region', labelNames: ['peer'] as const, registers }),
+    peerUpdatesOut: new Counter({ name: 'georelay_peer_updates_sent_total', help: 'Log entries sent to a peer region (before merging)', labelNames: ['peer'] as const, registers }),
+    peerUpdatesIn: new Counter({ name: 'georelay_peer_updates_received_total', help: 'Entries from a peer region that were new here', labelNames: ['peer'] as const, registers }),
+    peerAwarenessOut: new Counter({ name: 'georelay_peer_awareness_sent_total', help: 'Coalesced awareness messages sent to peers', registers }),
+    replicationLagMs: new Gauge({ name: 'georelay_replication_lag_ms', help: 'Age of the oldest local update a peer has not acknowledged', labelNames: ['peer'] as const, registers }),
+    replicationPending: new Gauge({ name: 'georelay_replication_pending_updates', help: 'Local updates a peer has not acknowledged', labelNames: ['peer'] as const, registers }),
+    peerLinkUp: new Gauge({ name: 'georelay_peer_link_up', help: '1 while this relay\'s link to the peer is up', labelNames: ['peer'] as const, registers }),
+    peerRefused: new Counter({ name: 'georelay_peer_links_refused_total', help: 'Peer links refused', labelNames: ['reason'] as const, registers }),
+    catchUps: new Counter({ name: 'georelay_peer_catch_ups_total', help: 'State-vector catch-ups run because compaction passed a peer\'s mark', labelNames: ['peer'] as const, registers }),
     storeErrors: new Counter({ name: 'georelay_store_errors_total', help: 'Store operations that failed', labelNames: ['op'] as const, registers }),
   }
 }

@@ -12,6 +12,8 @@ import { type RelayConfig, dataDirOf } from './config.js'
 import { parseRequestPath } from './doc-path.js'
 import { DocRegistry } from './doc-registry.js'
 import { handleHttp, type RegionInfo } from './http-endpoints.js'
+import { Mesh } from './mesh.js'
+import { ReplicationLog } from './replication-log.js'
 import { type Logger, stderrLogger } from './logger.js'
 import { createRelayMetrics, type RelayMetrics } from './metrics.js'
 
@@ -46,6 +48,7 @@ const refuseUpgrade = (socket: Duplex, status: number, text: string, reason: str
 
 export class Relay {
   readonly metrics: RelayMetrics
+  readonly mesh: Mesh
   private readonly registry: DocRegistry
   private readonly connections = new Set<ClientConnection>()
   private draining = false
@@ -54,12 +57,24 @@ export class Relay {
   private constructor (
     readonly config: RelayConfig,
     readonly store: DocStore,
+    readonly log: ReplicationLog,
     private readonly logger: Logger,
     private readonly server: http.Server,
     private readonly wss: WebSocketServer,
+    private readonly peerWss: WebSocketServer,
   ) {
     this.metrics = createRelayMetrics(config.region)
-    this.registry = new DocRegistry(store, this.metrics, config.idleReleaseMs, logger)
+    this.registry = new DocRegistry(log, this.metrics, config.idleReleaseMs, logger, (doc, update) => this.mesh.publishAwareness(doc, update))
+    this.mesh = new Mesh({
+      region: config.region,
+      peers: config.peers,
+      meshSecret: config.meshSecret,
+      timing: config.replication,
+      log,
+      registry: this.registry,
+      metrics: this.metrics,
+      logger,
+    })
   }
 
   static async start ({ config, store, logger = stderrLogger() }: RelayOptions): Promise<Relay> {
@@ -76,7 +91,9 @@ export class Relay {
       perMessageDeflate: false,
       WebSocket: socketClassFor(config.limits.maxMessageBytes),
     })
-    const relay = new Relay(config, docStore, logger, server, wss)
+    const peerWss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 })
+    const log = await ReplicationLog.open(config.region, docStore)
+    const relay = new Relay(config, docStore, log, logger, server, wss, peerWss)
     server.on('request', (req, res) => {
       handleHttp(relay.httpContext(), req, res).catch(err => {
         logger.log('error', 'http handler failed', { path: req.url, error: (err as Error).message })
@@ -93,7 +110,8 @@ export class Relay {
         resolve()
       })
     })
-    logger.log('info', 'relay listening', { region: config.region, url: relay.url, store: config.store })
+    logger.log('info', 'relay listening', { region: config.region, url: relay.url, store: config.store, peers: config.peers.length })
+    relay.mesh.start()
     return relay
   }
 
@@ -121,8 +139,11 @@ export class Relay {
     return {
       region: this.config.region,
       publicUrl: this.publicUrl,
-      regions: [{ name: this.config.region, url: this.publicUrl, self: true, state: 'up' }],
-      peers: [],
+      regions: [
+        { name: this.config.region, url: this.publicUrl, self: true, state: 'up' },
+        ...this.mesh.peerInfo().map(p => ({ name: p.region, url: p.url, self: false, state: p.state === 'up' ? 'up' as const : 'down' as const })),
+      ],
+      peers: this.mesh.peerInfo(),
     }
   }
 
@@ -137,6 +158,8 @@ export class Relay {
 
   private async drain (): Promise<void> {
     this.draining = true
+    this.mesh.close()
+    for (const ws of this.peerWss.clients) ws.terminate()
     const stopped = new Promise<void>(resolve => this.server.close(() => resolve()))
     this.server.closeIdleConnections()
     const sockets = [...this.wss.clients]
@@ -164,6 +187,9 @@ export class Relay {
   private upgrade (req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
     if (this.draining) return refuseUpgrade(socket, 503, 'Service Unavailable', 'relay shutting down; connect to another region')
     const target = parseRequestPath(req.url ?? '/')
+    if (target.kind === 'reserved' && target.path === 'v1/peer') {
+      return this.peerWss.handleUpgrade(req, socket, head, ws => this.mesh.accept(ws, req))
+    }
     if (target.kind === 'invalid') return refuseUpgrade(socket, 400, 'Bad Request', target.reason)
     if (target.kind === 'reserved') return refuseUpgrade(socket, 404, 'Not Found', `/${target.path} is reserved and not a WebSocket endpoint of this relay`)
     this.wss.handleUpgrade(req, socket, head, ws => {

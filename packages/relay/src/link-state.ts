@@ -1,0 +1,50 @@
+/**
+ * What each region says it reaches, flooded through the mesh. A relay forwards an origin's
+ * entries to a peer only while it has no fresh word that the origin reaches that peer itself;
+ * with no word at all (a cut, or a dead origin) it forwards, since duplicates are harmless
+ * and missing updates are not.
+ */
+import type { Marks } from '@georelay/core'
+
+export interface RegionLinkState {
+  version: number
+  reaches: string[]
+  have: Marks
+  /** Local receive time of this version. */
+  receivedAt: number
+}
+
+export class LinkStateTable {
+  private readonly states = new Map<string, RegionLinkState>()
+
+  constructor (private readonly staleMs: number) {}
+
+  /** Records a region's state; returns false when it is not newer than what is known. */
+  update (region: string, version: number, reaches: string[], have: Marks, now = Date.now()): boolean {
+    const known = this.states.get(region)
+    if (known !== undefined && known.version >= version) return false
+    this.states.set(region, { version, reaches, have, receivedAt: now })
+    return true
+  }
+
+  get (region: string): RegionLinkState | undefined {
+    return this.states.get(region)
+  }
+
+  fresh (region: string, now = Date.now()): RegionLinkState | undefined {
+    const state = this.states.get(region)
+    return state !== undefined && now - state.receivedAt <= this.staleMs ? state : undefined
+  }
+
+  /** Whether `origin` is known, freshly, to reach `peer` over its own link. */
+  reaches (origin: string, peer: string, now = Date.now()): boolean {
+    return this.fresh(origin, now)?.reaches.includes(peer) ?? false
+  }
+}
+
+/** Whether `me` should send `origin`'s entries to `peer`. */
+export const shouldForward = (me: string, origin: string, peer: string, table: LinkStateTable, now = Date.now()): boolean => {
+  if (origin === peer) return false
+  if (origin === me) return true
+  return !table.reaches(origin, peer, now)
+}

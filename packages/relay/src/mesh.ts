@@ -1,0 +1,260 @@
+/**
+ * The region mesh of one relay: its links to every peer, what it knows of the links between
+ * the others, and the routing that follows. Each relay pushes its own log to every peer over
+ * its own link, and forwards another origin's entries to a peer only while that origin cannot
+ * reach the peer itself (a cut link); so in a healthy mesh each update crosses each
+ * inter-region link once.
+ */
+import crypto from 'node:crypto'
+import type { IncomingMessage } from 'node:http'
+import type WebSocket from 'ws'
+import { CloseCode, type PeerMessage, coalesceAwarenessUpdates, readAwarenessUpdate } from '@georelay/core'
+import type { DocRegistry } from './doc-registry.js'
+import { LinkStateTable, shouldForward } from './link-state.js'
+import type { Logger } from './logger.js'
+import type { RelayMetrics } from './metrics.js'
+import { PeerInbound } from './peer-inbound.js'
+import { PeerLink } from './peer-link.js'
+import type { ReplicationLog } from './replication-log.js'
+
+export interface MeshTiming {
+  /** How long updates gather before a batch leaves for a peer. */
+  batchWindowMs: number
+  /** How often links are pinged and link state is announced. */
+  heartbeatMs: number
+  /** Silence after which a link is dropped and a region's word counts as stale. */
+  linkTimeoutMs: number
+}
+
+export interface MeshOptions {
+  region: string
+  peers: { region: string, url: string }[]
+  meshSecret: string | undefined
+  timing: MeshTiming
+  log: ReplicationLog
+  registry: DocRegistry
+  metrics: RelayMetrics
+  logger: Logger
+}
+
+export interface PeerInfo {
+  region: string
+  url: string
+  /** This relay's link to the peer. */
+  state: 'up' | 'connecting' | 'down'
+  /** Whether the peer's link to this relay is up. */
+  inbound: boolean
+  /** Regions the peer says it reaches (empty when its word is stale). */
+  reaches: string[]
+  lagMs: number
+  pendingUpdates: number
+  error?: string
+}
+
+const digest = (text: string): Buffer => crypto.createHash('sha256').update(text).digest()
+
+export class Mesh {
+  readonly region: string
+  readonly meshSecret: string
+  readonly timing: MeshTiming
+  readonly log: ReplicationLog
+  readonly registry: DocRegistry
+  readonly metrics: RelayMetrics
+  readonly logger: Logger
+  readonly linkStates: LinkStateTable
+  private readonly peers: { region: string, url: string }[]
+  private readonly links = new Map<string, PeerLink>()
+  private readonly inbound = new Map<string, PeerInbound>()
+  private readonly deadRegions = new Set<string>()
+  private version = 0
+  private ticker: NodeJS.Timeout | null = null
+  private readonly awarenessQueue = new Map<string, Uint8Array[]>()
+  private awarenessTimer: NodeJS.Timeout | null = null
+  private readonly onAppend = (): void => { for (const link of this.links.values()) link.schedulePump() }
+
+  constructor (options: MeshOptions) {
+    this.region = options.region
+    this.meshSecret = options.meshSecret ?? ''
+    this.timing = options.timing
+    this.log = options.log
+    this.registry = options.registry
+    this.metrics = options.metrics
+    this.logger = options.logger
+    this.peers = options.peers
+    this.linkStates = new LinkStateTable(options.timing.linkTimeoutMs)
+  }
+
+  start (): void {
+    this.log.on('append', this.onAppend)
+    for (const peer of this.peers) {
+      const link = new PeerLink(this, peer.region, peer.url)
+      this.links.set(peer.region, link)
+      link.start()
+    }
+    this.ticker = setInterval(() => this.tick(), this.timing.heartbeatMs)
+  }
+
+  close (): void {
+    this.log.off('append', this.onAppend)
+    if (this.ticker !== null) clearInterval(this.ticker)
+    if (this.awarenessTimer !== null) clearTimeout(this.awarenessTimer)
+    for (const link of this.links.values()) link.close()
+    for (const inbound of this.inbound.values()) inbound.ws.terminate()
+  }
+
+  /** Origins whose entries go to `peer`: ours, and those that cannot reach it themselves. */
+  originsFor (peer: string): string[] {
+    const now = Date.now()
+    return [this.region, ...this.peers.map(p => p.region).filter(origin => origin !== peer && shouldForward(this.region, origin, peer, this.linkStates, now))]
+  }
+
+  /** Regions this relay's own links reach now. */
+  reaches (): string[] {
+    return [...this.links.values()].filter(link => link.status === 'up').map(link => link.region)
+  }
+
+  /** A link came up or went down: tell everyone, and re-plan what each link carries. */
+  linkChanged (peer: string): void {
+    this.logger.log('info', 'peer link changed', { peer, state: this.links.get(peer)?.status ?? 'unknown' })
+    this.announce()
+    for (const link of this.links.values()) link.schedulePump(0)
+  }
+
+  /** A peer acknowledged: update lag figures and forget what everyone holds. */
+  acknowledged (): void {
+    this.updateLagMetrics()
+  }
+
+  /**
+   * Accepts a peer's link after checking the mesh secret (constant time) and that the
+   * region is a configured peer. Refusals are logged without the secret.
+   */
+  accept (ws: WebSocket, req: IncomingMessage): void {
+    const region = String(req.headers['x-georelay-region'] ?? '')
+    const offered = /^Bearer (.+)$/.exec(String(req.headers.authorization ?? ''))?.[1] ?? ''
+    const ok = this.meshSecret !== '' && crypto.timingSafeEqual(digest(offered), digest(this.meshSecret))
+    if (!ok) {
+      this.metrics.peerRefused.inc({ reason: 'secret' })
+      this.logger.log('warn', 'refused a peer link: wrong or missing mesh secret', { claimedRegion: region, address: req.socket.remoteAddress })
+      return ws.close(CloseCode.Unauthenticated, this.meshSecret === '' ? 'this relay has no mesh configured' : 'wrong or missing mesh secret')
+    }
+    if (!this.links.has(region)) {
+      this.metrics.peerRefused.inc({ reason: 'region' })
+      this.logger.log('warn', 'refused a peer link: region is not a configured peer', { claimedRegion: region })
+      return ws.close(CloseCode.Forbidden, closeReasonFor(region, this.peers.map(p => p.region)))
+    }
+    this.inbound.get(region)?.ws.terminate()
+    const inbound = new PeerInbound(this, ws, region)
+    this.inbound.set(region, inbound)
+    ws.on('close', () => {
+      if (this.inbound.get(region) === inbound) this.inbound.delete(region)
+    })
+    this.sendTo(region, this.linkStateMessage())
+  }
+
+  /** Link state and awareness arrive on any link, in either direction. */
+  handleControl (message: PeerMessage, from: string): void {
+    if (message.type === 'link-state') {
+      if (message.region === this.region) return
+      if (!this.linkStates.update(message.region, message.version, message.reaches, message.have)) return
+      if (this.deadRegions.delete(message.region)) this.logger.log('info', 'region reachable again', { region: message.region })
+      for (const neighbour of this.neighbours()) if (neighbour !== from && neighbour !== message.region) this.sendTo(neighbour, message)
+      for (const link of this.links.values()) link.schedulePump()
+    } else if (message.type === 'awareness') {
+      if (message.origin === this.region) return
+      this.registry.ifLoaded(message.docName).then(doc => doc?.applyRemoteAwareness(message.update, message.origin), () => {})
+      const now = Date.now()
+      for (const neighbour of this.neighbours()) {
+        if (neighbour !== from && shouldForward(this.region, message.origin, neighbour, this.linkStates, now)) this.sendTo(neighbour, message)
+      }
+    }
+  }
+
+  /** Queues a local client's awareness update for every region, coalesced per document. */
+  publishAwareness (docName: string, update: Uint8Array): void {
+    if (this.peers.length === 0) return
+    const queued = this.awarenessQueue.get(docName)
+    if (queued === undefined) this.awarenessQueue.set(docName, [update])
+    else queued.push(update)
+    this.awarenessTimer ??= setTimeout(() => this.flushAwareness(), this.timing.batchWindowMs)
+  }
+
+  peerInfo (): PeerInfo[] {
+    const now = Date.now()
+    return this.peers.map(peer => {
+      const link = this.links.get(peer.region)
+      const acked = link?.peerHave[this.region] ?? 0
+      const since = this.log.pendingSince(acked)
+      return {
+        region: peer.region,
+        url: peer.url,
+        state: link?.status ?? 'down',
+        inbound: this.inbound.get(peer.region)?.open ?? false,
+        reaches: this.linkStates.fresh(peer.region, now)?.reaches ?? [],
+        lagMs: since === undefined ? 0 : now - since,
+        pendingUpdates: this.log.pendingCount(acked),
+        ...(link?.lastError === undefined ? {} : { error: link.lastError }),
+      }
+    })
+  }
+
+  private neighbours (): string[] {
+    return this.peers.map(p => p.region).filter(region => this.links.get(region)?.status === 'up' || this.inbound.get(region)?.open === true)
+  }
+
+  /** Sends on this relay's own link to the region if it is up, else on the region's link here. */
+  private sendTo (region: string, message: PeerMessage): boolean {
+    return this.links.get(region)?.send(message) === true || this.inbound.get(region)?.send(message) === true
+  }
+
+  private linkStateMessage (): PeerMessage {
+    return { type: 'link-state', region: this.region, version: ++this.version, reaches: this.reaches(), have: this.log.marks() }
+  }
+
+  private announce (): void {
+    const message = this.linkStateMessage()
+    for (const neighbour of this.neighbours()) this.sendTo(neighbour, message)
+  }
+
+  private flushAwareness (): void {
+    this.awarenessTimer = null
+    const neighbours = this.neighbours()
+    for (const [docName, updates] of this.awarenessQueue) {
+      const update = coalesceAwarenessUpdates(updates)
+      for (const neighbour of neighbours) this.sendTo(neighbour, { type: 'awareness', docName, origin: this.region, update })
+      this.metrics.peerAwarenessOut.inc(neighbours.length)
+    }
+    this.awarenessQueue.clear()
+  }
+
+  private tick (): void {
+    this.announce()
+    const now = Date.now()
+    for (const inbound of this.inbound.values()) {
+      if (now - inbound.lastHeard > this.timing.linkTimeoutMs) inbound.ws.terminate()
+    }
+    // A region no one has heard of for a while is gone: its clients' presence goes with it.
+    for (const { region } of this.peers) {
+      const heard = this.linkStates.fresh(region, now) !== undefined || this.neighbours().includes(region)
+      if (heard || this.deadRegions.has(region)) continue
+      this.deadRegions.add(region)
+      this.logger.log('warn', 'region unreachable; dropping its clients\' presence', { region })
+      this.registry.loaded().then(docs => { for (const doc of docs) doc.forgetRegion(region) }, () => {})
+    }
+    this.updateLagMetrics()
+  }
+
+  private updateLagMetrics (): void {
+    let minAcked = Number.MAX_SAFE_INTEGER
+    for (const info of this.peerInfo()) {
+      this.metrics.replicationLagMs.set({ peer: info.region }, info.lagMs)
+      this.metrics.replicationPending.set({ peer: info.region }, info.pendingUpdates)
+      this.metrics.peerLinkUp.set({ peer: info.region }, info.state === 'up' ? 1 : 0)
+      minAcked = Math.min(minAcked, this.links.get(info.region)?.peerHave[this.region] ?? 0)
+    }
+    if (this.peers.length > 0) this.log.forgetTimesUpTo(minAcked)
+  }
+}
+
+const closeReasonFor = (region: string, peers: string[]): string =>
+  `region "${region}" is not a configured peer here (peers: ${peers.join(', ') || 'none'})`

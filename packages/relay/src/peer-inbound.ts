@@ -1,0 +1,86 @@
+/**
+ * The accepting side of a peer's link: it stores what the peer pushes, in order, and
+ * acknowledges each batch once it is durable, with this relay's marks.
+ */
+import type WebSocket from 'ws'
+import {
+  CloseCode, PEER_PROTOCOL_VERSION, type PeerMessage, closeReason, decodePeerMessage, encodePeerMessage, stateVectorOf,
+} from '@georelay/core'
+import type { Mesh } from './mesh.js'
+
+export class PeerInbound {
+  /** Batches, catch-ups and state-vector requests are answered in arrival order. */
+  private chain: Promise<void> = Promise.resolve()
+  lastHeard = Date.now()
+
+  constructor (private readonly mesh: Mesh, readonly ws: WebSocket, readonly region: string) {
+    ws.on('message', (data: Buffer) => {
+      this.lastHeard = Date.now()
+      mesh.metrics.peerBytesIn.inc({ peer: region }, data.length)
+      let message: PeerMessage
+      try {
+        message = decodePeerMessage(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
+      } catch (err) {
+        return this.close(CloseCode.MalformedMessage, (err as Error).message)
+      }
+      this.handle(message)
+    })
+    ws.on('ping', () => { this.lastHeard = Date.now() })
+    this.send({ type: 'welcome', version: PEER_PROTOCOL_VERSION, region: mesh.region, have: mesh.log.marks() })
+  }
+
+  get open (): boolean {
+    return this.ws.readyState === this.ws.OPEN
+  }
+
+  send (message: PeerMessage): boolean {
+    if (!this.open) return false
+    const frame = encodePeerMessage(message)
+    this.ws.send(frame)
+    this.mesh.metrics.peerBytesOut.inc({ peer: this.region }, frame.length)
+    return true
+  }
+
+  close (code: number, reason: string): void {
+    this.mesh.logger.log('warn', 'closing inbound peer link', { peer: this.region, code, reason })
+    this.ws.close(code, closeReason(reason))
+  }
+
+  private then (step: () => Promise<void>): void {
+    this.chain = this.chain.then(step).catch(err => this.close(1011, `could not store replicated updates: ${(err as Error).message}`))
+  }
+
+  private handle (message: PeerMessage): void {
+    const { log, registry, metrics } = this.mesh
+    switch (message.type) {
+      case 'batch': {
+        // Duplicate checks run now, in arrival order; the appends complete in that order too.
+        const appends: Promise<void>[] = []
+        for (const entry of message.entries) {
+          const append = log.appendReplicated(entry.docName, entry.update, entry.origin, entry.originSeq)
+          if (append !== null) appends.push(append.then(() => registry.applyDurable(entry.docName, entry.update)))
+        }
+        metrics.peerUpdatesIn.inc({ peer: this.region }, appends.length)
+        return this.then(async () => {
+          await Promise.all(appends)
+          for (const [origin, seq] of Object.entries(message.upTo)) await log.recordHave(origin, seq)
+          this.send({ type: 'ack', have: log.marks() })
+        })
+      }
+      case 'catch-up': {
+        const append = log.appendLocal(message.docName, message.update).then(() => registry.applyDurable(message.docName, message.update))
+        return this.then(() => append)
+      }
+      case 'sv-request':
+        return this.then(async () => {
+          const docs = await Promise.all(message.docNames.map(async docName => ({ docName, stateVector: stateVectorOf(await registry.stateOf(docName)) })))
+          this.send({ type: 'sv-reply', docs })
+        })
+      case 'link-state':
+      case 'awareness':
+        return this.mesh.handleControl(message, this.region)
+      default:
+        return this.close(CloseCode.MalformedMessage, `unexpected ${message.type} on an inbound link`)
+    }
+  }
+}

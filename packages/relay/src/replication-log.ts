@@ -1,0 +1,115 @@
+/**
+ * The relay's view of its store as a replication log. Every write, whatever its origin, goes
+ * through here: it is appended durably, then announced, so peer links wake up and stream it.
+ *
+ * Origins are region names on the wire and in memory; the store writes this region's own
+ * entries under LOCAL_ORIGIN. `appendedUpTo` is the receive-side deduplication mark: an
+ * origin's entries reach a relay over contiguous streams (see peer-messages.ts), so an entry
+ * numbered at or below the mark is already held and is skipped.
+ */
+import { EventEmitter } from 'node:events'
+import { type DocStore, LOCAL_ORIGIN, type Marks, type OriginRead } from '@georelay/core'
+
+export interface ReplicationLogEvents {
+  /** An entry of `origin` was appended durably. */
+  append: [origin: string]
+}
+
+export class ReplicationLog extends EventEmitter<ReplicationLogEvents> {
+  private readonly appended = new Map<string, number>()
+  private readonly have = new Map<string, number>()
+  private lastLocal = 0
+  /** Append times of recent local entries, for the replication lag in milliseconds. */
+  private readonly localTimes = new Map<number, number>()
+
+  private constructor (readonly region: string, readonly store: DocStore) {
+    super()
+  }
+
+  static async open (region: string, store: DocStore): Promise<ReplicationLog> {
+    const log = new ReplicationLog(region, store)
+    for (const [origin, seq] of Object.entries(await store.readHave())) {
+      log.have.set(origin, seq)
+      log.appended.set(origin, seq)
+    }
+    // Every sequence number so far counts: replicated entries take numbers too, which only
+    // makes peers ask for entries after a higher mark that they then find none of.
+    log.lastLocal = await store.lastSeq()
+    return log
+  }
+
+  private toStoreOrigin (origin: string): string {
+    return origin === this.region ? LOCAL_ORIGIN : origin
+  }
+
+  /** Appends a write made in this region (by a client, or a catch-up from a peer). */
+  async appendLocal (docName: string, update: Uint8Array): Promise<number> {
+    const seq = await this.store.append(docName, update)
+    if (seq > this.lastLocal) this.lastLocal = seq
+    this.localTimes.set(seq, Date.now())
+    this.emit('append', this.region)
+    return seq
+  }
+
+  /**
+   * Appends an entry replicated from `origin`, unless it is already held. Must be called in
+   * the order entries arrive on a link. Returns the append, or null when skipped.
+   */
+  appendReplicated (docName: string, update: Uint8Array, origin: string, originSeq: number): Promise<number> | null {
+    if (origin === this.region || originSeq <= (this.appended.get(origin) ?? 0)) return null
+    this.appended.set(origin, originSeq)
+    const append = this.store.append(docName, update, { region: origin, seq: originSeq })
+    return append.then(seq => {
+      this.emit('append', origin)
+      return seq
+    }, err => {
+      // Not stored: the sender must send it again, so stop skipping what is not durable.
+      this.appended.set(origin, this.have.get(origin) ?? 0)
+      throw err
+    })
+  }
+
+  /** Records that all of `origin` up to `seq` is durable here. */
+  async recordHave (origin: string, seq: number): Promise<void> {
+    if (origin === this.region || seq <= (this.have.get(origin) ?? 0)) return
+    await this.store.writeHave(origin, seq)
+    if (seq > (this.have.get(origin) ?? 0)) this.have.set(origin, seq)
+    if (seq > (this.appended.get(origin) ?? 0)) this.appended.set(origin, seq)
+  }
+
+  /** This relay's durable marks, its own region included. */
+  marks (): Marks {
+    return { ...Object.fromEntries(this.have), [this.region]: this.lastLocal }
+  }
+
+  get lastLocalSeq (): number {
+    return this.lastLocal
+  }
+
+  /** How many local entries after `acked` a peer still lacks (of those written since start). */
+  pendingCount (acked: number): number {
+    let n = 0
+    for (const seq of this.localTimes.keys()) if (seq > acked) n++
+    return n
+  }
+
+  /** When the local entry after `acked` was appended (undefined when none is pending). */
+  pendingSince (acked: number): number | undefined {
+    // Map iteration follows insertion, which follows sequence numbers.
+    for (const [seq, at] of this.localTimes) if (seq > acked) return at
+    return undefined
+  }
+
+  /** Forgets append times every peer has acknowledged. */
+  forgetTimesUpTo (seq: number): void {
+    for (const key of this.localTimes.keys()) if (key <= seq) this.localTimes.delete(key)
+  }
+
+  read (origin: string, after: number, limit: number): Promise<OriginRead> {
+    return this.store.readOrigin(this.toStoreOrigin(origin), after, limit)
+  }
+
+  docsFoldedPast (origin: string, after: number): Promise<string[]> {
+    return this.store.docsFoldedPast(this.toStoreOrigin(origin), after)
+  }
+}
