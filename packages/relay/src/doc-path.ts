@@ -23,6 +23,6 @@ export const parseRequestPath = (url: string): PathTarget => {
   if (name === '') return { kind: 'invalid', reason: 'no document name: connect to ws://HOST:PORT/<document name>' }
   if (name.startsWith('v1/') || RESERVED_NAMES.has(name)) return { kind: 'reserved', path: name }
   if (Buffer.byteLength(name) > MAX_DOC_NAME_BYTES) return { kind: 'invalid', reason: `the document name is longer than ${MAX_DOC_NAME_BYTES} bytes` }
-  if (/[\u0000-\u001f]/.test(name)) return { kind: 'invalid', reason: 'the document name holds control characters' }
+  if (/[\u0000-\u001f\u007f]/.test(name)) return { kind: 'invalid', reason: 'the document name holds control characters' }
   return { kind: 'doc', name }
 }

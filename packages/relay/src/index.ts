@@ -7,3 +7,10 @@ export { parseRequestPath, RESERVED_NAMES, MAX_DOC_NAME_BYTES, type PathTarget }
 export { type Logger, type LogLevel, type LogFields, silentLogger, stderrLogger, streamLogger, formatLine } from './logger.js'
 export { createRelayMetrics, type RelayMetrics } from './metrics.js'
 export type { RegionInfo } from './http-endpoints.js'
+export {
+  WanSimulator, type DirectionOptions, type DirectionStats, type LinkConditions, type LinkEndpoint, type LossConditions, type WanEvents,
+  type WanSimulatorOptions,
+} from './wan-simulator.js'
+export { Mesh, type MeshTiming, type PeerInfo } from './mesh.js'
+export { ReplicationLog } from './replication-log.js'
+export { LinkStateTable, shouldForward } from './link-state.js'

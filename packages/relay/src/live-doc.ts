@@ -122,6 +122,12 @@ export class LiveDoc {
     if (publish) this.awarenessSink(this.name, update)
   }
 
+  /** The awareness states of this region's own clients, as one update (null when none). */
+  localAwareness (): Uint8Array | null {
+    const ids = [...this.awareness.getStates().keys()].filter(id => !this.remoteAwareness.has(id))
+    return ids.length === 0 ? null : awarenessProtocol.encodeAwarenessUpdate(this.awareness, ids)
+  }
+
   /** Removes every awareness state a region's clients had set here. */
   forgetRegion (region: string): void {
     this.removeAwareness([...this.remoteAwareness].filter(([, r]) => r === region).map(([id]) => id), false)

@@ -6,6 +6,7 @@
  * inter-region link once.
  */
 import crypto from 'node:crypto'
+import { EventEmitter } from 'node:events'
 import type { IncomingMessage } from 'node:http'
 import type WebSocket from 'ws'
 import { CloseCode, type PeerMessage, coalesceAwarenessUpdates, readAwarenessUpdate } from '@georelay/core'
@@ -53,7 +54,12 @@ export interface PeerInfo {
 
 const digest = (text: string): Buffer => crypto.createHash('sha256').update(text).digest()
 
-export class Mesh {
+export interface MeshEvents {
+  /** A link of this relay's came up or went down, or another region's link state changed. */
+  change: []
+}
+
+export class Mesh extends EventEmitter<MeshEvents> {
   readonly region: string
   readonly meshSecret: string
   readonly timing: MeshTiming
@@ -73,6 +79,7 @@ export class Mesh {
   private readonly onAppend = (): void => { for (const link of this.links.values()) link.schedulePump() }
 
   constructor (options: MeshOptions) {
+    super()
     this.region = options.region
     this.meshSecret = options.meshSecret ?? ''
     this.timing = options.timing
@@ -115,9 +122,13 @@ export class Mesh {
 
   /** A link came up or went down: tell everyone, and re-plan what each link carries. */
   linkChanged (peer: string): void {
-    this.logger.log('info', 'peer link changed', { peer, state: this.links.get(peer)?.status ?? 'unknown' })
+    const state = this.links.get(peer)?.status ?? 'unknown'
+    this.logger.log('info', 'peer link changed', { peer, state })
     this.announce()
+    // Presence sent while the link was down is gone; a returning peer gets it all again.
+    if (state === 'up') this.sendPresence(peer)
     for (const link of this.links.values()) link.schedulePump(0)
+    this.emit('change')
   }
 
   /** A peer acknowledged: update lag figures and forget what everyone holds. */
@@ -160,6 +171,7 @@ export class Mesh {
       if (this.deadRegions.delete(message.region)) this.logger.log('info', 'region reachable again', { region: message.region })
       for (const neighbour of this.neighbours()) if (neighbour !== from && neighbour !== message.region) this.sendTo(neighbour, message)
       for (const link of this.links.values()) link.schedulePump()
+      this.emit('change')
     } else if (message.type === 'awareness') {
       if (message.origin === this.region) return
       this.registry.ifLoaded(message.docName).then(doc => doc?.applyRemoteAwareness(message.update, message.origin), () => {})
@@ -196,6 +208,15 @@ export class Mesh {
         ...(link?.lastError === undefined ? {} : { error: link.lastError }),
       }
     })
+  }
+
+  private sendPresence (peer: string): void {
+    this.registry.loaded().then(docs => {
+      for (const doc of docs) {
+        const update = doc.localAwareness()
+        if (update !== null) this.sendTo(peer, { type: 'awareness', docName: doc.name, origin: this.region, update })
+      }
+    }, () => {})
   }
 
   private neighbours (): string[] {

@@ -44,11 +44,15 @@ export const waitUntil = <T>(sources: Subscribe[], check: () => T | undefined | 
   })
 
 /** Notifications from an EventEmitter-like object (Node's, lib0's Observable, a Y.Doc). */
-export const on = (emitter: { on(event: string, f: (...args: never[]) => void): unknown, off(event: string, f: (...args: never[]) => void): unknown }, event: string): Subscribe =>
+export type Listenable =
+  | { on(event: string, f: (...args: never[]) => void): unknown, off(event: string, f: (...args: never[]) => void): unknown }
+  | EventEmitter
+
+export const on = (emitter: Listenable, event: string): Subscribe =>
   notify => {
     const listener = (): void => notify()
-    emitter.on(event, listener)
-    return () => { emitter.off(event, listener) }
+    ;(emitter as EventEmitter).on(event, listener)
+    return () => { (emitter as EventEmitter).off(event, listener) }
   }
 
 /** Resolves with the arguments of the next `event`, or rejects on timeout. */

@@ -1,0 +1,134 @@
+import { afterEach, describe, expect, it } from '@jest/globals'
+import type { WebsocketProvider } from 'y-websocket'
+import {
+  TestCluster, compareReplicas, connectProvider, destroyProvider, on, setFullCheck, waitSynced, waitUntil,
+} from '@georelay/testkit'
+
+/** Real one-way delays between three regions, within the 40–110 ms the scenario asks for. */
+const DELAYS: Record<string, number> = { 'a:b': 40, 'a:c': 110, 'b:c': 75 }
+const delayMs = (x: string, y: string): number => DELAYS[[x, y].sort().join(':')] ?? 0
+
+describe('region mesh', () => {
+  let cluster: TestCluster
+  const providers: WebsocketProvider[] = []
+  const connect = (region: string, doc: string): WebsocketProvider => {
+    const provider = connectProvider(cluster.url(region), doc)
+    providers.push(provider)
+    return provider
+  }
+  const replicasOf = (list: WebsocketProvider[], names: string[]) => Object.fromEntries(list.map((p, i) => [names[i] as string, p.doc]))
+  /** Waits until every provider's array holds all `elements`. */
+  const waitForAll = (list: WebsocketProvider[], elements: string[], what: string, timeoutMs = 20_000) =>
+    Promise.all(list.map(p => waitUntil([on(p.doc, 'update')], () => {
+      const have = new Set(p.doc.getArray<string>('set').toArray())
+      return elements.every(e => have.has(e))
+    }, { what, timeoutMs })))
+
+  afterEach(async () => {
+    for (const provider of providers.splice(0)) destroyProvider(provider)
+    await cluster?.close()
+  })
+
+  it('converges: concurrent edits in three regions over 40–110 ms links', async () => {
+    cluster = await TestCluster.start({ regions: ['a', 'b', 'c'], delayMs })
+    const regions = ['a', 'b', 'c']
+    const clients = regions.flatMap(region => [connect(region, 'doc'), connect(region, 'doc')])
+    await Promise.all(clients.map(p => waitSynced(p)))
+    const written: string[] = []
+    for (let round = 0; round < 20; round++) {
+      clients.forEach((client, i) => {
+        const element = `r${round}-c${i}`
+        client.doc.getArray<string>('set').push([element])
+        client.doc.getText('t').insert(0, element)
+        written.push(element)
+      })
+    }
+    await waitForAll(clients, written, 'every client to hold every element')
+    const report = compareReplicas(replicasOf(clients, clients.map((_, i) => `client${i}`)))
+    expect(report.differing).toEqual([])
+    // Each relay's own state agrees with the clients: a fresh reader per region sees it all.
+    const readers = regions.map(region => connect(region, 'doc'))
+    await Promise.all(readers.map(p => waitSynced(p)))
+    expect(compareReplicas(replicasOf([clients[0] as WebsocketProvider, ...readers], ['client0', ...regions])).differing).toEqual([])
+    expect(setFullCheck(written, replicasOf(readers, regions)).ok).toBe(true)
+  })
+
+  it('loses nothing across a partition: edits on both sides merge after heal', async () => {
+    cluster = await TestCluster.start({ regions: ['a', 'b', 'c'], delayMs })
+    const [a, b, c] = [connect('a', 'doc'), connect('b', 'doc'), connect('c', 'doc')] as [WebsocketProvider, WebsocketProvider, WebsocketProvider]
+    await Promise.all([a, b, c].map(p => waitSynced(p)))
+    cluster.wan.partition('c')
+    // Both sides of the cut notice it through their own link timeouts.
+    await waitUntil([on(cluster.relay('a').mesh, 'change')], () => cluster.relay('a').mesh.peerInfo().find(p => p.region === 'c')?.state !== 'up', { what: 'a to see its link to c down' })
+    const majority = Array.from({ length: 30 }, (_, i) => `ab-${i}`)
+    const minority = Array.from({ length: 30 }, (_, i) => `c-${i}`)
+    majority.forEach((e, i) => (i % 2 === 0 ? a : b).doc.getArray<string>('set').push([e]))
+    minority.forEach(e => c.doc.getArray<string>('set').push([e]))
+    await waitForAll([a, b], majority, 'a and b to share their side')
+    expect(c.doc.getArray<string>('set').toArray().some(e => e.startsWith('ab-'))).toBe(false)
+    cluster.wan.healAll()
+    await waitForAll([a, b, c], [...majority, ...minority], 'all sides to merge after heal')
+    const report = setFullCheck([...majority, ...minority], { a: a.doc, b: b.doc, c: c.doc })
+    expect(report).toMatchObject({ ok: true, lost: {}, duplicated: {} })
+    expect(compareReplicas({ a: a.doc, b: b.doc, c: c.doc }).identical).toBe(true)
+  })
+
+  it('routes around a cut link: a→c through b while a–c is cut, direct again after heal', async () => {
+    cluster = await TestCluster.start({ regions: ['a', 'b', 'c'], delayMs })
+    const [a, c] = [connect('a', 'doc'), connect('c', 'doc')] as [WebsocketProvider, WebsocketProvider]
+    await Promise.all([a, c].map(p => waitSynced(p)))
+    const forwardedByB = async (): Promise<number> => {
+      const metrics = await cluster.relay('b').metrics.registry.getSingleMetricAsString('georelay_peer_updates_sent_total')
+      return Number(/peer="c"[^}]*\} (\d+)/.exec(metrics)?.[1] ?? 0)
+    }
+    cluster.wan.cut('a', 'c')
+    await waitUntil([on(cluster.relay('b').mesh, 'change')], () => {
+      const aState = cluster.relay('b').mesh.linkStates.fresh('a')
+      return aState !== undefined && !aState.reaches.includes('c')
+    }, { what: 'b to learn that a no longer reaches c' })
+    const bBefore = await forwardedByB()
+    a.doc.getArray<string>('set').push(['during-cut'])
+    await waitForAll([c], ['during-cut'], 'c to get a\'s edit through b')
+    expect(await forwardedByB()).toBeGreaterThan(bBefore)
+
+    cluster.wan.heal('a', 'c')
+    await waitUntil([on(cluster.relay('b').mesh, 'change')], () => cluster.relay('b').mesh.linkStates.fresh('a')?.reaches.includes('c') === true,
+      { what: 'b to learn that a reaches c again' })
+    const bAfterHeal = await forwardedByB()
+    a.doc.getArray<string>('set').push(['after-heal'])
+    await waitForAll([c], ['after-heal'], 'c to get a\'s edit directly')
+    // b has no edits of its own, so anything it sent c now would be a's, forwarded.
+    expect(await forwardedByB()).toBe(bAfterHeal)
+  })
+
+  it('catches a peer up by state vector when compaction passed its mark', async () => {
+    cluster = await TestCluster.start({ regions: ['a', 'b'] })
+    const [a, a2, b] = [connect('a', 'doc'), connect('a', 'doc'), connect('b', 'doc')] as [WebsocketProvider, WebsocketProvider, WebsocketProvider]
+    await Promise.all([a, a2, b].map(p => waitSynced(p)))
+    cluster.wan.partition('b')
+    await waitUntil([on(cluster.relay('a').mesh, 'change')], () => cluster.relay('a').mesh.peerInfo()[0]?.state !== 'up', { what: 'a to see b gone' })
+    const elements = Array.from({ length: 60 }, (_, i) => `while-away-${i}`)
+    for (const e of elements) a.doc.getArray<string>('set').push([e])
+    // a2 sees them only once they are durable in region a; then fold them past b's mark.
+    await waitForAll([a2], elements, 'a2 to see a\'s edits')
+    await cluster.relay('a').store.compact('doc')
+    const read = await cluster.relay('a').store.readOrigin('', 0, 1000)
+    expect(read.foldedUpTo).toBeGreaterThan(0)
+    expect(read.entries).toEqual([])
+    cluster.wan.healAll()
+    await waitForAll([b], elements, 'b to catch up')
+    const catchUps = await cluster.relay('a').metrics.registry.getSingleMetricAsString('georelay_peer_catch_ups_total')
+    expect(catchUps).toMatch(/peer="b"[^}]*\} [1-9]/)
+    expect(setFullCheck(elements, { a: a.doc, b: b.doc }).ok).toBe(true)
+  })
+
+  it('shares awareness across regions and drops it when the client leaves', async () => {
+    cluster = await TestCluster.start({ regions: ['a', 'b'], delayMs })
+    const [a, b] = [connect('a', 'room'), connect('b', 'room')] as [WebsocketProvider, WebsocketProvider]
+    await Promise.all([a, b].map(p => waitSynced(p)))
+    a.awareness.setLocalStateField('user', { name: 'Ada in a' })
+    await waitUntil([on(b.awareness, 'change')], () => b.awareness.getStates().get(a.awareness.clientID)?.user?.name === 'Ada in a', { what: 'b to see a\'s user' })
+    a.disconnect()
+    await waitUntil([on(b.awareness, 'change')], () => !b.awareness.getStates().has(a.awareness.clientID), { what: 'a\'s user to vanish in b' })
+  })
+})

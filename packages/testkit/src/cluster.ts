@@ -1,0 +1,156 @@
+/**
+ * An N-region cluster on loopback for tests: one relay per region, every pair of relays
+ * linked through the WAN simulator, clients connecting straight to their region's relay.
+ * Relays run in-process (to look inside) or as real `georelay relay` processes (to kill -9).
+ */
+import fs from 'node:fs'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import { type DocStore, MemoryStore, SqliteStore } from '@georelay/core'
+import { type Logger, Relay, type RelayConfigInput, WanSimulator, type WanSimulatorOptions, parseRelayConfig, silentLogger } from '@georelay/relay'
+import { type RelayProcess, startRelayProcess } from './relay-process.js'
+
+export const TEST_MESH_SECRET = 'test-mesh-secret'
+
+/** Replication timing for tests: quick heartbeats so cuts are noticed in about a second. */
+export const TEST_REPLICATION = { batchWindowMs: 5, heartbeatMs: 200, linkTimeoutMs: 1000 }
+
+export interface ClusterOptions {
+  regions: string[]
+  /** One-way delay between two regions (both directions), in ms; default 0. */
+  delayMs?: (a: string, b: string) => number
+  /** 'in-process' (default) or 'process' (real CLI processes with a SQLite store each). */
+  mode?: 'in-process' | 'process'
+  /** In-process store: 'memory' (default) or 'sqlite'. Process mode always uses SQLite. */
+  store?: 'memory' | 'sqlite'
+  /** Extra relay configuration (replication timing, storage thresholds…). */
+  config?: Partial<RelayConfigInput>
+  wan?: WanSimulatorOptions
+  logger?: Logger
+}
+
+export interface ClusterRegion {
+  readonly region: string
+  /** The relay's own URL, for clients of this region. */
+  readonly url: string
+  readonly port: number
+  /** The in-process relay (undefined in process mode or while stopped). */
+  relay: Relay | undefined
+  /** The relay process (undefined in in-process mode or while stopped). */
+  process: RelayProcess | undefined
+}
+
+const freePort = (): Promise<number> => new Promise((resolve, reject) => {
+  const server = net.createServer()
+  server.once('error', reject)
+  server.listen(0, '127.0.0.1', () => {
+    const { port } = server.address() as net.AddressInfo
+    server.close(() => resolve(port))
+  })
+})
+
+export class TestCluster {
+  readonly regions = new Map<string, ClusterRegion>()
+  private readonly peerUrls = new Map<string, { region: string, url: string }[]>()
+  private readonly stores = new Map<string, DocStore>()
+
+  private constructor (readonly options: ClusterOptions, readonly wan: WanSimulator, readonly dataDir: string) {}
+
+  static async start (options: ClusterOptions): Promise<TestCluster> {
+    const wan = new WanSimulator(options.wan)
+    const cluster = new TestCluster(options, wan, fs.mkdtempSync(path.join(os.tmpdir(), 'georelay-cluster-')))
+    const ports = new Map<string, number>()
+    for (const region of options.regions) ports.set(region, await freePort())
+    for (const from of options.regions) {
+      const peers: { region: string, url: string }[] = []
+      for (const to of options.regions) {
+        if (to === from) continue
+        const link = await wan.link(from, to, { port: ports.get(to) as number })
+        peers.push({ region: to, url: link.url })
+        if (options.delayMs !== undefined && from < to) wan.setConditions(from, to, { delayMs: options.delayMs(from, to) })
+      }
+      cluster.peerUrls.set(from, peers)
+    }
+    for (const region of options.regions) {
+      const port = ports.get(region) as number
+      cluster.regions.set(region, { region, port, url: `ws://127.0.0.1:${port}`, relay: undefined, process: undefined })
+    }
+    await Promise.all(options.regions.map(region => cluster.startRegion(region)))
+    return cluster
+  }
+
+  get (region: string): ClusterRegion {
+    const found = this.regions.get(region)
+    if (found === undefined) throw new Error(`no region ${region} in this cluster`)
+    return found
+  }
+
+  url (region: string): string {
+    return this.get(region).url
+  }
+
+  /** The in-process relay of a region (throws in process mode or while it is stopped). */
+  relay (region: string): Relay {
+    const relay = this.get(region).relay
+    if (relay === undefined) throw new Error(`region ${region} has no in-process relay running`)
+    return relay
+  }
+
+  private config (region: string): RelayConfigInput {
+    const { config = {} } = this.options
+    return {
+      ...config,
+      region,
+      listen: { host: '127.0.0.1', port: this.get(region).port },
+      peers: this.peerUrls.get(region) ?? [],
+      meshSecret: TEST_MESH_SECRET,
+      replication: { ...TEST_REPLICATION, ...config.replication },
+      dataDir: path.join(this.dataDir, region),
+    }
+  }
+
+  /** Starts (or restarts) a region's relay on its port, with its data. */
+  async startRegion (region: string): Promise<void> {
+    const entry = this.get(region)
+    if (this.options.mode === 'process') {
+      const file = path.join(this.dataDir, `${region}.json`)
+      fs.writeFileSync(file, JSON.stringify({ ...this.config(region), store: 'sqlite' }))
+      entry.process = await startRelayProcess({ args: ['--config', file] })
+      return
+    }
+    let store = this.stores.get(region)
+    if (store === undefined || this.options.store === 'sqlite') {
+      store = this.options.store === 'sqlite' ? new SqliteStore(path.join(this.dataDir, region)) : new MemoryStore()
+      this.stores.set(region, store)
+    }
+    entry.relay = await Relay.start({ config: parseRelayConfig({ ...this.config(region), store: this.options.store ?? 'memory' }), store, logger: this.options.logger ?? silentLogger })
+  }
+
+  /** Stops a region's relay cleanly (drain); its data stays for a restart. */
+  async stopRegion (region: string): Promise<void> {
+    const entry = this.get(region)
+    if (entry.process !== undefined) await entry.process.stop()
+    if (entry.relay !== undefined) {
+      if (this.options.store !== 'sqlite') this.stores.set(region, new MemoryStore()) // a memory store does not survive its relay
+      await entry.relay.close()
+    }
+    entry.process = undefined
+    entry.relay = undefined
+  }
+
+  /** kill -9 of a region's relay process (process mode only). */
+  async killRegion (region: string): Promise<void> {
+    const entry = this.get(region)
+    if (entry.process === undefined) throw new Error(`region ${region} has no relay process to kill`)
+    await entry.process.kill9()
+    entry.process = undefined
+  }
+
+  async close (): Promise<void> {
+    await Promise.all([...this.regions.keys()].map(region => this.stopRegion(region).catch(() => {})))
+    for (const process of [...this.regions.values()].map(r => r.process)) await process?.kill9()
+    await this.wan.close()
+    fs.rmSync(this.dataDir, { recursive: true, force: true })
+  }
+}
