@@ -5,11 +5,14 @@ import { parseArgs } from 'node:util'
 import { ConfigError, type ConfigOverrides, dataDirOf, loadRelayConfig } from './config.js'
 import { stderrLogger, type LogLevel } from './logger.js'
 import { Relay } from './relay.js'
+import { LocalCluster } from './local-cluster.js'
+import { DEFAULT_ONE_WAY_MS, oneWayDelayMs, parseLatency } from './latency-table.js'
 
 export const HELP = `georelay — multi-region, active-active sync for Yjs documents
 
 Usage:
   georelay relay [--config FILE] [flags]   run one region's relay
+  georelay cluster [flags]                 run a local multi-region cluster
   georelay --help                          this text
 
 georelay relay
@@ -27,14 +30,30 @@ georelay relay
   --store KIND         sqlite (default, durable) or memory        GEORELAY_STORE
   --public-url URL     URL that clients and peers use to reach it GEORELAY_PUBLIC_URL
   --peer REGION=URL    a peer region's relay; repeat per peer     GEORELAY_PEERS (comma-separated)
-                       (the region mesh is not in this version yet)
   --mesh-secret SECRET shared secret of the relays of one mesh    GEORELAY_MESH_SECRET
+                       (required with --peer; the same on every relay)
   --log-level LEVEL    debug, info (default), warn or error       GEORELAY_LOG_LEVEL
                        GEORELAY_CONFIG names a configuration file like --config.
+
+georelay cluster
+  Starts one relay per region on this machine, each with its own store, linked
+  through a simulated WAN whose one-way delays come from a built-in table of
+  real inter-region latencies (${DEFAULT_ONE_WAY_MS} ms for pairs it does not know). Prints each
+  region's URL. Clients connect straight to their region's relay.
+
+  --regions A,B,C      region names (default us-east,eu-west,ap-south)
+  --base-port PORT     first relay's port, the others follow (default 4001; 0 = any)
+  --host HOST          address to listen on (default 127.0.0.1)
+  --data DIR           data directory; region R uses DIR/R (default ./data/cluster)
+  --store KIND         sqlite (default) or memory
+  --latency A:B=MS     one-way delay between two regions; repeatable
+  --mesh-secret SECRET mesh secret (default: random for this run)
+  --log-level LEVEL    debug, info, warn (default) or error
 
 Examples:
   georelay relay --region eu-west --port 4001
   georelay relay --config relay.json --port 5001
+  georelay cluster --regions us-east,eu-west,ap-south --latency eu-west:us-east=40
 
 Exit codes: 0 stopped cleanly, 1 failed while running, 2 bad command line or configuration.
 `
@@ -109,6 +128,88 @@ const runRelay = async (args: string[]): Promise<number> => {
   })
 }
 
+const runCluster = async (args: string[]): Promise<number> => {
+  let parsed
+  try {
+    parsed = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        regions: { type: 'string', default: 'us-east,eu-west,ap-south' },
+        'base-port': { type: 'string', default: '4001' },
+        host: { type: 'string', default: '127.0.0.1' },
+        data: { type: 'string', default: 'data/cluster' },
+        store: { type: 'string', default: 'sqlite' },
+        latency: { type: 'string', multiple: true },
+        'mesh-secret': { type: 'string' },
+        'log-level': { type: 'string', default: 'warn' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    })
+  } catch (err) {
+    return usage((err as Error).message)
+  }
+  const v = parsed.values
+  if (v.help === true) {
+    process.stdout.write(HELP)
+    return 0
+  }
+  const regions = v.regions.split(',').map(r => r.trim()).filter(Boolean)
+  const bad = regions.find(r => !/^[a-z0-9][a-z0-9-]{0,62}$/.test(r))
+  if (bad !== undefined) return usage(`--regions: "${bad}" is not a region name (lowercase letters, digits and dashes)`)
+  if (!/^\d+$/.test(v['base-port']) || Number(v['base-port']) + regions.length - 1 > 65535) return usage(`--base-port must be a port number, not "${v['base-port']}"`)
+  if (v.store !== 'sqlite' && v.store !== 'memory') return usage(`--store must be sqlite or memory, not "${v.store}"`)
+  if (!LOG_LEVELS.has(v['log-level'])) return usage(`--log-level must be debug, info, warn or error, not "${v['log-level']}"`)
+  const latency: Record<string, number> = {}
+  try {
+    for (const text of v.latency ?? []) {
+      const [pair, ms] = parseLatency(text)
+      latency[pair] = ms
+    }
+  } catch (err) {
+    return usage((err as Error).message)
+  }
+  let cluster: LocalCluster
+  try {
+    cluster = await LocalCluster.start({
+      regions,
+      basePort: Number(v['base-port']),
+      host: v.host,
+      dataDir: v.data,
+      store: v.store,
+      latency,
+      ...(v['mesh-secret'] === undefined ? {} : { meshSecret: v['mesh-secret'] }),
+      logger: stderrLogger(v['log-level'] as LogLevel),
+    })
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    const hint = code === 'EADDRINUSE' ? `; a port from ${v['base-port']} on is taken: pick another with --base-port` : ''
+    process.stderr.write(`georelay: the cluster could not start (${(err as Error).message})${hint}\n`)
+    return 1
+  }
+  const lines = [`georelay cluster: ${regions.length} regions (store: ${v.store}${v.store === 'sqlite' ? ` in ${v.data}` : ''})`]
+  for (const { region, url } of cluster.regions) lines.push(`  ${region.padEnd(14)} ${url}`)
+  for (let i = 0; i < regions.length; i++) {
+    for (let j = i + 1; j < regions.length; j++) {
+      const [a, b] = [regions[i] as string, regions[j] as string]
+      lines.push(`  ${`${a} <-> ${b}`.padEnd(30)} ${oneWayDelayMs(a, b, latency)} ms one way`)
+    }
+  }
+  lines.push('Stop with Ctrl-C.')
+  process.stdout.write(lines.join('\n') + '\n')
+  return await new Promise<number>(resolve => {
+    const stop = (): void => {
+      cluster.close().then(() => resolve(0), err => {
+        process.stderr.write(`georelay: cluster shutdown failed (${(err as Error).message})\n`)
+        resolve(1)
+      })
+    }
+    process.once('SIGTERM', stop)
+    process.once('SIGINT', stop)
+  })
+}
+
 export const main = async (argv: string[]): Promise<number> => {
   const [command, ...rest] = argv
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
@@ -116,5 +217,6 @@ export const main = async (argv: string[]): Promise<number> => {
     return command === undefined ? 2 : 0
   }
   if (command === 'relay') return runRelay(rest)
+  if (command === 'cluster') return runCluster(rest)
   return usage(`unknown command "${command}"`)
 }
