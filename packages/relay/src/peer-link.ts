@@ -12,7 +12,7 @@ import {
 import type { Mesh } from './mesh.js'
 
 /** Unacknowledged batches in flight per link. */
-const WINDOW = 4
+const WINDOW = 64
 /** A batch holds at most this many log entries… */
 const MAX_BATCH_ENTRIES = 256
 /** …and about this many bytes of updates. */
@@ -21,6 +21,9 @@ const MAX_BATCH_BYTES = 512 * 1024
 const SV_REQUEST_DOCS = 64
 const BACKOFF_BASE_MS = 100
 const BACKOFF_MAX_MS = 5000
+
+/** Compression of peer links: small frames (acks, pings) stay raw, batches are deflated. */
+export const PEER_DEFLATE = { threshold: 64, serverNoContextTakeover: false, clientNoContextTakeover: false } as const
 
 export type LinkStatus = 'down' | 'connecting' | 'up'
 
@@ -105,7 +108,7 @@ export class PeerLink {
     this.status = 'connecting'
     const ws = new WebSocket(`${this.url.replace(/\/$/, '')}/v1/peer`, {
       headers: { authorization: `Bearer ${this.mesh.meshSecret}`, 'x-georelay-region': this.mesh.region },
-      perMessageDeflate: false,
+      perMessageDeflate: PEER_DEFLATE,
       handshakeTimeout: this.mesh.timing.linkTimeoutMs,
       maxPayload: 64 * 1024 * 1024,
     })

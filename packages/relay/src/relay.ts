@@ -13,6 +13,7 @@ import { parseRequestPath } from './doc-path.js'
 import { DocRegistry } from './doc-registry.js'
 import { handleHttp, type RegionInfo } from './http-endpoints.js'
 import { Mesh } from './mesh.js'
+import { PEER_DEFLATE } from './peer-link.js'
 import { ReplicationLog } from './replication-log.js'
 import { type Logger, stderrLogger } from './logger.js'
 import { createRelayMetrics, type RelayMetrics } from './metrics.js'
@@ -91,7 +92,9 @@ export class Relay {
       perMessageDeflate: false,
       WebSocket: socketClassFor(config.limits.maxMessageBytes),
     })
-    const peerWss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 })
+    // Peer links compress (zlib, context kept across messages): Yjs updates repeat client ids
+    // and document names, and update-level merging alone barely shrinks keystroke runs.
+    const peerWss = new WebSocketServer({ noServer: true, perMessageDeflate: PEER_DEFLATE, maxPayload: 64 * 1024 * 1024 })
     const log = await ReplicationLog.open(config.region, docStore)
     const relay = new Relay(config, docStore, log, logger, server, wss, peerWss)
     server.on('request', (req, res) => {
