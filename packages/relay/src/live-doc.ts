@@ -83,12 +83,20 @@ export class LiveDoc {
     this.parts.push(update)
     this.stateVectorCache = null
     if (this.parts.length > MAX_UNMERGED) this.state()
-    this.broadcast(encodeFrame({ type: 'sync-update', update }), from)
+    const sent = this.broadcast(encodeFrame({ type: 'sync-update', update }), from)
+    this.metrics.updatesOut.inc({ target: 'client' }, sent)
   }
 
   /** Sends one frame to every client but `except`: encoded once, the same bytes for all. */
-  broadcast (frame: Uint8Array, except: DocClient | null): void {
-    for (const client of this.clients) if (client !== except) client.send(frame)
+  broadcast (frame: Uint8Array, except: DocClient | null): number {
+    let sent = 0
+    for (const client of this.clients) {
+      if (client !== except) {
+        client.send(frame)
+        sent++
+      }
+    }
+    return sent
   }
 
   /** Applies a local client's awareness update and passes it to other clients and regions. */

@@ -7,9 +7,9 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 export const createRelayMetrics = (region: string) => {
   const registry = new Registry()
   registry.setDefaultLabels({ region })
-  collectDefaultMetrics({ register: registry, prefix: 'georelay_process_' })
+  collectDefaultMetrics({ register: registry, prefix: 'georelay_' })
   const registers = [registry]
-  return {
+  const metrics = {
     registry,
     connections: new Gauge({ name: 'georelay_connections', help: 'Open client sockets', labelNames: ['endpoint'] as const, registers }),
     documents: new Gauge({ name: 'georelay_documents_loaded', help: 'Documents held in memory', registers }),
@@ -36,6 +36,10 @@ export const createRelayMetrics = (region: string) => {
     catchUps: new Counter({ name: 'georelay_peer_catch_ups_total', help: 'State-vector catch-ups run because compaction passed a peer\'s mark', labelNames: ['peer'] as const, registers }),
     storeErrors: new Counter({ name: 'georelay_store_errors_total', help: 'Store operations that failed', labelNames: ['op'] as const, registers }),
   }
+  // Present from the start, so that an alert on "no clients" has a sample to look at.
+  metrics.connections.set({ endpoint: 'y-websocket' }, 0)
+  metrics.documents.set(0)
+  return metrics
 }
 
 export type RelayMetrics = ReturnType<typeof createRelayMetrics>

@@ -113,14 +113,17 @@ export class Relay {
         resolve()
       })
     })
+    relay.boundPort = (server.address() as AddressInfo).port
     logger.log('info', 'relay listening', { region: config.region, url: relay.url, store: config.store, peers: config.peers.length })
     relay.mesh.start()
     return relay
   }
 
-  /** The port actually bound (useful with port 0). */
+  private boundPort = 0
+
+  /** The port actually bound (useful with port 0); still known after close. */
   get port (): number {
-    return (this.server.address() as AddressInfo).port
+    return this.boundPort
   }
 
   /** The ws:// URL this relay listens on. */

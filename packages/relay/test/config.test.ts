@@ -1,0 +1,293 @@
+import { afterAll, describe, expect, it } from '@jest/globals'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import {
+  applyOverrides, ConfigError, type ConfigProblem, dataDirOf, loadRelayConfig, overridesFromEnv, parseRelayConfig,
+} from '@georelay/relay'
+
+/** The problems a ConfigError carries; fails the test if anything else (or nothing) is thrown. */
+const problemsOf = (fn: () => unknown): ConfigProblem[] => {
+  try {
+    fn()
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError)
+    return (err as ConfigError).problems
+  }
+  throw new Error('expected a ConfigError, but the configuration was accepted')
+}
+
+const errorOf = (fn: () => unknown): ConfigError => {
+  try {
+    fn()
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError)
+    return err as ConfigError
+  }
+  throw new Error('expected a ConfigError, but the configuration was accepted')
+}
+
+const problemAt = (fn: () => unknown, at: string): ConfigProblem => {
+  const problems = problemsOf(fn)
+  const found = problems.find(p => p.path === at)
+  if (found === undefined) throw new Error(`no problem at "${at}"; got ${JSON.stringify(problems)}`)
+  return found
+}
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'georelay-config-'))
+const writeFile = (name: string, text: string): string => {
+  const file = path.join(tmp, name)
+  fs.writeFileSync(file, text)
+  return file
+}
+
+afterAll(() => { fs.rmSync(tmp, { recursive: true, force: true }) })
+
+describe('parseRelayConfig', () => {
+  it('fills in every default from a region alone', () => {
+    expect(parseRelayConfig({ region: 'eu-west' })).toEqual({
+      region: 'eu-west',
+      listen: { host: '127.0.0.1', port: 4001 },
+      store: 'sqlite',
+      peers: [],
+      limits: { maxMessageBytes: 1024 * 1024, maxDocsPerConnection: 256 },
+      storage: { compactAfterUpdates: 500, compactAfterBytes: 1024 * 1024 },
+      replication: { batchWindowMs: 5, heartbeatMs: 1000, linkTimeoutMs: 3000 },
+      idleReleaseMs: 30_000,
+    })
+  })
+
+  it('fills in defaults inside a partly given section', () => {
+    const config = parseRelayConfig({ region: 'eu-west', listen: { port: 0 }, limits: { maxMessageBytes: 4096 } })
+    expect(config.listen).toEqual({ host: '127.0.0.1', port: 0 })
+    expect(config.limits).toEqual({ maxMessageBytes: 4096, maxDocsPerConnection: 256 })
+  })
+
+  it('keeps what a full file gives', () => {
+    const input = {
+      region: 'us-east',
+      listen: { host: '0.0.0.0', port: 5001 },
+      publicUrl: 'wss://us-east.example.com',
+      dataDir: '/var/lib/georelay',
+      store: 'memory' as const,
+      peers: [{ region: 'eu-west', url: 'ws://10.0.0.2:4001' }],
+      meshSecret: 's3cret',
+      limits: { maxMessageBytes: 2048, maxDocsPerConnection: 8 },
+      storage: { compactAfterUpdates: 10, compactAfterBytes: 4096 },
+      replication: { batchWindowMs: 0, heartbeatMs: 100, linkTimeoutMs: 500 },
+      idleReleaseMs: 0,
+    }
+    expect(parseRelayConfig(input)).toEqual(input)
+  })
+
+  it('refuses a missing region', () => {
+    expect(problemAt(() => parseRelayConfig({}), 'region').message).toMatch(/required/i)
+  })
+
+  it.each([
+    ['region', 'with spaces and capitals', { region: 'EU West' }, /lowercase letters, digits and dashes/],
+    ['listen.port', 'that is text', { region: 'x', listen: { port: 'abc' } }, /expected number, received string/i],
+    ['listen.port', 'above 65535', { region: 'x', listen: { port: 70000 } }, /less than or equal to 65535/],
+    ['listen.port', 'that is a fraction', { region: 'x', listen: { port: 1.5 } }, /integer/],
+    ['listen.host', 'that is empty', { region: 'x', listen: { host: '' } }, /at least 1/],
+    ['publicUrl', 'that is http', { region: 'x', publicUrl: 'http://example.com' }, /ws:\/\/ or wss:\/\/ URL/],
+    ['store', 'that does not exist', { region: 'x', store: 'postgres' }, /'sqlite' \| 'memory'/],
+    ['peers.0.url', 'that is https', { region: 'x', meshSecret: 's', peers: [{ region: 'y', url: 'https://y.example.com' }] }, /ws:\/\/ or wss:\/\/ URL/],
+    ['peers.1.region', 'that is no region name', { region: 'x', meshSecret: 's', peers: [{ region: 'y', url: 'ws://y' }, { region: 'Z!', url: 'ws://z' }] }, /lowercase/],
+    ['limits.maxMessageBytes', 'below 1 KiB', { region: 'x', limits: { maxMessageBytes: 10 } }, /greater than or equal to 1024/],
+    ['limits.maxDocsPerConnection', 'of zero', { region: 'x', limits: { maxDocsPerConnection: 0 } }, /greater than or equal to 1/],
+    ['storage.compactAfterUpdates', 'that is negative', { region: 'x', storage: { compactAfterUpdates: -1 } }, /greater than or equal to 1/],
+    ['idleReleaseMs', 'written as "30s"', { region: 'x', idleReleaseMs: '30s' }, /expected number/i],
+  ])('refuses %s %s, with its path and what is wrong', (at, _what, input, message) => {
+    expect(problemAt(() => parseRelayConfig(input), at).message).toMatch(message)
+  })
+
+  it('lists every problem at once, and names each in the error message', () => {
+    const err = errorOf(() => parseRelayConfig({ region: 'Bad Name', listen: { port: -1 }, limits: { maxMessageBytes: 1 } }, 'relay.json'))
+    expect(err.problems.map(p => p.path).sort()).toEqual(['limits.maxMessageBytes', 'listen.port', 'region'])
+    expect(err.message).toContain('relay.json')
+    expect(err.message).toMatch(/^ {2}listen\.port: .*greater than or equal to 0/m)
+    expect(err.message).toMatch(/^ {2}region: .*lowercase/m)
+  })
+
+  it('refuses unknown fields at the top and inside sections, instead of ignoring a typo', () => {
+    const problems = problemsOf(() => parseRelayConfig({ region: 'x', regoin: 'y', listen: { prot: 4001 } }))
+    expect(problems).toEqual(expect.arrayContaining([
+      { path: 'regoin', message: expect.stringMatching(/unknown field/) },
+      { path: 'listen.prot', message: expect.stringMatching(/unknown field/) },
+    ]))
+  })
+
+  it('refuses auth and namespaces as not in this version yet, saying what to do', () => {
+    const problems = problemsOf(() => parseRelayConfig({
+      region: 'x',
+      auth: { jwtSecret: 'k', anonymous: 'none' },
+      namespaces: [{ match: '*', mode: 'active-active' }],
+    }))
+    expect(problems).toEqual(expect.arrayContaining([
+      { path: 'auth', message: expect.stringMatching(/not in this version yet; remove "auth"/) },
+      { path: 'namespaces', message: expect.stringMatching(/not in this version yet; remove "namespaces"/) },
+    ]))
+  })
+
+  it('does not mistake a nested "auth" for the design field', () => {
+    expect(problemAt(() => parseRelayConfig({ region: 'x', limits: { auth: 1 } }), 'limits.auth').message).toMatch(/unknown field/)
+  })
+
+  describe('peers (the region mesh)', () => {
+    const peer = { region: 'us-east', url: 'ws://127.0.0.1:4002' }
+
+    it('accepts peers with a mesh secret', () => {
+      expect(parseRelayConfig({ region: 'eu-west', peers: [peer], meshSecret: 's' }).peers).toEqual([peer])
+    })
+
+    it('refuses peers without a mesh secret, since links would be unauthenticated', () => {
+      expect(problemAt(() => parseRelayConfig({ region: 'eu-west', peers: [peer] }), 'meshSecret').message).toMatch(/no meshSecret/)
+    })
+
+    it('refuses this relay\'s own region and a region listed twice', () => {
+      expect(problemAt(() => parseRelayConfig({ region: 'us-east', peers: [peer], meshSecret: 's' }), 'peers.0.region').message)
+        .toMatch(/this relay's own region/)
+      expect(problemAt(() => parseRelayConfig({ region: 'eu-west', peers: [peer, peer], meshSecret: 's' }), 'peers.1.region').message)
+        .toMatch(/listed twice/)
+    })
+
+    it('refuses a link timeout no longer than the heartbeat', () => {
+      expect(problemAt(() => parseRelayConfig({ region: 'x', replication: { heartbeatMs: 1000, linkTimeoutMs: 1000 } }), 'replication.linkTimeoutMs').message)
+        .toMatch(/longer than replication\.heartbeatMs/)
+    })
+  })
+})
+
+describe('overrides from flags and the environment', () => {
+  it('reads GEORELAY_* variables, ignoring empty ones', () => {
+    expect(overridesFromEnv({
+      GEORELAY_REGION: 'eu-west',
+      GEORELAY_HOST: '0.0.0.0',
+      GEORELAY_PORT: '5000',
+      GEORELAY_DATA: '/data',
+      GEORELAY_STORE: 'memory',
+      GEORELAY_PUBLIC_URL: 'wss://eu.example.com',
+      GEORELAY_MESH_SECRET: 's',
+      GEORELAY_PEERS: ' us-east=ws://a:1, ap-south=ws://b:2 ,',
+      GEORELAY_CONFIG: 'ignored-here.json',
+      HOME: '/root',
+    })).toEqual({
+      region: 'eu-west',
+      host: '0.0.0.0',
+      port: '5000',
+      data: '/data',
+      store: 'memory',
+      'public-url': 'wss://eu.example.com',
+      'mesh-secret': 's',
+      peer: ['us-east=ws://a:1', 'ap-south=ws://b:2'],
+    })
+    expect(overridesFromEnv({ GEORELAY_REGION: '', GEORELAY_PEERS: '' })).toEqual({})
+  })
+
+  it('maps flag names onto configuration fields without touching the base', () => {
+    const base = { region: 'a', listen: { host: 'h', port: 1 }, limits: { maxMessageBytes: 2048 } }
+    const frozen = JSON.stringify(base)
+    const out = applyOverrides(base, { port: '2', data: 'd', store: 'memory', 'public-url': 'ws://p', 'mesh-secret': 'm', peer: ['b=ws://b:1'] })
+    expect(out).toEqual({
+      region: 'a',
+      listen: { host: 'h', port: 2 },
+      limits: { maxMessageBytes: 2048 },
+      dataDir: 'd',
+      store: 'memory',
+      publicUrl: 'ws://p',
+      meshSecret: 'm',
+      peers: [{ region: 'b', url: 'ws://b:1' }],
+    })
+    expect(JSON.stringify(base)).toBe(frozen)
+  })
+
+  it('keeps a non-numeric port as text, so the schema reports it at listen.port', () => {
+    expect(applyOverrides({}, { port: 'abc' })).toEqual({ listen: { port: 'abc' } })
+    expect(problemAt(() => loadRelayConfig({ flags: { region: 'x', port: 'abc' }, env: {} }), 'listen.port').message).toMatch(/expected number/i)
+  })
+
+  it('splits a peer at the first "=", so URLs may hold "="', () => {
+    expect(applyOverrides({}, { peer: ['us-east=ws://h:1/?a=b'] }).peers).toEqual([{ region: 'us-east', url: 'ws://h:1/?a=b' }])
+  })
+
+  it.each(['us-east', '=ws://h:1', ''])('refuses --peer %j, which is not REGION=URL', text => {
+    const problem = problemAt(() => applyOverrides({}, { peer: [text] }), 'peers')
+    expect(problem.message).toMatch(/is not REGION=URL, like us-east=ws:\/\/127\.0\.0\.1:4002/)
+  })
+})
+
+describe('loadRelayConfig', () => {
+  const fileConfig = {
+    region: 'from-file',
+    listen: { host: '127.0.0.2', port: 1111 },
+    dataDir: 'file-data',
+    store: 'memory',
+    idleReleaseMs: 5,
+  }
+
+  it('layers the file, then the environment, then flags', () => {
+    const file = writeFile('layers.json', JSON.stringify(fileConfig))
+    const config = loadRelayConfig({
+      file,
+      env: { GEORELAY_REGION: 'from-env', GEORELAY_PORT: '2222', GEORELAY_DATA: 'env-data' },
+      flags: { port: '3333' },
+    })
+    expect(config.region).toBe('from-env') // env beats the file
+    expect(config.listen).toEqual({ host: '127.0.0.2', port: 3333 }) // flag beats env; the file's host stays
+    expect(config.dataDir).toBe('env-data')
+    expect(config.store).toBe('memory') // only the file says
+    expect(config.idleReleaseMs).toBe(5)
+  })
+
+  it('takes the file from GEORELAY_CONFIG when no --config is given, and --config wins over it', () => {
+    const fromEnv = writeFile('env.json', JSON.stringify({ region: 'named-by-env' }))
+    const fromFlag = writeFile('flag.json', JSON.stringify({ region: 'named-by-flag' }))
+    expect(loadRelayConfig({ env: { GEORELAY_CONFIG: fromEnv }, flags: {} }).region).toBe('named-by-env')
+    expect(loadRelayConfig({ file: fromFlag, env: { GEORELAY_CONFIG: fromEnv }, flags: {} }).region).toBe('named-by-flag')
+  })
+
+  it('works with no file at all', () => {
+    expect(loadRelayConfig({ env: {}, flags: { region: 'solo', port: '0' } }).listen).toEqual({ host: '127.0.0.1', port: 0 })
+  })
+
+  it('names every layer as the source of a bad merged configuration', () => {
+    const file = writeFile('typo.json', JSON.stringify({ region: 'x', lisen: { port: 1 } }))
+    const err = errorOf(() => loadRelayConfig({ file, env: {}, flags: {} }))
+    expect(err.problems).toEqual([{ path: 'lisen', message: expect.stringMatching(/unknown field/) }])
+    expect(err.source).toBe(`${file} + environment + flags`)
+    expect(err.message).toContain('lisen: unknown field')
+  })
+
+  it('refuses a file that is not JSON, naming it', () => {
+    const file = writeFile('broken.json', '{ "region": "x", }')
+    const err = errorOf(() => loadRelayConfig({ file, env: {}, flags: {} }))
+    expect(err.source).toBe(file)
+    expect(err.problems).toEqual([{ path: '', message: expect.stringContaining(`${file} is not valid JSON`) }])
+    expect(err.message).toContain('(root)')
+  })
+
+  it('refuses a missing file, naming it', () => {
+    const file = path.join(tmp, 'does-not-exist.json')
+    const err = errorOf(() => loadRelayConfig({ file, env: {}, flags: {} }))
+    expect(err.problems).toEqual([{ path: '', message: expect.stringMatching(new RegExp(`^cannot read ${file.replace(/[.\\/]/g, '\\$&')}: .*ENOENT`)) }])
+  })
+
+  it.each([['an array', '[]'], ['a string', '"eu-west"'], ['null', 'null']])('refuses a file holding %s', (_what, text) => {
+    const file = writeFile('not-object.json', text)
+    expect(problemsOf(() => loadRelayConfig({ file, env: {}, flags: {} }))).toEqual([{ path: '', message: 'the configuration must be a JSON object' }])
+  })
+
+  it('refuses a --peer flag without "=" even when the file is fine', () => {
+    const file = writeFile('ok.json', JSON.stringify({ region: 'x' }))
+    expect(problemAt(() => loadRelayConfig({ file, env: {}, flags: { peer: ['us-east'] } }), 'peers').message).toMatch(/not REGION=URL/)
+  })
+})
+
+describe('dataDirOf', () => {
+  it('defaults to ./data/<region> under the working directory, and resolves a relative dataDir', () => {
+    expect(dataDirOf(parseRelayConfig({ region: 'eu-west' }), '/srv')).toBe(path.resolve('/srv/data/eu-west'))
+    expect(dataDirOf(parseRelayConfig({ region: 'eu-west', dataDir: 'store' }), '/srv')).toBe(path.resolve('/srv/store'))
+    expect(dataDirOf(parseRelayConfig({ region: 'eu-west', dataDir: '/abs' }), '/srv')).toBe('/abs')
+  })
+})

@@ -1,0 +1,72 @@
+import { describe, expect, it } from '@jest/globals'
+import { MAX_DOC_NAME_BYTES, parseRequestPath, RESERVED_NAMES } from '@georelay/relay'
+
+describe('parseRequestPath', () => {
+  it('takes the document name from the path after the first slash', () => {
+    expect(parseRequestPath('/notes')).toEqual({ kind: 'doc', name: 'notes' })
+    expect(parseRequestPath('/eu/notes/42')).toEqual({ kind: 'doc', name: 'eu/notes/42' })
+  })
+
+  it('strips the query string, where a token travels', () => {
+    expect(parseRequestPath('/notes/42?token=abc&x=1')).toEqual({ kind: 'doc', name: 'notes/42' })
+    expect(parseRequestPath('/notes?')).toEqual({ kind: 'doc', name: 'notes' })
+  })
+
+  it('percent-decodes, so encoded and plain slashes name the same document', () => {
+    expect(parseRequestPath('/eu%2Fnotes%2F42')).toEqual({ kind: 'doc', name: 'eu/notes/42' })
+    expect(parseRequestPath('/caf%C3%A9%20menu')).toEqual({ kind: 'doc', name: 'café menu' })
+  })
+
+  it('decodes only after cutting the query, so an encoded "?" stays in the name', () => {
+    expect(parseRequestPath('/what%3Fnow?token=t')).toEqual({ kind: 'doc', name: 'what?now' })
+  })
+
+  it('refuses broken percent-encoding', () => {
+    for (const url of ['/%E0%A4%A', '/%', '/a%zzb', '/%C3']) {
+      const target = parseRequestPath(url)
+      expect(target.kind).toBe('invalid')
+      expect(target).toMatchObject({ reason: expect.stringMatching(/percent-encoding/) })
+    }
+  })
+
+  it('refuses an empty name, with the URL shape in the reason', () => {
+    for (const url of ['/', '', '/?token=x']) {
+      expect(parseRequestPath(url)).toEqual({ kind: 'invalid', reason: expect.stringMatching(/no document name.*ws:\/\/HOST:PORT\/<document name>/) })
+    }
+  })
+
+  it('reserves the HTTP endpoints and everything under v1/', () => {
+    expect([...RESERVED_NAMES].sort()).toEqual(['healthz', 'metrics', 'readyz'])
+    for (const name of RESERVED_NAMES) expect(parseRequestPath(`/${name}`)).toEqual({ kind: 'reserved', path: name })
+    expect(parseRequestPath('/v1/mux')).toEqual({ kind: 'reserved', path: 'v1/mux' })
+    expect(parseRequestPath('/v1/peer?secret=x')).toEqual({ kind: 'reserved', path: 'v1/peer' })
+    expect(parseRequestPath('/v1/anything/at/all')).toEqual({ kind: 'reserved', path: 'v1/anything/at/all' })
+    // Reservation applies to the decoded name: encoding the slash does not sneak past it.
+    expect(parseRequestPath('/v1%2Fmux')).toEqual({ kind: 'reserved', path: 'v1/mux' })
+    expect(parseRequestPath('/%68ealthz')).toEqual({ kind: 'reserved', path: 'healthz' })
+  })
+
+  it('reserves only exact names and the v1/ prefix, not look-alikes', () => {
+    expect(parseRequestPath('/v1')).toEqual({ kind: 'doc', name: 'v1' })
+    expect(parseRequestPath('/v10/x')).toEqual({ kind: 'doc', name: 'v10/x' })
+    expect(parseRequestPath('/healthz/notes')).toEqual({ kind: 'doc', name: 'healthz/notes' })
+    expect(parseRequestPath('/metrics2')).toEqual({ kind: 'doc', name: 'metrics2' })
+  })
+
+  it(`accepts names up to ${MAX_DOC_NAME_BYTES} bytes of UTF-8 and refuses longer ones`, () => {
+    expect(MAX_DOC_NAME_BYTES).toBe(512)
+    expect(parseRequestPath('/' + 'a'.repeat(512))).toEqual({ kind: 'doc', name: 'a'.repeat(512) })
+    expect(parseRequestPath('/' + 'a'.repeat(513))).toEqual({ kind: 'invalid', reason: expect.stringMatching(/longer than 512 bytes/) })
+    // The limit is in bytes, not characters: 257 two-byte characters are 514 bytes.
+    const e256 = encodeURIComponent('é'.repeat(256))
+    const e257 = encodeURIComponent('é'.repeat(257))
+    expect(parseRequestPath('/' + e256)).toEqual({ kind: 'doc', name: 'é'.repeat(256) })
+    expect(parseRequestPath('/' + e257)).toMatchObject({ kind: 'invalid', reason: expect.stringMatching(/longer than 512 bytes/) })
+  })
+
+  it('refuses control characters, which would corrupt log lines and file names', () => {
+    for (const url of ['/a%00b', '/a%0Ab', '/a%0Db', '/%1F', '/tab%09', '/del%7F']) {
+      expect(parseRequestPath(url)).toEqual({ kind: 'invalid', reason: expect.stringMatching(/control characters/) })
+    }
+  })
+})
