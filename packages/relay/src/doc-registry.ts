@@ -2,6 +2,7 @@
  * Loads documents on first use and releases them from memory once no client has used them
  * for `idleMs` and no write is in flight (a later use loads them again from the store).
  */
+import { EventEmitter } from 'node:events'
 import { mergeUpdatesInBatches } from '@georelay/core'
 import { type AwarenessSink, LiveDoc } from './live-doc.js'
 import type { Logger } from './logger.js'
@@ -14,7 +15,14 @@ interface Entry {
   idle: NodeJS.Timeout | null
 }
 
-export class DocRegistry {
+export interface DocRegistryEvents {
+  /** A document was loaded from the store into memory. */
+  loaded: [name: string]
+  /** An idle document was released from memory. */
+  released: [name: string]
+}
+
+export class DocRegistry extends EventEmitter<DocRegistryEvents> {
   private readonly entries = new Map<string, Entry>()
 
   constructor (
@@ -23,7 +31,9 @@ export class DocRegistry {
     private readonly idleMs: number,
     private readonly logger: Logger,
     private readonly awarenessSink: AwarenessSink = () => {},
-  ) {}
+  ) {
+    super()
+  }
 
   get size (): number {
     return this.entries.size
@@ -102,7 +112,9 @@ export class DocRegistry {
     const state = await this.readState(name)
     this.metrics.documents.inc()
     this.logger.log('debug', 'document loaded', { doc: name, bytes: state.length })
-    return new LiveDoc(name, state, this.log, this.metrics, this.awarenessSink)
+    const doc = new LiveDoc(name, state, this.log, this.metrics, this.awarenessSink)
+    this.emit('loaded', name)
+    return doc
   }
 
   private scheduleUnload (name: string, entry: Entry): void {
@@ -115,6 +127,7 @@ export class DocRegistry {
         this.entries.delete(name)
         doc.destroy()
         this.metrics.documents.dec()
+        this.emit('released', name)
       }, () => {})
     }, this.idleMs)
     entry.idle.unref()

@@ -57,6 +57,8 @@ const digest = (text: string): Buffer => crypto.createHash('sha256').update(text
 export interface MeshEvents {
   /** A link of this relay's came up or went down, or another region's link state changed. */
   change: []
+  /** A peer acknowledged entries as durable. */
+  acknowledged: [peer: string]
 }
 
 export class Mesh extends EventEmitter<MeshEvents> {
@@ -131,9 +133,22 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.emit('change')
   }
 
-  /** A peer acknowledged: update lag figures and forget what everyone holds. */
-  acknowledged (): void {
+  /** A peer acknowledged: update lag figures and tell whoever waits for durability. */
+  acknowledged (peer: string): void {
     this.updateLagMetrics()
+    this.emit('acknowledged', peer)
+  }
+
+  /**
+   * Regions, this one first, that durably hold this region's entry `localSeq`: from each
+   * peer's acknowledgements on our link, or its link state when the word came another way.
+   * (What later work builds `majority` and `all` write acknowledgements on.)
+   */
+  holders (localSeq: number): string[] {
+    return [this.region, ...this.peers.map(p => p.region).filter(region => {
+      const acked = Math.max(this.links.get(region)?.peerHave[this.region] ?? 0, this.linkStates.get(region)?.have[this.region] ?? 0)
+      return acked >= localSeq
+    })]
   }
 
   /**

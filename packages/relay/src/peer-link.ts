@@ -149,7 +149,7 @@ export class PeerLink {
       case 'ack':
         for (const [origin, seq] of Object.entries(message.have)) if (seq > (this.peerHave[origin] ?? 0)) this.peerHave[origin] = seq
         this.inFlight = Math.max(0, this.inFlight - 1)
-        this.mesh.acknowledged()
+        this.mesh.acknowledged(this.region)
         return this.schedulePump(0)
       case 'sv-reply':
         return this.svWaiters.shift()?.resolve(message.docs)

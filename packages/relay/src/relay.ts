@@ -50,7 +50,8 @@ const refuseUpgrade = (socket: Duplex, status: number, text: string, reason: str
 export class Relay {
   readonly metrics: RelayMetrics
   readonly mesh: Mesh
-  private readonly registry: DocRegistry
+  /** Documents in memory; emits 'loaded' and 'released'. */
+  readonly documents: DocRegistry
   private readonly connections = new Set<ClientConnection>()
   private draining = false
   private closing: Promise<void> | null = null
@@ -65,14 +66,14 @@ export class Relay {
     private readonly peerWss: WebSocketServer,
   ) {
     this.metrics = createRelayMetrics(config.region)
-    this.registry = new DocRegistry(log, this.metrics, config.idleReleaseMs, logger, (doc, update) => this.mesh.publishAwareness(doc, update))
+    this.documents = new DocRegistry(log, this.metrics, config.idleReleaseMs, logger, (doc, update) => this.mesh.publishAwareness(doc, update))
     this.mesh = new Mesh({
       region: config.region,
       peers: config.peers,
       meshSecret: config.meshSecret,
       timing: config.replication,
       log,
-      registry: this.registry,
+      registry: this.documents,
       metrics: this.metrics,
       logger,
     })
@@ -138,7 +139,7 @@ export class Relay {
 
   /** Number of documents held in memory. */
   get loadedDocuments (): number {
-    return this.registry.size
+    return this.documents.size
   }
 
   regionInfo (): RegionInfo {
@@ -182,7 +183,7 @@ export class Relay {
     this.server.closeAllConnections()
     await stopped
     await this.store.close()
-    await this.registry.closeAll()
+    await this.documents.closeAll()
     this.logger.log('info', 'relay stopped', { region: this.config.region })
   }
 
@@ -199,7 +200,7 @@ export class Relay {
     if (target.kind === 'invalid') return refuseUpgrade(socket, 400, 'Bad Request', target.reason)
     if (target.kind === 'reserved') return refuseUpgrade(socket, 404, 'Not Found', `/${target.path} is reserved and not a WebSocket endpoint of this relay`)
     this.wss.handleUpgrade(req, socket, head, ws => {
-      const connection = new ClientConnection(ws, target.name, this.registry, this.metrics, this.logger)
+      const connection = new ClientConnection(ws, target.name, this.documents, this.metrics, this.logger)
       this.connections.add(connection)
       ws.once('close', () => this.connections.delete(connection))
     })

@@ -51,6 +51,11 @@ describe('region mesh', () => {
     await Promise.all(readers.map(p => waitSynced(p)))
     expect(compareReplicas(replicasOf([clients[0] as WebsocketProvider, ...readers], ['client0', ...regions])).differing).toEqual([])
     expect(setFullCheck(written, replicasOf(readers, regions)).ok).toBe(true)
+    // Region a knows its newest write is durable in every region.
+    const newest = cluster.relay('a').log.lastLocalSeq
+    await waitUntil([on(cluster.relay('a').mesh, 'acknowledged'), on(cluster.relay('a').mesh, 'change')],
+      () => cluster.relay('a').mesh.holders(newest).length === 3, { what: 'b and c to acknowledge a\'s newest write' })
+    expect(cluster.relay('a').mesh.holders(newest).sort()).toEqual(['a', 'b', 'c'])
   })
 
   it('loses nothing across a partition: edits on both sides merge after heal', async () => {
