@@ -36,6 +36,13 @@ export interface OriginRead {
   readonly entries: readonly OriginEntry[]
   /** Highest origin sequence number of that origin folded into any snapshot (0 when none). */
   readonly foldedUpTo: number
+  /**
+   * How many compactions since the store opened folded entries of that origin. `foldedUpTo`
+   * is a maximum over documents, so it stays put when a later compaction folds lower entries
+   * of another document; a reader that caught up at one generation must catch up again at
+   * the next.
+   */
+  readonly foldGeneration: number
 }
 
 export interface LogEntry {

@@ -37,6 +37,7 @@ export class MemoryStore implements DocStore {
   private readonly snapshots = new Map<string, MemorySnapshot>()
   private readonly folded = new Map<string, number>()
   private readonly have = new Map<string, number>()
+  private readonly generations = new Map<string, number>()
   private readonly scheduler: CompactionScheduler
   private readonly pause: Yield
   private seq = 0
@@ -87,7 +88,7 @@ export class MemoryStore implements DocStore {
       .sort((a, b) => a.originSeq - b.originSeq)
       .slice(0, limit)
       .map(e => ({ docName: e.docName, originSeq: e.originSeq, update: e.update }))
-    return { entries, foldedUpTo: this.folded.get(origin) ?? 0 }
+    return { entries, foldedUpTo: this.folded.get(origin) ?? 0, foldGeneration: this.generations.get(origin) ?? 0 }
   }
 
   async docsFoldedPast (origin: string, after: number): Promise<string[]> {
@@ -133,6 +134,7 @@ export class MemoryStore implements DocStore {
       maxInto(marks, e.origin, e.originSeq)
       maxInto(this.folded, e.origin, e.originSeq)
     }
+    for (const origin of new Set(folded.map(e => e.origin))) this.generations.set(origin, (this.generations.get(origin) ?? 0) + 1)
     this.snapshots.set(docName, { data, seq: upTo, folded: marks })
     const kept = new Set(folded)
     this.log = this.log.filter(e => !kept.has(e) || e.seq > upTo)

@@ -67,6 +67,7 @@ export class SqliteStore implements DocStore {
   private readonly scheduler: CompactionScheduler
   private readonly pause: Yield
   private queue: PendingAppend[] = []
+  private readonly generations = new Map<string, number>()
   private flushing: Promise<void> | null = null
   private closed = false
   private readonly stmt
@@ -153,7 +154,7 @@ export class SqliteStore implements DocStore {
       const entries = origin === LOCAL_ORIGIN
         ? this.stmt.localAfter.all(after, limit).map(row => ({ docName: row.doc, originSeq: row.seq, update: new Uint8Array(row.data) }))
         : this.stmt.originAfter.all(origin, after, limit).map(row => ({ docName: row.doc, originSeq: row.origin_seq, update: new Uint8Array(row.data) }))
-      return { entries, foldedUpTo: this.stmt.foldedOf.get(origin)?.seq ?? 0 }
+      return { entries, foldedUpTo: this.stmt.foldedOf.get(origin)?.seq ?? 0, foldGeneration: this.generations.get(origin) ?? 0 }
     })()
   }
 
@@ -234,6 +235,8 @@ export class SqliteStore implements DocStore {
       this.stmt.dropLog.run(docName, cut.upTo)
       for (const [origin, seq] of Object.entries(marks)) this.stmt.raiseFolded.run(origin, seq)
     })()
+    // In the same turn as the commit, so a reader sees the generation and the fold together.
+    for (const origin of new Set(cut.log.map(row => row.origin))) this.generations.set(origin, (this.generations.get(origin) ?? 0) + 1)
     return { count: cut.log.length, bytes: cut.log.reduce((n, row) => n + row.data.length, 0) }
   }
 }

@@ -272,8 +272,9 @@ export const describeDocStore = (
           { docName: 'doc-a', originSeq: c, update: u2 },
         ],
         foldedUpTo: 0,
+        foldGeneration: 0,
       })
-      expect(await store.readOrigin(US, 0, 10)).toEqual({ entries: [], foldedUpTo: 0 })
+      expect(await store.readOrigin(US, 0, 10)).toEqual({ entries: [], foldedUpTo: 0, foldGeneration: 0 })
     })
 
     it('reads a replicated append under its origin and origin number, never as local', async () => {
@@ -284,7 +285,7 @@ export const describeDocStore = (
       const r = await store.append('doc', remote, { region: US, seq: 7 })
       expect(r).toBeGreaterThan(l)
       expect(r).not.toBe(7)
-      expect(await store.readOrigin(US, 0, 10)).toEqual({ entries: [{ docName: 'doc', originSeq: 7, update: remote }], foldedUpTo: 0 })
+      expect(await store.readOrigin(US, 0, 10)).toEqual({ entries: [{ docName: 'doc', originSeq: 7, update: remote }], foldedUpTo: 0, foldGeneration: 0 })
       expect((await store.readOrigin(US, 6, 10)).entries.map(e => e.originSeq)).toEqual([7])
       expect((await store.readOrigin(US, 7, 10)).entries).toEqual([])
       expect((await store.readOrigin(LOCAL_ORIGIN, 0, 10)).entries).toEqual([{ docName: 'doc', originSeq: l, update: local }])
@@ -356,7 +357,7 @@ export const describeDocStore = (
       }
 
       await store.compact('doc-a')
-      expect(await store.readOrigin(LOCAL_ORIGIN, 0, ALL)).toEqual({ entries: await localIn('doc-b'), foldedUpTo: l2 })
+      expect(await store.readOrigin(LOCAL_ORIGIN, 0, ALL)).toMatchObject({ entries: await localIn('doc-b'), foldedUpTo: l2 })
       expect((await store.readOrigin(LOCAL_ORIGIN, 0, ALL)).entries.map(e => e.originSeq)).toEqual([l3])
       expect(await store.readOrigin(US, 0, ALL)).toMatchObject({ entries: [{ docName: 'doc-b', originSeq: 8 }], foldedUpTo: 6 })
       expect(await store.readOrigin(AP, 0, ALL)).toMatchObject({ entries: [{ docName: 'doc-c', originSeq: 3 }], foldedUpTo: 10 })
@@ -384,10 +385,10 @@ export const describeDocStore = (
       // Folding doc-a again with only a lower US entry keeps its US mark at 6.
       await store.compact('doc-a')
       expect(await marks(US, [5, 6])).toEqual({ 5: ['doc-a', 'doc-b'], 6: ['doc-b'] })
-      expect((await store.readOrigin(US, 0, ALL))).toEqual({ entries: [], foldedUpTo: 8 })
-      expect((await store.readOrigin(LOCAL_ORIGIN, 0, ALL))).toEqual({ entries: [], foldedUpTo: l4 })
+      expect((await store.readOrigin(US, 0, ALL))).toMatchObject({ entries: [], foldedUpTo: 8 })
+      expect((await store.readOrigin(LOCAL_ORIGIN, 0, ALL))).toMatchObject({ entries: [], foldedUpTo: l4 })
       expect(await marks(LOCAL_ORIGIN, [l3, l4 - 1, l4])).toEqual({ [l3]: ['doc-a'], [l4 - 1]: ['doc-a'], [l4]: [] })
-      expect((await store.readOrigin(AP, 0, ALL))).toEqual({ entries: [], foldedUpTo: 10 })
+      expect((await store.readOrigin(AP, 0, ALL))).toMatchObject({ entries: [], foldedUpTo: 10 })
       // Folding loses no content: the snapshots hold every update.
       const content = contentOfUpdates([...(await Promise.all(['doc-a', 'doc-b', 'doc-c'].map(async d => updatesOf(await store.read(d))))).flat()])
       expect(content).toEqual(contentOfUpdates(updates.slice(0, next)))
@@ -410,7 +411,7 @@ export const describeDocStore = (
       let late: number
       try {
         for (const origin of [LOCAL_ORIGIN, US]) {
-          expect(await store.readOrigin(origin, 0, ALL)).toEqual({ entries: before[origin], foldedUpTo: 0 })
+          expect(await store.readOrigin(origin, 0, ALL)).toMatchObject({ entries: before[origin], foldedUpTo: 0 })
           expect(await store.docsFoldedPast(origin, 0)).toEqual([])
         }
         late = await store.append('doc', lateLocal)
@@ -421,11 +422,33 @@ export const describeDocStore = (
       await compaction
       const lastLocal = (before[LOCAL_ORIGIN]?.at(-1) as OriginEntry).originSeq
       const lastUs = (before[US]?.at(-1) as OriginEntry).originSeq
-      expect(await store.readOrigin(LOCAL_ORIGIN, 0, ALL)).toEqual({ entries: [{ docName: 'doc', originSeq: late, update: lateLocal }], foldedUpTo: lastLocal })
-      expect(await store.readOrigin(US, 0, ALL)).toEqual({ entries: [{ docName: 'doc', originSeq: 1000, update: lateRemote }], foldedUpTo: lastUs })
+      expect(await store.readOrigin(LOCAL_ORIGIN, 0, ALL)).toMatchObject({ entries: [{ docName: 'doc', originSeq: late, update: lateLocal }], foldedUpTo: lastLocal })
+      expect(await store.readOrigin(US, 0, ALL)).toMatchObject({ entries: [{ docName: 'doc', originSeq: 1000, update: lateRemote }], foldedUpTo: lastUs })
       expect(await store.docsFoldedPast(US, lastUs - 1)).toEqual(['doc'])
       expect(await store.docsFoldedPast(US, lastUs)).toEqual([])
       expect(await store.docsFoldedPast(LOCAL_ORIGIN, lastLocal)).toEqual([])
+    })
+
+    it('counts the compactions that folded each origin\'s entries (fold generation)', async () => {
+      const store = await open()
+      const { updates } = typedUpdates(4)
+      await store.append('doc-a', updates[0] as Uint8Array)
+      await store.append('doc-b', updates[1] as Uint8Array, { region: US, seq: 9 })
+      await store.compact('doc-b')
+      // Only the origin whose entries were folded moves.
+      expect((await store.readOrigin(US, 0, 10)).foldGeneration).toBe(1)
+      expect((await store.readOrigin(LOCAL_ORIGIN, 0, 10)).foldGeneration).toBe(0)
+      await store.compact('doc-a')
+      expect((await store.readOrigin(LOCAL_ORIGIN, 0, 10)).foldGeneration).toBe(1)
+      // A later fold of lower entries leaves foldedUpTo where it was, but not the generation.
+      await store.append('doc-c', updates[2] as Uint8Array, { region: US, seq: 3 })
+      await store.compact('doc-c')
+      const read = await store.readOrigin(US, 0, 10)
+      expect(read.foldedUpTo).toBe(9)
+      expect(read.foldGeneration).toBe(2)
+      // Compacting a document with an empty log folds nothing.
+      await store.compact('doc-c')
+      expect((await store.readOrigin(US, 0, 10)).foldGeneration).toBe(2)
     })
 
     it('keeps per-origin have marks that only ever rise', async () => {
@@ -553,7 +576,7 @@ export const describeDocStore = (
               const past = await store.docsFoldedPast(origin, cursor)
               const above = mine.filter(e => e.originSeq > cursor)
               // Exactly: the unfolded entries above the cursor, and the documents holding folded ones.
-              expect(read).toEqual({
+              expect(read).toMatchObject({
                 entries: above.filter(e => !e.folded).map(e => ({ docName: e.docName, originSeq: e.originSeq, update: e.update })),
                 foldedUpTo,
               })
@@ -636,7 +659,8 @@ export const describeDocStore = (
       await store.writeHave(US, 9)
       await store.writeHave(AP, 3)
       const state = async (s: DocStore) => ({
-        reads: await Promise.all([LOCAL_ORIGIN, US, AP].map(o => s.readOrigin(o, 0, ALL))),
+        // The fold generation counts since the store opened, so it is not part of what persists.
+        reads: (await Promise.all([LOCAL_ORIGIN, US, AP].map(o => s.readOrigin(o, 0, ALL)))).map(({ entries, foldedUpTo }) => ({ entries, foldedUpTo })),
         past: await Promise.all([LOCAL_ORIGIN, US, AP].flatMap(o => [0, 1, 2, 5, 6].map(c => s.docsFoldedPast(o, c)))),
         have: await s.readHave(),
         lastSeq: await s.lastSeq(),

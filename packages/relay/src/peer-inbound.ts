@@ -12,6 +12,7 @@ export class PeerInbound {
   /** Batches, catch-ups and state-vector requests are answered in arrival order. */
   private chain: Promise<void> = Promise.resolve()
   lastHeard = Date.now()
+  private failed = false
 
   constructor (private readonly mesh: Mesh, readonly ws: WebSocket, readonly region: string) {
     ws.on('message', (data: Buffer) => {
@@ -46,8 +47,16 @@ export class PeerInbound {
     this.ws.close(code, closeReason(reason))
   }
 
+  /**
+   * Queues a step after the earlier ones. Once a step failed (a write the store refused),
+   * nothing more is acknowledged on this link: the peer redials and resends from the marks
+   * that were durable.
+   */
   private then (step: () => Promise<void>): void {
-    this.chain = this.chain.then(step).catch(err => this.close(1011, `could not store replicated updates: ${(err as Error).message}`))
+    this.chain = this.chain.then(() => this.failed || !this.open ? undefined : step()).catch(err => {
+      this.failed = true
+      this.close(1011, `could not store replicated updates: ${(err as Error).message}`)
+    })
   }
 
   private handle (message: PeerMessage): void {

@@ -61,7 +61,8 @@ export class PeerLink {
   lastError: string | undefined
   private ws: WebSocket | null = null
   private readonly sent = new Map<string, number>()
-  private readonly covered = new Map<string, number>()
+  /** Per origin: the fold generation and mark the last catch-up covered. */
+  private readonly covered = new Map<string, { generation: number, upTo: number }>()
   private inFlight = 0
   private pumping = false
   private pumpAgain = false
@@ -214,18 +215,19 @@ export class PeerLink {
       const position = Math.max(this.sent.get(origin) ?? 0, this.peerHave[origin] ?? 0)
       const read = await this.mesh.log.read(origin, position, MAX_BATCH_ENTRIES)
       if (this.status !== 'up') return
-      if (read.foldedUpTo > Math.max(position, this.covered.get(origin) ?? 0)) {
+      const covered = this.covered.get(origin)
+      if (read.foldedUpTo > position && covered?.generation !== read.foldGeneration) {
         // Compaction folded entries the peer may lack: bring those documents up to date by
         // state vector, then stream what is still in the log.
         await this.catchUp(origin, position)
-        this.covered.set(origin, read.foldedUpTo)
+        this.covered.set(origin, { generation: read.foldGeneration, upTo: read.foldedUpTo })
       }
       const taken = takeBatch(read.entries)
       const last = taken[taken.length - 1]
       if (last === undefined) {
         // Everything of this origin past the peer's mark was folded and caught up: say so,
         // so the peer's mark moves past the folded entries.
-        const folded = this.covered.get(origin) ?? 0
+        const folded = this.covered.get(origin)?.upTo ?? 0
         if (folded > position && this.send({ type: 'batch', entries: [], upTo: { [origin]: folded } })) {
           this.sent.set(origin, folded)
           this.inFlight++
