@@ -15,3 +15,6 @@ export { coalesceAwarenessUpdates, encodeAwarenessEntries, readAwarenessUpdate, 
 export {
   PEER_PROTOCOL_VERSION, PeerMessageType, decodePeerMessage, encodePeerMessage, type BatchEntry, type Marks, type PeerMessage,
 } from './peer-messages.js'
+export {
+  ACK_LEVELS, MUX_PROTOCOL_VERSION, MuxMessageType, decodeMuxMessage, encodeMuxMessage, type AckLevel, type MuxMessage, type RegionEndpoint,
+} from './mux-messages.js'

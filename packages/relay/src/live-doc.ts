@@ -64,11 +64,12 @@ export class LiveDoc {
    * the log, to peer regions). Appends resolve in order, so clients see a writer's updates
    * in order.
    */
-  async write (update: Uint8Array, from: DocClient | null): Promise<void> {
+  async write (update: Uint8Array, from: DocClient | null): Promise<number> {
     this.writesInFlight++
     const end = this.metrics.storeAppendSeconds.startTimer()
+    let seq: number
     try {
-      await this.log.appendLocal(this.name, update)
+      seq = await this.log.appendLocal(this.name, update)
     } finally {
       this.writesInFlight--
       end()
@@ -76,6 +77,7 @@ export class LiveDoc {
     this.metrics.updatesIn.inc({ source: 'client' })
     this.metrics.updateBytesIn.inc({ source: 'client' }, update.length)
     this.applyDurable(update, from)
+    return seq
   }
 
   /** Takes in an update already durable in the store (from a peer) and sends it to clients. */

@@ -1,0 +1,145 @@
+/**
+ * One client's use of one document, whatever carries it: a stock y-websocket socket (one
+ * document per socket) or a document on a multiplexed socket. It loads the document, answers
+ * the sync, stores the client's updates durably before anyone else sees them, and removes the
+ * client's presence when it leaves. Messages that arrive while the document loads wait, then
+ * run in order.
+ */
+import * as awarenessProtocol from 'y-protocols/awareness'
+import {
+  ProtocolError, type YMessage, diffUpdate, encodeFrame, isEmptyUpdate, readAwarenessUpdate, validateStateVector, validateUpdate,
+} from '@georelay/core'
+import type { DocRegistry } from './doc-registry.js'
+import type { DocClient, LiveDoc } from './live-doc.js'
+
+let nextId = 1
+
+/** Checks every payload of a frame before any of it takes effect. */
+export const validateMessages = (messages: YMessage[]): void => {
+  for (const message of messages) {
+    switch (message.type) {
+      case 'sync-step1': validateStateVector(message.stateVector); break
+      case 'sync-step2': case 'sync-update': validateUpdate(message.update); break
+      case 'awareness': readAwarenessUpdate(message.update); break
+      case 'auth-denied': throw new ProtocolError('ERR_UNEXPECTED_MESSAGE', 'auth messages go from relay to client, not the other way')
+      case 'query-awareness': break
+    }
+  }
+}
+
+/** What carries a session's frames, and where its failures go. */
+export interface SessionTransport {
+  send(frame: Uint8Array): void
+  /** The session failed (bad message, store error): the transport decides what to close. */
+  fail(err: unknown): void
+}
+
+type Pending = { kind: 'messages', messages: YMessage[] } | { kind: 'write', update: Uint8Array, done: (seq: number) => void }
+
+export class DocSession implements DocClient {
+  readonly id = nextId++
+  private doc: LiveDoc | null = null
+  private pending: Pending[] | null = []
+  private closed = false
+  /** Awareness client ids this client announced, removed everywhere when it leaves. */
+  private readonly awarenessIds = new Set<number>()
+
+  constructor (readonly docName: string, private readonly registry: DocRegistry, private readonly transport: SessionTransport) {
+    this.open().catch(err => transport.fail(err))
+  }
+
+  send (frame: Uint8Array): void {
+    this.transport.send(frame)
+  }
+
+  /** Handles validated messages of this document, in order. */
+  receive (messages: YMessage[]): void {
+    if (this.closed) return
+    if (this.pending !== null) this.pending.push({ kind: 'messages', messages })
+    else if (this.doc !== null) this.run(() => this.handle(this.doc as LiveDoc, messages))
+  }
+
+  /** Stores a validated update durably; `done` gets its local sequence number. */
+  write (update: Uint8Array, done: (seq: number) => void): void {
+    if (this.closed) return
+    if (this.pending !== null) this.pending.push({ kind: 'write', update, done })
+    else if (this.doc !== null) this.store(this.doc, update, done)
+  }
+
+  /** The client left: drop its presence everywhere and let the document go idle. */
+  close (): void {
+    if (this.closed) return
+    this.closed = true
+    const doc = this.doc
+    if (doc === null) return // open() releases the document when its load finishes
+    doc.clients.delete(this)
+    doc.removeAwareness([...this.awarenessIds], true)
+    this.registry.release(this.docName)
+  }
+
+  private async open (): Promise<void> {
+    const doc = await this.registry.acquire(this.docName)
+    if (this.closed) {
+      this.registry.release(this.docName)
+      return
+    }
+    this.doc = doc
+    doc.clients.add(this)
+    // The relay opens the sync too, as the stock y-websocket server does.
+    this.send(encodeFrame({ type: 'sync-step1', stateVector: doc.stateVector() }))
+    const states = doc.awareness.getStates()
+    if (states.size > 0) this.send(encodeFrame({ type: 'awareness', update: awarenessProtocol.encodeAwarenessUpdate(doc.awareness, [...states.keys()]) }))
+    const waiting = this.pending ?? []
+    this.pending = null
+    for (const item of waiting) {
+      if (item.kind === 'messages') this.run(() => this.handle(doc, item.messages))
+      else this.store(doc, item.update, item.done)
+    }
+  }
+
+  /** A bug in handling one client's message must fail that session, not crash the relay. */
+  private run (step: () => void): void {
+    try {
+      step()
+    } catch (err) {
+      this.transport.fail(err)
+    }
+  }
+
+  private store (doc: LiveDoc, update: Uint8Array, done: (seq: number) => void): void {
+    doc.write(update, this).then(done, err => this.transport.fail(err))
+  }
+
+  private handle (doc: LiveDoc, messages: YMessage[]): void {
+    for (const message of messages) {
+      switch (message.type) {
+        case 'sync-step1':
+          this.send(encodeFrame({ type: 'sync-step2', update: diffUpdate(doc.state(), message.stateVector) }))
+          break
+        case 'sync-step2': {
+          // A reconnecting client sends everything the relay's state vector lacks by its reckoning;
+          // strip what the relay already has so that only news is stored and forwarded.
+          const news = diffUpdate(message.update, doc.stateVector())
+          if (!isEmptyUpdate(news)) this.store(doc, news, () => {})
+          break
+        }
+        case 'sync-update':
+          this.store(doc, message.update, () => {})
+          break
+        case 'awareness':
+          doc.applyLocalAwareness(message.update, this)
+          // y-protocols skips stale entries (and a first state at clock 0), so track what it kept.
+          for (const { clientID } of readAwarenessUpdate(message.update)) {
+            if (doc.awareness.states.has(clientID)) this.awarenessIds.add(clientID)
+            else this.awarenessIds.delete(clientID)
+          }
+          break
+        case 'query-awareness':
+          this.send(encodeFrame({ type: 'awareness', update: awarenessProtocol.encodeAwarenessUpdate(doc.awareness, [...doc.awareness.getStates().keys()]) }))
+          break
+        case 'auth-denied':
+          break // refused by validateMessages()
+      }
+    }
+  }
+}
