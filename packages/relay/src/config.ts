@@ -22,7 +22,13 @@ export const relayConfigSchema = z.object({
   dataDir: z.string().min(1).optional(),
   /** `sqlite` (durable, the default) or `memory` (forgets everything on exit). */
   store: z.enum(['sqlite', 'memory']).default('sqlite'),
-  peers: z.array(z.object({ region: regionName, url: wsUrl }).strict()).default([]),
+  peers: z.array(z.object({
+    region: regionName,
+    /** Where this relay dials the peer. */
+    url: wsUrl,
+    /** Where clients reach the peer, when it differs from `url` (a private mesh network). */
+    publicUrl: wsUrl.optional(),
+  }).strict()).default([]),
   meshSecret: z.string().min(1).optional(),
   limits: z.object({
     maxMessageBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),

@@ -20,7 +20,8 @@ export interface HttpContext {
 }
 
 const send = (res: ServerResponse, status: number, type: string, body: string): void => {
-  res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' })
+  // Browsers running the SDK probe every region's /healthz and read /v1/regions cross-origin.
+  res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', 'access-control-allow-origin': '*' })
   res.end(body)
 }
 

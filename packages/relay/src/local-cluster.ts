@@ -60,7 +60,7 @@ export class LocalCluster {
         for (const to of options.regions) {
           if (to === from) continue
           const link = await wan.link(from, to, { host, port: ports.get(to) as number })
-          peers.push({ region: to, url: link.url })
+          peers.push({ region: to, url: link.url, publicUrl: `ws://${host}:${ports.get(to) as number}` })
           if (from < to) wan.setConditions(from, to, { delayMs: oneWayDelayMs(from, to, options.latency) })
         }
         peersOf.set(from, peers)

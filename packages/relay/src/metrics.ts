@@ -38,6 +38,7 @@ export const createRelayMetrics = (region: string) => {
   }
   // Present from the start, so that an alert on "no clients" has a sample to look at.
   metrics.connections.set({ endpoint: 'y-websocket' }, 0)
+  metrics.connections.set({ endpoint: 'mux' }, 0)
   metrics.documents.set(0)
   return metrics
 }

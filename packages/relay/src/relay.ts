@@ -13,6 +13,8 @@ import { parseRequestPath } from './doc-path.js'
 import { DocRegistry } from './doc-registry.js'
 import { handleHttp, type RegionInfo } from './http-endpoints.js'
 import { Mesh } from './mesh.js'
+import { MuxConnection } from './mux-connection.js'
+import { WriteAcks } from './write-acks.js'
 import { PEER_DEFLATE } from './peer-link.js'
 import { ReplicationLog } from './replication-log.js'
 import { type Logger, stderrLogger } from './logger.js'
@@ -50,9 +52,10 @@ const refuseUpgrade = (socket: Duplex, status: number, text: string, reason: str
 export class Relay {
   readonly metrics: RelayMetrics
   readonly mesh: Mesh
+  readonly acks: WriteAcks
   /** Documents in memory; emits 'loaded' and 'released'. */
   readonly documents: DocRegistry
-  private readonly connections = new Set<ClientConnection>()
+  private readonly connections = new Set<ClientConnection | MuxConnection>()
   private draining = false
   private closing: Promise<void> | null = null
 
@@ -77,6 +80,7 @@ export class Relay {
       metrics: this.metrics,
       logger,
     })
+    this.acks = new WriteAcks(this.mesh, () => 1 + config.peers.length)
   }
 
   static async start ({ config, store, logger = stderrLogger() }: RelayOptions): Promise<Relay> {
@@ -142,13 +146,26 @@ export class Relay {
     return this.documents.size
   }
 
+  /** Every region's public URL, this one first: what SDKs choose from. */
+  endpoints (): { name: string, url: string }[] {
+    return [
+      { name: this.config.region, url: this.publicUrl },
+      ...this.config.peers.map(p => ({ name: p.region, url: p.publicUrl ?? p.url })),
+    ]
+  }
+
   regionInfo (): RegionInfo {
     return {
       region: this.config.region,
       publicUrl: this.publicUrl,
       regions: [
         { name: this.config.region, url: this.publicUrl, self: true, state: 'up' },
-        ...this.mesh.peerInfo().map(p => ({ name: p.region, url: p.url, self: false, state: p.state === 'up' ? 'up' as const : 'down' as const })),
+        ...this.mesh.peerInfo().map(p => ({
+          name: p.region,
+          url: this.endpoints().find(e => e.name === p.region)?.url ?? p.url,
+          self: false,
+          state: p.state === 'up' ? 'up' as const : 'down' as const,
+        })),
       ],
       peers: this.mesh.peerInfo(),
     }
@@ -166,6 +183,7 @@ export class Relay {
   private async drain (): Promise<void> {
     this.draining = true
     this.mesh.close()
+    this.acks.close()
     for (const ws of this.peerWss.clients) ws.terminate()
     const stopped = new Promise<void>(resolve => this.server.close(() => resolve()))
     this.server.closeIdleConnections()
@@ -196,6 +214,21 @@ export class Relay {
     const target = parseRequestPath(req.url ?? '/')
     if (target.kind === 'reserved' && target.path === 'v1/peer') {
       return this.peerWss.handleUpgrade(req, socket, head, ws => this.mesh.accept(ws, req))
+    }
+    if (target.kind === 'reserved' && target.path === 'v1/mux') {
+      return this.wss.handleUpgrade(req, socket, head, ws => {
+        const connection = new MuxConnection(ws, {
+          registry: this.documents,
+          metrics: this.metrics,
+          logger: this.logger,
+          acks: this.acks,
+          maxDocs: this.config.limits.maxDocsPerConnection,
+          region: this.config.region,
+          regions: () => this.endpoints(),
+        })
+        this.connections.add(connection)
+        ws.once('close', () => this.connections.delete(connection))
+      })
     }
     if (target.kind === 'invalid') return refuseUpgrade(socket, 400, 'Bad Request', target.reason)
     if (target.kind === 'reserved') return refuseUpgrade(socket, 404, 'Not Found', `/${target.path} is reserved and not a WebSocket endpoint of this relay`)

@@ -135,7 +135,7 @@ describe('HTTP endpoints', () => {
     expect((await res.json() as { error: string }).error).toMatch(new RegExp(`${method} is not allowed`))
   })
 
-  it.each(['/healthz', '/readyz', '/metrics', '/v1/mux', '/v1/anything', '/v1/regions', '/v1%2Fmux'])(
+  it.each(['/healthz', '/readyz', '/metrics', '/v1/anything', '/v1/regions', '/v1%2Fnothing'])(
     'refuses a WebSocket upgrade to the reserved %s with HTTP 404',
     async path => {
       const { status, body } = await refusedUpgrade(`${relay.url}${path}`)

@@ -1,0 +1,154 @@
+/**
+ * One socket of the SDK on `ws://HOST:PORT/v1/mux`: many documents, each a DocSession whose
+ * frames travel wrapped in `sync` messages. A failure of one document is answered with an
+ * `error` for that document, which is then closed; only a frame that is not a mux message
+ * closes the socket.
+ */
+import type { RawData, WebSocket } from 'ws'
+import {
+  type AckLevel, CloseCode, MUX_PROTOCOL_VERSION, type MuxMessage, ProtocolError, type RegionEndpoint, closeReason, decodeFrame,
+  decodeMuxMessage, encodeMuxMessage, validateUpdate,
+} from '@georelay/core'
+import { describeFailure, toBytes } from './client-connection.js'
+import { parseRequestPath } from './doc-path.js'
+import type { DocRegistry } from './doc-registry.js'
+import { DocSession, validateMessages } from './doc-session.js'
+import type { Logger } from './logger.js'
+import type { RelayMetrics } from './metrics.js'
+import type { WriteAcks } from './write-acks.js'
+
+export interface MuxContext {
+  registry: DocRegistry
+  metrics: RelayMetrics
+  logger: Logger
+  acks: WriteAcks
+  maxDocs: number
+  region: string
+  regions: () => RegionEndpoint[]
+}
+
+interface OpenDoc {
+  session: DocSession
+  ack: AckLevel
+}
+
+export class MuxConnection {
+  private readonly docs = new Map<number, OpenDoc>()
+  private closed = false
+
+  constructor (private readonly ws: WebSocket, private readonly ctx: MuxContext) {
+    ctx.metrics.connections.inc({ endpoint: 'mux' })
+    ws.on('message', (data, isBinary) => this.receive(data, isBinary))
+    ws.on('close', () => this.onClose())
+    ws.on('error', err => ctx.logger.log('debug', 'mux socket error', { error: err.message }))
+    this.send({ type: 'welcome', version: MUX_PROTOCOL_VERSION, region: ctx.region, regions: ctx.regions() })
+  }
+
+  close (code: number, reason: string): void {
+    if (this.ws.readyState === this.ws.OPEN || this.ws.readyState === this.ws.CONNECTING) this.ws.close(code, closeReason(reason))
+  }
+
+  private send (message: MuxMessage): void {
+    if (this.ws.readyState !== this.ws.OPEN) return
+    const frame = encodeMuxMessage(message)
+    this.ws.send(frame)
+    this.ctx.metrics.bytesOut.inc({ target: 'client' }, frame.length)
+  }
+
+  private receive (data: RawData, isBinary: boolean): void {
+    if (this.closed) return
+    let message: MuxMessage
+    try {
+      if (!isBinary) throw new ProtocolError('ERR_TEXT_FRAME', 'text frames are not part of the protocol: send binary frames')
+      message = decodeMuxMessage(toBytes(data))
+    } catch (err) {
+      const { code, reason, metric } = describeFailure(err)
+      this.ctx.metrics.rejected.inc({ code: metric })
+      return this.close(code, reason)
+    }
+    try {
+      this.handle(message)
+    } catch (err) {
+      if ('docId' in message) this.failDoc(message.docId, err)
+      else this.close(CloseCode.MalformedMessage, (err as Error).message)
+    }
+  }
+
+  private handle (message: MuxMessage): void {
+    switch (message.type) {
+      case 'open': return this.open(message.docId, message.docName, message.ack)
+      case 'close': return this.closeDoc(message.docId)
+      case 'sync': {
+        const doc = this.docOf(message.docId)
+        const messages = decodeFrame(message.payload)
+        validateMessages(messages)
+        return doc.session.receive(messages)
+      }
+      case 'write': {
+        const doc = this.docOf(message.docId)
+        validateUpdate(message.update)
+        const { docId, writeId } = message
+        return doc.session.write(message.update, seq => {
+          this.send({ type: 'ack', docId, writeId, level: 'local' })
+          if (doc.ack === 'local') return
+          for (const level of doc.ack === 'all' ? ['majority', 'all'] as const : ['majority'] as const) {
+            this.ctx.acks.whenDurable(seq, level, () => {
+              if (this.docs.get(docId) === doc) this.send({ type: 'ack', docId, writeId, level })
+            })
+          }
+        })
+      }
+      case 'ping': return this.send({ type: 'pong', nonce: message.nonce })
+      default: throw new ProtocolError('ERR_UNEXPECTED_MESSAGE', `${message.type} goes from relay to client, not the other way`)
+    }
+  }
+
+  private docOf (docId: number): OpenDoc {
+    const doc = this.docs.get(docId)
+    if (doc === undefined) throw new ProtocolError('ERR_UNEXPECTED_MESSAGE', `document ${docId} is not open on this socket: send open first`)
+    return doc
+  }
+
+  private open (docId: number, docName: string, ack: AckLevel): void {
+    if (this.docs.has(docId)) throw new ProtocolError('ERR_UNEXPECTED_MESSAGE', `document ${docId} is already open on this socket`)
+    const target = parseRequestPath('/' + encodeURIComponent(docName))
+    if (target.kind !== 'doc') {
+      return this.send({ type: 'error', docId, code: CloseCode.MalformedMessage, reason: target.kind === 'invalid' ? target.reason : `"${docName}" is a reserved name` })
+    }
+    if (this.docs.size >= this.ctx.maxDocs) {
+      this.ctx.metrics.rejected.inc({ code: 'ERR_TOO_MANY_DOCS' })
+      return this.send({ type: 'error', docId, code: CloseCode.RateLimited, reason: `at most ${this.ctx.maxDocs} documents per connection (limits.maxDocsPerConnection): close some first` })
+    }
+    const doc: OpenDoc = {
+      ack,
+      session: new DocSession(docName, this.ctx.registry, {
+        send: payload => { if (this.docs.get(docId) === doc) this.send({ type: 'sync', docId, payload }) },
+        fail: err => this.failDoc(docId, err),
+      }),
+    }
+    this.docs.set(docId, doc)
+  }
+
+  private closeDoc (docId: number): void {
+    const doc = this.docs.get(docId)
+    if (doc === undefined) return
+    this.docs.delete(docId)
+    doc.session.close()
+  }
+
+  /** One document failed: tell the client, close that document, keep the others. */
+  private failDoc (docId: number, err: unknown): void {
+    const { code, reason, metric, level } = describeFailure(err)
+    this.ctx.metrics.rejected.inc({ code: metric })
+    this.ctx.logger.log(level, 'document refused on a mux socket', { docId, code: metric, reason })
+    this.closeDoc(docId)
+    this.send({ type: 'error', docId, code, reason })
+  }
+
+  private onClose (): void {
+    if (this.closed) return
+    this.closed = true
+    this.ctx.metrics.connections.dec({ endpoint: 'mux' })
+    for (const docId of [...this.docs.keys()]) this.closeDoc(docId)
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * Acknowledgements of writes beyond this region: a write at local sequence number N is held by
+ * a region once that region's durable mark for this origin reaches N (see Mesh.holders). Marks
+ * only grow, so waiting writes are checked in order of N and the check stops at the first one
+ * still short.
+ */
+import type { AckLevel } from '@georelay/core'
+import type { Mesh } from './mesh.js'
+
+interface Waiting {
+  seq: number
+  need: number
+  notify: () => void
+}
+
+/** How many regions (this one included) a level needs out of `regions`. */
+export const regionsNeeded = (level: AckLevel, regions: number): number =>
+  level === 'local' ? 1 : level === 'majority' ? Math.floor(regions / 2) + 1 : regions
+
+export class WriteAcks {
+  private waiting: Waiting[] = []
+  private readonly check = (): void => this.settle()
+
+  constructor (private readonly mesh: Mesh, private readonly regions: () => number) {
+    mesh.on('acknowledged', this.check)
+    mesh.on('change', this.check)
+  }
+
+  /** Calls `notify` once the write at `seq` is durable in enough regions for `level`. */
+  whenDurable (seq: number, level: AckLevel, notify: () => void): void {
+    const need = regionsNeeded(level, this.regions())
+    if (this.mesh.holders(seq).length >= need) return notify()
+    this.waiting.push({ seq, need, notify })
+    this.waiting.sort((a, b) => a.seq - b.seq)
+  }
+
+  /** Writes still waiting, for a drain or a metric. */
+  get pending (): number {
+    return this.waiting.length
+  }
+
+  close (): void {
+    this.mesh.off('acknowledged', this.check)
+    this.mesh.off('change', this.check)
+    this.waiting = []
+  }
+
+  private settle (): void {
+    if (this.waiting.length === 0) return
+    const held = new Map<number, number>()
+    const still: Waiting[] = []
+    for (const w of this.waiting) {
+      const count = held.get(w.seq) ?? this.mesh.holders(w.seq).length
+      held.set(w.seq, count)
+      if (count >= w.need) w.notify()
+      else still.push(w)
+    }
+    this.waiting = still
+  }
+}
