@@ -1,7 +1,7 @@
 // One jest project per package; ts-jest's ESM preset so that every path, tests included,
 // loads yjs through `import` (two copies of Yjs break `instanceof`). Run with
 // `node --experimental-vm-modules` (see the `test` script).
-const packages = ['core', 'relay', 'testkit']
+const packages = ['core', 'client', 'relay', 'testkit']
 
 const project = name => ({
   displayName: name,
@@ -9,7 +9,7 @@ const project = name => ({
   testMatch: [`<rootDir>/packages/${name}/test/**/*.test.ts`],
   extensionsToTreatAsEsm: ['.ts'],
   moduleNameMapper: {
-    '^@georelay/(core|relay|testkit)$': '<rootDir>/packages/$1/src/index.ts',
+    '^@georelay/(core|client|relay|testkit)$': '<rootDir>/packages/$1/src/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   transform: {

@@ -52,7 +52,7 @@ const freePort = (): Promise<number> => new Promise((resolve, reject) => {
 
 export class TestCluster {
   readonly regions = new Map<string, ClusterRegion>()
-  private readonly peerUrls = new Map<string, { region: string, url: string }[]>()
+  private readonly peerUrls = new Map<string, { region: string, url: string, publicUrl: string }[]>()
   private readonly stores = new Map<string, DocStore>()
 
   private constructor (readonly options: ClusterOptions, readonly wan: WanSimulator, readonly dataDir: string) {}
@@ -63,11 +63,11 @@ export class TestCluster {
     const ports = new Map<string, number>()
     for (const region of options.regions) ports.set(region, await freePort())
     for (const from of options.regions) {
-      const peers: { region: string, url: string }[] = []
+      const peers: { region: string, url: string, publicUrl: string }[] = []
       for (const to of options.regions) {
         if (to === from) continue
         const link = await wan.link(from, to, { port: ports.get(to) as number })
-        peers.push({ region: to, url: link.url })
+        peers.push({ region: to, url: link.url, publicUrl: `ws://127.0.0.1:${ports.get(to) as number}` })
         if (options.delayMs !== undefined && from < to) wan.setConditions(from, to, { delayMs: options.delayMs(from, to) })
       }
       cluster.peerUrls.set(from, peers)
@@ -108,6 +108,20 @@ export class TestCluster {
       replication: { ...TEST_REPLICATION, ...config.replication },
       dataDir: path.join(this.dataDir, region),
     }
+  }
+
+  /**
+   * Endpoints for a client that lives somewhere: each region's relay reached through the WAN
+   * simulator with the given one-way delay (from `from`, a name for the client's place).
+   */
+  async clientEndpoints (from: string, delays: Record<string, number>): Promise<{ name: string, url: string }[]> {
+    const endpoints: { name: string, url: string }[] = []
+    for (const region of this.options.regions) {
+      const link = await this.wan.link(from, region, { port: this.get(region).port })
+      this.wan.setConditions(from, region, { delayMs: delays[region] ?? 0 })
+      endpoints.push({ name: region, url: link.url })
+    }
+    return endpoints
   }
 
   /** Starts (or restarts) a region's relay on its port, with its data. */

@@ -7,3 +7,4 @@ export { TEST_MESH_SECRET, TEST_REPLICATION, TestCluster, type ClusterOptions, t
 export { WanSimulator, type DirectionOptions, type DirectionStats, type LinkConditions, type LinkEndpoint, type LossConditions, type WanEvents, type WanSimulatorOptions } from '@georelay/relay'
 export { loadTrace, syntheticTrace, type EditingTrace, type Patch } from './editing-trace.js'
 export { measureMesh, type MeshMeasurement } from './measure-mesh.js'
+export { CHROMIUM_ARGS, CHROMIUM_PATH, bundleForBrowser, launchChromium, serveStatic, type ChromiumSession, type LaunchChromiumOptions, type StaticFile, type StaticServer } from './chromium.js'

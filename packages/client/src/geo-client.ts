@@ -1,0 +1,308 @@
+/**
+ * The SDK's entry point: one socket to the nearest region for any number of documents.
+ *
+ * It measures the round trip to every region and connects to the nearest. A closed socket, an
+ * error, or silence past the heartbeat timeout moves it at once to the next-nearest region that
+ * answers; when none does, it retries with jittered exponential backoff, so that thousands of
+ * clients do not come back in one wave. It measures again from time to time and moves back to a
+ * nearer region only when that one is clearly and steadily better. Edits go on locally
+ * throughout; every session re-syncs by state vector after each move.
+ */
+import type * as Y from 'yjs'
+import { ObservableV2 } from 'lib0/observable'
+import { type MuxMessage, type RegionEndpoint, decodeMuxMessage, encodeMuxMessage } from '@georelay/core'
+import { createOfflineStore, type OfflineStoreSpec } from './create-offline-store.js'
+import { GeoSession, type SessionOptions } from './geo-session.js'
+import type { OfflineStore } from './offline-store.js'
+import { DEFAULT_FAILBACK, type FailbackRule, type Fetch, RegionPicker, httpUrlOf } from './region-picker.js'
+import { OPEN, type SocketConstructor, type SocketLike, resolveWebSocket } from './websocket-impl.js'
+
+export type RegionChangeReason = 'initial' | 'failover' | 'failback' | 'redirect'
+
+export interface RegionChange {
+  region: string
+  previous: string | null
+  reason: RegionChangeReason
+}
+
+export interface GeoClientEvents {
+  /** The client now uses another region, and why. */
+  region: (change: RegionChange) => void
+  /** Every region failed; the client retries after `delayMs`. */
+  offline: (delayMs: number) => void
+  /** Something went wrong that the client handles itself; for logs. */
+  warning: (message: string) => void
+}
+
+export interface GeoClientOptions {
+  /** The regions and their relays' URLs; or give `discoveryUrl`. */
+  regions?: RegionEndpoint[]
+  /** Any relay's URL (ws:// or http://): its /v1/regions lists every region. */
+  discoveryUrl?: string
+  token?: string
+  /** Where pending edits wait for acknowledgement (default 'memory'). */
+  offline?: OfflineStoreSpec
+  WebSocket?: SocketConstructor
+  fetch?: Fetch
+  /** How often the client pings the relay (default 1000 ms)… */
+  heartbeatMs?: number
+  /** …and how long a silent relay is given before the client moves (default 3000 ms). */
+  heartbeatTimeoutMs?: number
+  /** How often round trips are measured again for failback (default 30 s; 0: never). */
+  probeIntervalMs?: number
+  failback?: Partial<FailbackRule>
+  /** Retry backoff when every region is down (full jitter between 0 and the ceiling). */
+  backoff?: { baseMs?: number, maxMs?: number }
+  /** A failover waits a random 0…this many ms, to spread clients out (default 250). */
+  failoverJitterMs?: number
+}
+
+const defaultFetch: Fetch = (url, init) => (globalThis.fetch as unknown as Fetch)(url, init)
+
+export class GeoClient extends ObservableV2<GeoClientEvents> {
+  /** The region in use (null while none). */
+  region: string | null = null
+  /** Every region the client knows, from the options or discovery. */
+  regions: RegionEndpoint[] = []
+  readonly ready: Promise<void>
+  private picker!: RegionPicker
+  private store!: OfflineStore
+  private WebSocketImpl!: SocketConstructor
+  private socket: SocketLike | null = null
+  private readonly sessions = new Map<string, GeoSession>()
+  private readonly byId = new Map<number, GeoSession>()
+  private nextDocId = 1
+  private closed = false
+  private attempt = 0
+  private lastHeard = 0
+  private heartbeat: ReturnType<typeof setInterval> | null = null
+  private prober: ReturnType<typeof setInterval> | null = null
+  private retry: ReturnType<typeof setTimeout> | null = null
+  private nonce = 0
+  private readonly options: Required<Pick<GeoClientOptions, 'heartbeatMs' | 'heartbeatTimeoutMs' | 'probeIntervalMs' | 'failoverJitterMs'>> & { backoff: { baseMs: number, maxMs: number } }
+
+  constructor (private readonly init: GeoClientOptions) {
+    super()
+    if ((init.regions === undefined || init.regions.length === 0) && init.discoveryUrl === undefined) {
+      throw new Error('GeoClient needs `regions` ([{ name, url }]) or a `discoveryUrl`')
+    }
+    this.options = {
+      heartbeatMs: init.heartbeatMs ?? 1000,
+      heartbeatTimeoutMs: init.heartbeatTimeoutMs ?? 3000,
+      probeIntervalMs: init.probeIntervalMs ?? 30_000,
+      failoverJitterMs: init.failoverJitterMs ?? 250,
+      backoff: { baseMs: init.backoff?.baseMs ?? 250, maxMs: init.backoff?.maxMs ?? 10_000 },
+    }
+    this.ready = this.start()
+    this.ready.catch(err => this.emit('warning', [`client start failed: ${(err as Error).message}`]))
+  }
+
+  /**
+   * Opens a document: binds `doc` to it for as long as the session lives. Only one session per
+   * name per client.
+   */
+  open (name: string, doc: Y.Doc, options: SessionOptions = {}): GeoSession {
+    if (this.closed) throw new Error('this GeoClient is closed')
+    if (this.sessions.has(name)) throw new Error(`"${name}" is already open on this client: use its session, or close it first`)
+    const session = new GeoSession(name, doc, this.nextDocId++, this.storeProxy, s => this.forget(s), options)
+    this.sessions.set(name, session)
+    this.byId.set(session.docId, session)
+    if (this.socket !== null && this.region !== null) void session.attach(m => this.send(m))
+    return session
+  }
+
+  /** Closes every session and the socket. Pending edits stay in the offline store. */
+  async close (): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    for (const session of [...this.sessions.values()]) session.close()
+    this.stopTimers()
+    const socket = this.socket
+    this.socket = null
+    socket?.close(1000, 'client closed')
+    await this.ready.catch(() => {})
+    await this.store?.close()
+  }
+
+  /** The offline store is created asynchronously; sessions wait for it through this. */
+  private readonly storeProxy: OfflineStore = {
+    load: async name => (await this.storeReady).load(name),
+    put: async (name, write) => (await this.storeReady).put(name, write),
+    remove: async (name, upTo) => (await this.storeReady).remove(name, upTo),
+    close: async () => {},
+  }
+
+  private storeReady!: Promise<OfflineStore>
+
+  private async start (): Promise<void> {
+    this.storeReady = createOfflineStore(this.init.offline ?? 'memory')
+    this.store = await this.storeReady
+    this.WebSocketImpl = await resolveWebSocket(this.init.WebSocket)
+    this.regions = this.init.regions ?? await this.discover(this.init.discoveryUrl as string)
+    this.picker = new RegionPicker(this.regions, this.init.fetch ?? defaultFetch, { ...DEFAULT_FAILBACK, ...this.init.failback })
+    await this.picker.measure()
+    if (this.closed) return
+    this.connectFrom(this.picker.ranked(), null, 'initial')
+    if (this.options.probeIntervalMs > 0) this.prober = setInterval(() => { void this.probe() }, this.options.probeIntervalMs)
+  }
+
+  private async discover (url: string): Promise<RegionEndpoint[]> {
+    const res = await (this.init.fetch ?? defaultFetch)(httpUrlOf(url, '/v1/regions'))
+    if (!res.ok) throw new Error(`discovery at ${url} failed: /v1/regions did not answer 200`)
+    const body = JSON.parse(await res.text()) as { regions?: { name: string, url: string }[] }
+    if (!Array.isArray(body.regions) || body.regions.length === 0) throw new Error(`discovery at ${url} returned no regions`)
+    return body.regions.map(r => ({ name: r.name, url: r.url }))
+  }
+
+  /**
+   * Tries regions in order until one welcomes the client. `exclude` is the region that just
+   * failed; it goes last, not away, since it may be the only one left.
+   */
+  private connectFrom (order: RegionEndpoint[], exclude: string | null, reason: RegionChangeReason): void {
+    const candidates = [...order.filter(r => r.name !== exclude), ...order.filter(r => r.name === exclude)]
+    const tryAt = (i: number): void => {
+      if (this.closed) return
+      const region = candidates[i]
+      if (region === undefined) return this.backOff()
+      this.dial(region, reason, () => tryAt(i + 1))
+    }
+    tryAt(0)
+  }
+
+  /** Opens a socket to `region`; `next` runs if it fails before the welcome. */
+  private dial (region: RegionEndpoint, reason: RegionChangeReason, next: () => void): void {
+    const url = `${region.url.replace(/\/+$/, '')}/v1/mux${this.init.token === undefined ? '' : `?token=${encodeURIComponent(this.init.token)}`}`
+    let socket: SocketLike
+    try {
+      socket = new this.WebSocketImpl(url)
+    } catch (err) {
+      this.emit('warning', [`cannot open ${url}: ${(err as Error).message}`])
+      return next()
+    }
+    socket.binaryType = 'arraybuffer'
+    let welcomed = false
+    // A relay that accepts TCP but never welcomes is as good as down.
+    const giveUp = setTimeout(() => { if (!welcomed) socket.close(4000, 'no welcome in time') }, this.options.heartbeatTimeoutMs)
+    socket.onmessage = event => {
+      let message: MuxMessage
+      try {
+        message = decodeMuxMessage(new Uint8Array(event.data as ArrayBuffer))
+      } catch (err) {
+        this.emit('warning', [`malformed message from ${region.name}: ${(err as Error).message}`])
+        return
+      }
+      this.lastHeard = Date.now()
+      if (message.type === 'welcome' && !welcomed) {
+        welcomed = true
+        clearTimeout(giveUp)
+        return this.adopt(socket, message.region, reason, message.regions)
+      }
+      if (socket === this.socket) this.handle(message)
+    }
+    socket.onclose = event => {
+      clearTimeout(giveUp)
+      if (!welcomed) return next()
+      if (socket !== this.socket) return
+      this.lost(`${region.name} closed the connection (${event.code}${event.reason === '' ? '' : `: ${event.reason}`})`)
+    }
+    socket.onerror = () => {}
+  }
+
+  /** A welcomed socket becomes the client's socket; the previous one (failback) is closed. */
+  private adopt (socket: SocketLike, region: string, reason: RegionChangeReason, regions: RegionEndpoint[]): void {
+    if (this.closed) return socket.close(1000, 'client closed')
+    const previousSocket = this.socket
+    const previous = this.region
+    this.socket = socket
+    this.region = region
+    this.attempt = 0
+    if (regions.length > 0) this.mergeRegions(regions)
+    for (const session of this.sessions.values()) {
+      session.detach()
+      void session.attach(m => this.send(m))
+    }
+    if (previousSocket !== null) previousSocket.close(1000, `moving to ${region}`)
+    this.startHeartbeat()
+    this.emit('region', [{ region, previous, reason }])
+  }
+
+  private mergeRegions (regions: RegionEndpoint[]): void {
+    for (const r of regions) if (!this.regions.some(k => k.name === r.name)) this.regions.push(r)
+    this.picker.regions = this.regions
+  }
+
+  private handle (message: MuxMessage): void {
+    switch (message.type) {
+      case 'pong': return
+      case 'redirect': {
+        const target = this.regions.find(r => r.name === message.region) ?? { name: message.region, url: message.url }
+        return this.dial(target, 'redirect', () => this.emit('warning', [`redirect to ${message.region} failed`]))
+      }
+      default:
+        if ('docId' in message) this.byId.get(message.docId)?.receive(message)
+    }
+  }
+
+  private send (message: MuxMessage): void {
+    if (this.socket !== null && this.socket.readyState === OPEN) this.socket.send(encodeMuxMessage(message))
+  }
+
+  /** The socket in use died or went silent: move to the next region at once (with a little jitter). */
+  private lost (why: string): void {
+    const failed = this.region
+    this.socket = null
+    this.stopHeartbeat()
+    for (const session of this.sessions.values()) session.detach()
+    this.emit('warning', [`lost ${failed ?? 'the relay'}: ${why}`])
+    if (this.closed) return
+    const delay = Math.random() * this.options.failoverJitterMs
+    this.retry = setTimeout(() => this.connectFrom(this.picker.ranked(), failed, 'failover'), delay)
+  }
+
+  private backOff (): void {
+    const ceiling = Math.min(this.options.backoff.maxMs, this.options.backoff.baseMs * 2 ** this.attempt++)
+    const delay = Math.random() * ceiling
+    this.emit('offline', [delay])
+    this.retry = setTimeout(() => {
+      this.picker.measure().then(() => this.connectFrom(this.picker.ranked(), null, 'failover'), () => this.backOff())
+    }, delay)
+  }
+
+  private startHeartbeat (): void {
+    this.stopHeartbeat()
+    this.lastHeard = Date.now()
+    this.heartbeat = setInterval(() => {
+      if (this.socket === null) return
+      if (Date.now() - this.lastHeard > this.options.heartbeatTimeoutMs) {
+        const socket = this.socket
+        this.lost(`no answer for ${this.options.heartbeatTimeoutMs} ms`)
+        socket.close(4000, 'heartbeat timeout')
+        return
+      }
+      this.send({ type: 'ping', nonce: ++this.nonce })
+    }, this.options.heartbeatMs)
+  }
+
+  private stopHeartbeat (): void {
+    if (this.heartbeat !== null) clearInterval(this.heartbeat)
+    this.heartbeat = null
+  }
+
+  private stopTimers (): void {
+    this.stopHeartbeat()
+    if (this.prober !== null) clearInterval(this.prober)
+    if (this.retry !== null) clearTimeout(this.retry)
+  }
+
+  private async probe (): Promise<void> {
+    if (this.region === null || this.socket === null) return
+    await this.picker.measure()
+    const nearer = this.picker.failbackFrom(this.region)
+    if (nearer !== null && !this.closed) this.dial(nearer, 'failback', () => {})
+  }
+
+  private forget (session: GeoSession): void {
+    this.sessions.delete(session.name)
+    this.byId.delete(session.docId)
+  }
+}

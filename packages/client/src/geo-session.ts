@@ -1,0 +1,239 @@
+/**
+ * One document of a GeoClient. It keeps the application's Y.Doc in step with the relay in use,
+ * sends each local edit as an acknowledged write, keeps it in the offline store until the
+ * relay acknowledges it at the session's level, and survives any number of region changes:
+ * after each (re)attach it re-syncs by state vector and sends its pending writes again.
+ */
+import * as Y from 'yjs'
+import * as awarenessProtocol from 'y-protocols/awareness'
+import { ObservableV2 } from 'lib0/observable'
+import { ACK_LEVELS, type AckLevel, type MuxMessage, type YMessage, decodeFrame, encodeFrame } from '@georelay/core'
+import type { OfflineStore, PendingWrite } from './offline-store.js'
+
+export type SessionStatus = 'offline' | 'syncing' | 'pending' | 'synced'
+
+export interface SessionEvents {
+  /** The status changed: offline (no relay), syncing, pending (writes not yet durable at the level), synced. */
+  status: (status: SessionStatus) => void
+  /** A write was acknowledged at a level. */
+  ack: (writeId: number, level: AckLevel) => void
+  /** The relay refused this document (the session stays open and retries on the next connection). */
+  error: (error: Error & { code: number }) => void
+}
+
+export interface SessionOptions {
+  ack?: AckLevel
+  /** How long flush() waits before it rejects (default 30 s). */
+  flushTimeoutMs?: number
+}
+
+/** Something the session sends mux messages through (the client's current socket). */
+export type Outbox = (message: MuxMessage) => void
+
+const REMOTE = Symbol('georelay-remote')
+
+export class GeoSession extends ObservableV2<SessionEvents> {
+  readonly awareness: awarenessProtocol.Awareness
+  readonly ack: AckLevel
+  /** Resolves once the first sync with a relay is done. */
+  readonly synced: Promise<void>
+  status: SessionStatus = 'offline'
+  private resolveSynced!: () => void
+  private outbox: Outbox | null = null
+  private readonly pending = new Map<number, Uint8Array>()
+  private nextWriteId = 1
+  /** Highest write id acknowledged per level. */
+  private readonly acked: Record<AckLevel, number> = { local: 0, majority: 0, all: 0 }
+  private hasSynced = false
+  /** Whether the sync with the relay in use is done (false again after each attach). */
+  private syncedNow = false
+  private closed = false
+  private readonly ready: Promise<void>
+  private readonly flushTimeoutMs: number
+  private lastKept: Promise<void> = Promise.resolve()
+
+  constructor (
+    readonly name: string,
+    readonly doc: Y.Doc,
+    readonly docId: number,
+    private readonly store: OfflineStore,
+    private readonly onClose: (session: GeoSession) => void,
+    options: SessionOptions = {},
+  ) {
+    super()
+    this.ack = options.ack ?? 'local'
+    this.flushTimeoutMs = options.flushTimeoutMs ?? 30_000
+    this.synced = new Promise(resolve => { this.resolveSynced = resolve })
+    this.awareness = new awarenessProtocol.Awareness(doc)
+    doc.on('update', this.onDocUpdate)
+    this.awareness.on('update', this.onAwarenessUpdate)
+    this.ready = this.restore()
+  }
+
+  /** Every local edit so far is durable at the session's level; rejects after the timeout. */
+  flush (timeoutMs = this.flushTimeoutMs): Promise<void> {
+    const target = this.nextWriteId - 1
+    const level = this.ack
+    if (this.acked[level] >= target) return Promise.resolve()
+    return new Promise((resolve, reject) => {
+      const check = (): void => {
+        if (this.acked[level] < target) return
+        clearTimeout(timer)
+        this.off('ack', check)
+        resolve()
+      }
+      const timer = setTimeout(() => {
+        this.off('ack', check)
+        reject(new Error(`flush timed out after ${timeoutMs} ms: writes up to ${target} are durable only up to ${this.acked[level]} at '${level}' (status ${this.status}); check the connection and the regions' health`))
+      }, timeoutMs)
+      this.on('ack', check)
+    })
+  }
+
+  /** Resolves once every local edit so far is in the offline store (survives a crash here). */
+  whenKept (): Promise<void> {
+    return this.lastKept
+  }
+
+  /** Writes made but not yet acknowledged at the session's level. */
+  get pendingWrites (): number {
+    return this.pending.size
+  }
+
+  close (): void {
+    if (this.closed) return
+    this.closed = true
+    this.doc.off('update', this.onDocUpdate)
+    this.awareness.off('update', this.onAwarenessUpdate)
+    awarenessProtocol.removeAwarenessStates(this.awareness, [this.doc.clientID], 'close')
+    this.outbox?.({ type: 'close', docId: this.docId })
+    // Its timer would keep a Node process alive.
+    this.awareness.destroy()
+    this.outbox = null
+    this.onClose(this)
+  }
+
+  /** Starts using a relay: open the document, sync, send presence and pending writes. */
+  async attach (outbox: Outbox): Promise<void> {
+    await this.ready
+    if (this.closed) return
+    this.outbox = outbox
+    this.syncedNow = false
+    this.setStatus('syncing')
+    outbox({ type: 'open', docId: this.docId, docName: this.name, ack: this.ack })
+    this.sendFrame({ type: 'sync-step1', stateVector: Y.encodeStateVector(this.doc) })
+    if (this.awareness.getLocalState() !== null) {
+      this.sendFrame({ type: 'awareness', update: awarenessProtocol.encodeAwarenessUpdate(this.awareness, [this.doc.clientID]) })
+    }
+    for (const [writeId, update] of this.pending) outbox({ type: 'write', docId: this.docId, writeId, update })
+  }
+
+  /** The relay is gone; edits go on locally and wait. */
+  detach (): void {
+    this.outbox = null
+    if (!this.closed) this.setStatus('offline')
+  }
+
+  /** A mux message for this document from the relay. */
+  receive (message: MuxMessage): void {
+    if (this.closed) return
+    switch (message.type) {
+      case 'sync':
+        for (const m of decodeFrame(message.payload)) this.handleFrame(m)
+        return
+      case 'ack':
+        return this.acknowledge(message.writeId, message.level)
+      case 'error': {
+        const error = Object.assign(new Error(`the relay refused document "${this.name}": ${message.reason} (${message.code})`), { code: message.code })
+        this.emit('error', [error])
+        return
+      }
+      default:
+    }
+  }
+
+  private handleFrame (message: YMessage): void {
+    switch (message.type) {
+      case 'sync-step1':
+        this.sendFrame({ type: 'sync-step2', update: Y.encodeStateAsUpdate(this.doc, message.stateVector) })
+        return
+      case 'sync-step2':
+        Y.applyUpdate(this.doc, message.update, REMOTE)
+        this.syncedNow = true
+        if (!this.hasSynced) {
+          this.hasSynced = true
+          this.resolveSynced()
+        }
+        this.updateStatus()
+        return
+      case 'sync-update':
+        Y.applyUpdate(this.doc, message.update, REMOTE)
+        return
+      case 'awareness':
+        awarenessProtocol.applyAwarenessUpdate(this.awareness, message.update, REMOTE)
+        return
+      case 'query-awareness':
+        this.sendFrame({ type: 'awareness', update: awarenessProtocol.encodeAwarenessUpdate(this.awareness, [...this.awareness.getStates().keys()]) })
+        return
+      case 'auth-denied':
+        this.emit('error', [Object.assign(new Error(`access to "${this.name}" denied: ${message.reason}`), { code: 4403 })])
+    }
+  }
+
+  private sendFrame (message: YMessage): void {
+    this.outbox?.({ type: 'sync', docId: this.docId, payload: encodeFrame(message) })
+  }
+
+  /** Edits made in an earlier life of this client (a reload, a crash) come back first. */
+  private async restore (): Promise<void> {
+    const writes: PendingWrite[] = await this.store.load(this.name)
+    if (writes.length === 0) return
+    Y.transact(this.doc, () => {
+      for (const write of writes) Y.applyUpdate(this.doc, write.update, REMOTE)
+    }, REMOTE)
+    for (const write of writes) this.pending.set(write.writeId, write.update)
+    this.nextWriteId = Math.max(this.nextWriteId, (writes[writes.length - 1] as PendingWrite).writeId + 1)
+  }
+
+  private readonly onDocUpdate = (update: Uint8Array, origin: unknown): void => {
+    if (origin === REMOTE || this.closed) return
+    const writeId = this.nextWriteId++
+    this.pending.set(writeId, update)
+    // Kept before it is sent: if the process dies right after sending, the edit survives.
+    const kept = this.store.put(this.name, { writeId, update })
+    this.lastKept = this.lastKept.then(() => kept).catch(() => {})
+    kept.then(() => {
+      this.outbox?.({ type: 'write', docId: this.docId, writeId, update })
+    }, err => this.emit('error', [Object.assign(new Error(`the offline store failed; edits are kept in memory only: ${(err as Error).message}`), { code: 0 })]))
+    this.updateStatus()
+  }
+
+  private readonly onAwarenessUpdate = ({ added, updated, removed }: { added: number[], updated: number[], removed: number[] }, origin: unknown): void => {
+    if (origin === REMOTE) return
+    const changed = [...added, ...updated, ...removed]
+    this.sendFrame({ type: 'awareness', update: awarenessProtocol.encodeAwarenessUpdate(this.awareness, changed) })
+  }
+
+  private acknowledge (writeId: number, level: AckLevel): void {
+    // Acknowledgements of one level arrive in write order, so each covers the ones before it.
+    for (const l of ACK_LEVELS.slice(0, ACK_LEVELS.indexOf(level) + 1)) this.acked[l] = Math.max(this.acked[l], writeId)
+    if (ACK_LEVELS.indexOf(level) >= ACK_LEVELS.indexOf(this.ack)) {
+      for (const id of [...this.pending.keys()]) if (id <= writeId) this.pending.delete(id)
+      this.store.remove(this.name, writeId).catch(() => {})
+    }
+    this.emit('ack', [writeId, level])
+    this.updateStatus()
+  }
+
+  private updateStatus (): void {
+    if (this.outbox === null) return this.setStatus('offline')
+    if (!this.syncedNow) return this.setStatus('syncing')
+    this.setStatus(this.pending.size > 0 ? 'pending' : 'synced')
+  }
+
+  private setStatus (status: SessionStatus): void {
+    if (status === this.status) return
+    this.status = status
+    this.emit('status', [status])
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * Choosing the nearest region: round-trip times to each relay's `/healthz` (the median of a
+ * few samples), nearest first, unreachable last. Moving back to a nearer region needs it to be
+ * clearly and steadily better, so a client does not flap between two similar regions.
+ */
+import type { RegionEndpoint } from '@georelay/core'
+
+export interface FailbackRule {
+  /** The candidate's round trip must be at most this fraction of the current one… */
+  ratio: number
+  /** …and at least this many milliseconds shorter… */
+  minGainMs: number
+  /** …in this many measurements in a row. */
+  consecutive: number
+}
+
+export const DEFAULT_FAILBACK: FailbackRule = { ratio: 0.7, minGainMs: 10, consecutive: 2 }
+
+export type Fetch = (url: string, init?: { signal?: AbortSignal, cache?: 'no-store' }) => Promise<{ ok: boolean, text(): Promise<string> }>
+
+export const httpUrlOf = (wsUrl: string, path: string): string => wsUrl.replace(/^ws(s?):/, 'http$1:').replace(/\/+$/, '') + path
+
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.floor(sorted.length / 2)] as number
+}
+
+/** Median round trip to a relay in ms, or null when it does not answer in time. */
+export const probeRtt = async (url: string, { fetch, samples = 3, timeoutMs = 2000 }: { fetch: Fetch, samples?: number, timeoutMs?: number }): Promise<number | null> => {
+  const times: number[] = []
+  for (let i = 0; i < samples; i++) {
+    const started = performance.now()
+    try {
+      const res = await fetch(httpUrlOf(url, '/healthz'), { signal: AbortSignal.timeout(timeoutMs), cache: 'no-store' })
+      await res.text()
+      if (!res.ok) return null
+    } catch {
+      return null
+    }
+    times.push(performance.now() - started)
+  }
+  return median(times)
+}
+
+export class RegionPicker {
+  /** Last measured round trip per region (null: unreachable). */
+  readonly rtt = new Map<string, number | null>()
+  private readonly better = new Map<string, number>()
+
+  constructor (public regions: RegionEndpoint[], private readonly fetch: Fetch, private readonly rule: FailbackRule = DEFAULT_FAILBACK) {}
+
+  async measure (): Promise<void> {
+    const results = await Promise.all(this.regions.map(r => probeRtt(r.url, { fetch: this.fetch })))
+    this.regions.forEach((r, i) => this.rtt.set(r.name, results[i] ?? null))
+  }
+
+  /** Regions nearest first; unreachable and unmeasured ones last, in their given order. */
+  ranked (): RegionEndpoint[] {
+    const key = (r: RegionEndpoint): number => this.rtt.get(r.name) ?? Number.POSITIVE_INFINITY
+    return [...this.regions].sort((a, b) => key(a) - key(b))
+  }
+
+  /**
+   * After a measurement: the region to move back to, if one has been clearly better than
+   * `current` for enough measurements in a row (then the streak starts over).
+   */
+  failbackFrom (current: string): RegionEndpoint | null {
+    const now = this.rtt.get(current) ?? Number.POSITIVE_INFINITY
+    let choice: RegionEndpoint | null = null
+    for (const region of this.ranked()) {
+      if (region.name === current) continue
+      const rtt = this.rtt.get(region.name)
+      const clearly = rtt != null && rtt <= now * this.rule.ratio && now - rtt >= this.rule.minGainMs
+      const streak = clearly ? (this.better.get(region.name) ?? 0) + 1 : 0
+      this.better.set(region.name, streak)
+      if (choice === null && streak >= this.rule.consecutive) choice = region
+    }
+    if (choice !== null) this.better.clear()
+    return choice
+  }
+}
