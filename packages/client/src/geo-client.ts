@@ -46,7 +46,7 @@ export interface GeoClientOptions {
   fetch?: Fetch
   /** How often the client pings the relay (default 1000 ms)… */
   heartbeatMs?: number
-  /** …and how long a silent relay is given before the client moves (default 3000 ms). */
+  /** …and how long a silent relay is given before the client moves (default 2500 ms). */
   heartbeatTimeoutMs?: number
   /** How often round trips are measured again for failback (default 30 s; 0: never). */
   probeIntervalMs?: number
@@ -88,7 +88,7 @@ export class GeoClient extends ObservableV2<GeoClientEvents> {
     }
     this.options = {
       heartbeatMs: init.heartbeatMs ?? 1000,
-      heartbeatTimeoutMs: init.heartbeatTimeoutMs ?? 3000,
+      heartbeatTimeoutMs: init.heartbeatTimeoutMs ?? 2500,
       probeIntervalMs: init.probeIntervalMs ?? 30_000,
       failoverJitterMs: init.failoverJitterMs ?? 250,
       backoff: { baseMs: init.backoff?.baseMs ?? 250, maxMs: init.backoff?.maxMs ?? 10_000 },
