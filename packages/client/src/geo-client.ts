@@ -57,6 +57,14 @@ export interface GeoClientOptions {
   failoverJitterMs?: number
 }
 
+/** Close code of a relay that sends the client elsewhere; the reason reads `REGION URL`. */
+const MOVED = 4307
+
+const movedTo = (reason: string): RegionEndpoint | null => {
+  const match = /([a-z0-9][a-z0-9-]*)\s+(wss?:\/\/\S+)/.exec(reason)
+  return match === null ? null : { name: match[1] as string, url: match[2] as string }
+}
+
 const defaultFetch: Fetch = (url, init) => (globalThis.fetch as unknown as Fetch)(url, init)
 
 export class GeoClient extends ObservableV2<GeoClientEvents> {
@@ -201,6 +209,8 @@ export class GeoClient extends ObservableV2<GeoClientEvents> {
     }
     socket.onclose = event => {
       clearTimeout(giveUp)
+      const moved = event.code === MOVED ? movedTo(event.reason) : null
+      if (moved !== null && (socket === this.socket || !welcomed)) return this.redirect(moved, socket)
       if (!welcomed) return next()
       if (socket !== this.socket) return
       this.lost(`${region.name} closed the connection (${event.code}${event.reason === '' ? '' : `: ${event.reason}`})`)
@@ -234,13 +244,26 @@ export class GeoClient extends ObservableV2<GeoClientEvents> {
   private handle (message: MuxMessage): void {
     switch (message.type) {
       case 'pong': return
-      case 'redirect': {
-        const target = this.regions.find(r => r.name === message.region) ?? { name: message.region, url: message.url }
-        return this.dial(target, 'redirect', () => this.emit('warning', [`redirect to ${message.region} failed`]))
-      }
+      case 'redirect':
+        return this.redirect({ name: message.region, url: message.url }, this.socket)
       default:
         if ('docId' in message) this.byId.get(message.docId)?.receive(message)
     }
+  }
+
+  /** The relay says this client's documents live elsewhere: go there (with its known URL if any). */
+  private redirect (target: RegionEndpoint, from: SocketLike | null): void {
+    const known = this.regions.find(r => r.name === target.name) ?? target
+    if (from === this.socket && from !== null) {
+      this.socket = null
+      this.stopHeartbeat()
+      for (const session of this.sessions.values()) session.detach()
+      from.close(1000, `redirected to ${target.name}`)
+    }
+    this.dial(known, 'redirect', () => {
+      this.emit('warning', [`redirected to ${known.name}, which did not answer; trying the others`])
+      this.connectFrom(this.picker.ranked(), null, 'failover')
+    })
   }
 
   private send (message: MuxMessage): void {
