@@ -51,6 +51,9 @@ export class GeoSession extends ObservableV2<SessionEvents> {
   private readonly ready: Promise<void>
   private readonly flushTimeoutMs: number
   private lastKept: Promise<void> = Promise.resolve()
+  private restored = false
+  /** Local edits made before the restore finished. */
+  private readonly early: Uint8Array[] = []
 
   constructor (
     readonly name: string,
@@ -71,7 +74,9 @@ export class GeoSession extends ObservableV2<SessionEvents> {
   }
 
   /** Every local edit so far is durable at the session's level; rejects after the timeout. */
-  flush (timeoutMs = this.flushTimeoutMs): Promise<void> {
+  async flush (timeoutMs = this.flushTimeoutMs): Promise<void> {
+    // Edits restored from the offline store count too, so wait until they are back.
+    await this.ready
     const target = this.nextWriteId - 1
     const level = this.ack
     if (this.acked[level] >= target) return Promise.resolve()
@@ -91,8 +96,9 @@ export class GeoSession extends ObservableV2<SessionEvents> {
   }
 
   /** Resolves once every local edit so far is in the offline store (survives a crash here). */
-  whenKept (): Promise<void> {
-    return this.lastKept
+  async whenKept (): Promise<void> {
+    await this.ready // edits made before the restore finished are kept only after it
+    await this.lastKept
   }
 
   /** Writes made but not yet acknowledged at the session's level. */
@@ -184,8 +190,21 @@ export class GeoSession extends ObservableV2<SessionEvents> {
     this.outbox?.({ type: 'sync', docId: this.docId, payload: encodeFrame(message) })
   }
 
-  /** Edits made in an earlier life of this client (a reload, a crash) come back first. */
+  /**
+   * Edits made in an earlier life of this client (a reload, a crash) come back first; edits
+   * made meanwhile wait, so that write ids keep growing after the restored ones.
+   */
   private async restore (): Promise<void> {
+    try {
+      await this.restoreFromStore()
+    } catch (err) {
+      this.emit('error', [Object.assign(new Error(`could not read pending edits from the offline store: ${(err as Error).message}`), { code: 0 })])
+    }
+    this.restored = true
+    for (const update of this.early.splice(0)) this.record(update)
+  }
+
+  private async restoreFromStore (): Promise<void> {
     const writes: PendingWrite[] = await this.store.load(this.name)
     if (writes.length === 0) return
     Y.transact(this.doc, () => {
@@ -197,6 +216,14 @@ export class GeoSession extends ObservableV2<SessionEvents> {
 
   private readonly onDocUpdate = (update: Uint8Array, origin: unknown): void => {
     if (origin === REMOTE || this.closed) return
+    if (!this.restored) {
+      this.early.push(update)
+      return
+    }
+    this.record(update)
+  }
+
+  private record (update: Uint8Array): void {
     const writeId = this.nextWriteId++
     this.pending.set(writeId, update)
     // Kept before it is sent: if the process dies right after sending, the edit survives.

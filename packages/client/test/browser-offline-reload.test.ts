@@ -108,7 +108,8 @@ describe('the SDK in a browser bundle', () => {
   it('leaves ws, the file store and node:fs out', () => {
     // The code only: the inline source map names the left-out files too.
     const code = bundle.replace(/\/\/# sourceMappingURL=.*$/m, '')
-    expect(code).toContain('class GeoClient')
+    // From the package's dist, where its `browser` field applies (esbuild heads each module with its path).
+    expect(code).toContain('// packages/client/dist/geo-client.js')
     expect(code).not.toContain('node:fs')
     // esbuild leaves an empty stub named '(disabled):…' for each module the `browser` field maps to false.
     expect(code).toContain('(disabled):node_modules/ws/')
