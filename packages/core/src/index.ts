@@ -18,3 +18,4 @@ export {
 export {
   ACK_LEVELS, MUX_PROTOCOL_VERSION, MuxMessageType, decodeMuxMessage, encodeMuxMessage, type AckLevel, type MuxMessage, type RegionEndpoint,
 } from './mux-messages.js'
+export { FrameReader } from './frame-reader.js'

@@ -20,7 +20,7 @@
  * Every message is a lib0 varUint type, then its fields; one message per frame.
  */
 import * as encoding from 'lib0/encoding'
-import * as decoding from 'lib0/decoding'
+import { FrameReader } from './frame-reader.js'
 import { ProtocolError } from './protocol-error.js'
 
 export const MUX_PROTOCOL_VERSION = 1
@@ -59,62 +59,33 @@ export type MuxMessage =
   | { type: 'redirect', docId: number, region: string, url: string }
   | { type: 'pong', nonce: number }
 
-const fail = (code: 'ERR_TRUNCATED' | 'ERR_LENGTH_EXCEEDS_FRAME' | 'ERR_INVALID_UTF8', what: string): never => {
-  throw new ProtocolError(code, `malformed mux message: ${what}`)
-}
-
-const uint = (d: decoding.Decoder, what: string): number => {
-  try { return decoding.readVarUint(d) } catch { return fail('ERR_TRUNCATED', `truncated ${what}`) }
-}
-
-const bytes = (d: decoding.Decoder, what: string): Uint8Array => {
-  const length = uint(d, `${what} length`)
-  if (length > d.arr.length - d.pos) fail('ERR_LENGTH_EXCEEDS_FRAME', `${what} claims ${length} bytes but ${d.arr.length - d.pos} are left`)
-  const out = new Uint8Array(d.arr.subarray(d.pos, d.pos + length)) // a copy: never a view into a socket buffer
-  d.pos += length
-  return out
-}
-
-const utf8 = new TextDecoder('utf-8', { fatal: true })
-const string = (d: decoding.Decoder, what: string): string => {
-  const raw = bytes(d, what)
-  try { return utf8.decode(raw) } catch { return fail('ERR_INVALID_UTF8', `${what} is not UTF-8`) }
-}
-
-const level = (d: decoding.Decoder): AckLevel => {
-  const n = uint(d, 'ack level')
+const level = (r: FrameReader): AckLevel => {
+  const n = r.uint('ack level')
   const found = ACK_LEVELS[n]
   if (found === undefined) throw new ProtocolError('ERR_UNKNOWN_MESSAGE_TYPE', `unknown ack level ${n} (0 local, 1 majority, 2 all)`)
   return found
 }
 
 export const decodeMuxMessage = (frame: Uint8Array): MuxMessage => {
-  const d = decoding.createDecoder(frame)
-  const type = uint(d, 'message type')
+  const r = new FrameReader(frame, 'mux message')
+  const type = r.uint('message type')
   let message: MuxMessage
   switch (type) {
-    case MuxMessageType.Open: message = { type: 'open', docId: uint(d, 'docId'), docName: string(d, 'document name'), ack: level(d) }; break
-    case MuxMessageType.Close: message = { type: 'close', docId: uint(d, 'docId') }; break
-    case MuxMessageType.Sync: message = { type: 'sync', docId: uint(d, 'docId'), payload: bytes(d, 'payload') }; break
-    case MuxMessageType.Write: message = { type: 'write', docId: uint(d, 'docId'), writeId: uint(d, 'writeId'), update: bytes(d, 'update') }; break
-    case MuxMessageType.Ping: message = { type: 'ping', nonce: uint(d, 'nonce') }; break
-    case MuxMessageType.Welcome: {
-      const version = uint(d, 'version')
-      const region = string(d, 'region')
-      const n = uint(d, 'region count')
-      if (n * 2 > d.arr.length - d.pos) fail('ERR_LENGTH_EXCEEDS_FRAME', `region count ${n} does not fit in the frame`)
-      const regions: RegionEndpoint[] = []
-      for (let i = 0; i < n; i++) regions.push({ name: string(d, 'region name'), url: string(d, 'region url') })
-      message = { type: 'welcome', version, region, regions }
+    case MuxMessageType.Open: message = { type: 'open', docId: r.uint('docId'), docName: r.string('document name'), ack: level(r) }; break
+    case MuxMessageType.Close: message = { type: 'close', docId: r.uint('docId') }; break
+    case MuxMessageType.Sync: message = { type: 'sync', docId: r.uint('docId'), payload: r.bytes('payload') }; break
+    case MuxMessageType.Write: message = { type: 'write', docId: r.uint('docId'), writeId: r.uint('writeId'), update: r.bytes('update') }; break
+    case MuxMessageType.Ping: message = { type: 'ping', nonce: r.uint('nonce') }; break
+    case MuxMessageType.Welcome:
+      message = { type: 'welcome', version: r.uint('version'), region: r.string('region'), regions: r.list('regions', 2, () => ({ name: r.string('region name'), url: r.string('region url') })) }
       break
-    }
-    case MuxMessageType.Ack: message = { type: 'ack', docId: uint(d, 'docId'), writeId: uint(d, 'writeId'), level: level(d) }; break
-    case MuxMessageType.Error: message = { type: 'error', docId: uint(d, 'docId'), code: uint(d, 'code'), reason: string(d, 'reason') }; break
-    case MuxMessageType.Redirect: message = { type: 'redirect', docId: uint(d, 'docId'), region: string(d, 'region'), url: string(d, 'url') }; break
-    case MuxMessageType.Pong: message = { type: 'pong', nonce: uint(d, 'nonce') }; break
+    case MuxMessageType.Ack: message = { type: 'ack', docId: r.uint('docId'), writeId: r.uint('writeId'), level: level(r) }; break
+    case MuxMessageType.Error: message = { type: 'error', docId: r.uint('docId'), code: r.uint('code'), reason: r.string('reason') }; break
+    case MuxMessageType.Redirect: message = { type: 'redirect', docId: r.uint('docId'), region: r.string('region'), url: r.string('url') }; break
+    case MuxMessageType.Pong: message = { type: 'pong', nonce: r.uint('nonce') }; break
     default: throw new ProtocolError('ERR_UNKNOWN_MESSAGE_TYPE', `unknown mux message type ${type}`)
   }
-  if (decoding.hasContent(d)) fail('ERR_TRUNCATED', `${d.arr.length - d.pos} bytes after the message`)
+  r.end()
   return message
 }
 

@@ -22,8 +22,8 @@
  * Every message is a lib0 varUint type, then its fields; one message per frame.
  */
 import * as encoding from 'lib0/encoding'
-import * as decoding from 'lib0/decoding'
-import { ProtocolError, type ProtocolErrorCode } from './protocol-error.js'
+import { FrameReader } from './frame-reader.js'
+import { ProtocolError } from './protocol-error.js'
 
 export const PEER_PROTOCOL_VERSION = 1
 
@@ -59,47 +59,9 @@ export type PeerMessage =
   | { type: 'link-state', region: string, version: number, reaches: string[], have: Marks }
   | { type: 'awareness', docName: string, origin: string, update: Uint8Array }
 
-const fail = (what: string, code: ProtocolErrorCode = 'ERR_TRUNCATED'): never => {
-  throw new ProtocolError(code, `malformed peer message: ${what}`)
-}
-
-const uint = (d: decoding.Decoder, what: string): number => {
-  try { return decoding.readVarUint(d) } catch { return fail(`truncated ${what}`) }
-}
-
-const bytes = (d: decoding.Decoder, what: string): Uint8Array => {
-  const length = uint(d, `${what} length`)
-  if (length > d.arr.length - d.pos) fail(`${what} claims ${length} bytes but ${d.arr.length - d.pos} are left`, 'ERR_LENGTH_EXCEEDS_FRAME')
-  const out = new Uint8Array(d.arr.subarray(d.pos, d.pos + length)) // a copy: never a view into a socket buffer
-  d.pos += length
-  return out
-}
-
-const utf8 = new TextDecoder('utf-8', { fatal: true })
-const string = (d: decoding.Decoder, what: string): string => {
-  try { return utf8.decode(bytes(d, what)) } catch (err) {
-    if (err instanceof ProtocolError) throw err
-    return fail(`${what} is not UTF-8`, 'ERR_INVALID_UTF8')
-  }
-}
-
-/** Counts are checked against the bytes left so a lying count cannot make us loop or allocate. */
-const count = (d: decoding.Decoder, what: string, minBytesEach: number): number => {
-  const n = uint(d, what)
-  if (n * minBytesEach > d.arr.length - d.pos) fail(`${what} of ${n} does not fit in the frame`, 'ERR_LENGTH_EXCEEDS_FRAME')
-  return n
-}
-
-const list = <T>(d: decoding.Decoder, what: string, minBytesEach: number, read: () => T): T[] => {
-  const n = count(d, what, minBytesEach)
-  const out: T[] = []
-  for (let i = 0; i < n; i++) out.push(read())
-  return out
-}
-
 // fromEntries, not assignment: a region named `__proto__` must stay an own key.
-const readMarks = (d: decoding.Decoder): Marks =>
-  Object.fromEntries(list(d, 'marks', 2, () => [string(d, 'origin'), uint(d, 'sequence number')] as const))
+const readMarks = (r: FrameReader): Marks =>
+  Object.fromEntries(r.list('marks', 2, () => [r.string('origin'), r.uint('sequence number')] as const))
 
 const writeMarks = (e: encoding.Encoder, marks: Marks): void => {
   const entries = Object.entries(marks)
@@ -112,47 +74,47 @@ const writeMarks = (e: encoding.Encoder, marks: Marks): void => {
 
 export const decodePeerMessage = (frame: Uint8Array): PeerMessage => {
   if (frame.length === 0) throw new ProtocolError('ERR_EMPTY_FRAME', 'empty peer message frame')
-  const d = decoding.createDecoder(frame)
-  const type = uint(d, 'message type')
+  const r = new FrameReader(frame, 'peer message')
+  const type = r.uint('message type')
   let message: PeerMessage
   switch (type) {
     case PeerMessageType.Welcome:
-      message = { type: 'welcome', version: uint(d, 'version'), region: string(d, 'region'), have: readMarks(d) }
+      message = { type: 'welcome', version: r.uint('version'), region: r.string('region'), have: readMarks(r) }
       break
     case PeerMessageType.Batch:
       message = {
         type: 'batch',
-        entries: list(d, 'entries', 4, () => ({
-          docName: string(d, 'document name'),
-          origin: string(d, 'origin'),
-          originSeq: uint(d, 'origin sequence number'),
-          update: bytes(d, 'update'),
+        entries: r.list('entries', 4, () => ({
+          docName: r.string('document name'),
+          origin: r.string('origin'),
+          originSeq: r.uint('origin sequence number'),
+          update: r.bytes('update'),
         })),
-        upTo: readMarks(d),
+        upTo: readMarks(r),
       }
       break
     case PeerMessageType.Ack:
-      message = { type: 'ack', have: readMarks(d) }
+      message = { type: 'ack', have: readMarks(r) }
       break
     case PeerMessageType.SvRequest:
-      message = { type: 'sv-request', docNames: list(d, 'document names', 1, () => string(d, 'document name')) }
+      message = { type: 'sv-request', docNames: r.list('document names', 1, () => r.string('document name')) }
       break
     case PeerMessageType.SvReply:
-      message = { type: 'sv-reply', docs: list(d, 'state vectors', 2, () => ({ docName: string(d, 'document name'), stateVector: bytes(d, 'state vector') })) }
+      message = { type: 'sv-reply', docs: r.list('state vectors', 2, () => ({ docName: r.string('document name'), stateVector: r.bytes('state vector') })) }
       break
     case PeerMessageType.CatchUp:
-      message = { type: 'catch-up', docName: string(d, 'document name'), update: bytes(d, 'update') }
+      message = { type: 'catch-up', docName: r.string('document name'), update: r.bytes('update') }
       break
     case PeerMessageType.LinkState:
-      message = { type: 'link-state', region: string(d, 'region'), version: uint(d, 'version'), reaches: list(d, 'regions', 1, () => string(d, 'region')), have: readMarks(d) }
+      message = { type: 'link-state', region: r.string('region'), version: r.uint('version'), reaches: r.list('regions', 1, () => r.string('region')), have: readMarks(r) }
       break
     case PeerMessageType.Awareness:
-      message = { type: 'awareness', docName: string(d, 'document name'), origin: string(d, 'origin'), update: bytes(d, 'awareness update') }
+      message = { type: 'awareness', docName: r.string('document name'), origin: r.string('origin'), update: r.bytes('awareness update') }
       break
     default:
       throw new ProtocolError('ERR_UNKNOWN_MESSAGE_TYPE', `unknown peer message type ${type}`)
   }
-  if (decoding.hasContent(d)) fail(`${d.arr.length - d.pos} bytes after the message`)
+  r.end()
   return message
 }
 

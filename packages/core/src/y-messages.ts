@@ -17,7 +17,7 @@
  * payloads are copied out so nothing can read past the frame into a pooled socket buffer.
  */
 import * as encoding from 'lib0/encoding'
-import * as decoding from 'lib0/decoding'
+import { FrameReader } from './frame-reader.js'
 import { ProtocolError } from './protocol-error.js'
 
 export const MessageType = { Sync: 0, Awareness: 1, Auth: 2, QueryAwareness: 3 } as const
@@ -32,52 +32,23 @@ export type YMessage =
   | { type: 'auth-denied'; reason: string }
   | { type: 'query-awareness' }
 
-const readUint = (decoder: decoding.Decoder, what: string): number => {
-  try {
-    return decoding.readVarUint(decoder)
-  } catch {
-    throw new ProtocolError('ERR_TRUNCATED', `truncated ${what}: the frame ends inside a varint`)
-  }
-}
-
-const readBytes = (decoder: decoding.Decoder, what: string): Uint8Array => {
-  const length = readUint(decoder, `${what} length`)
-  const left = decoder.arr.length - decoder.pos
-  if (length > left) {
-    throw new ProtocolError('ERR_LENGTH_EXCEEDS_FRAME', `${what} claims ${length} bytes but the frame has ${left} left`)
-  }
-  // A copy with its own buffer; `slice` on a Node Buffer would return a view into the frame.
-  const bytes = new Uint8Array(decoder.arr.subarray(decoder.pos, decoder.pos + length))
-  decoder.pos += length
-  return bytes
-}
-
-const readString = (decoder: decoding.Decoder, what: string): string => {
-  const bytes = readBytes(decoder, what)
-  try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(bytes)
-  } catch {
-    throw new ProtocolError('ERR_INVALID_UTF8', `${what} is not valid UTF-8`)
-  }
-}
-
-const readMessage = (decoder: decoding.Decoder): YMessage => {
-  const type = readUint(decoder, 'message type')
+const readMessage = (r: FrameReader): YMessage => {
+  const type = r.uint('message type')
   switch (type) {
     case MessageType.Sync: {
-      const syncType = readUint(decoder, 'sync message type')
+      const syncType = r.uint('sync message type')
       switch (syncType) {
-        case SyncType.Step1: return { type: 'sync-step1', stateVector: readBytes(decoder, 'sync step 1 state vector') }
-        case SyncType.Step2: return { type: 'sync-step2', update: readBytes(decoder, 'sync step 2 update') }
-        case SyncType.Update: return { type: 'sync-update', update: readBytes(decoder, 'sync update') }
+        case SyncType.Step1: return { type: 'sync-step1', stateVector: r.bytes('sync step 1 state vector') }
+        case SyncType.Step2: return { type: 'sync-step2', update: r.bytes('sync step 2 update') }
+        case SyncType.Update: return { type: 'sync-update', update: r.bytes('sync update') }
         default: throw new ProtocolError('ERR_UNKNOWN_SYNC_TYPE', `unknown sync message type ${syncType} (expected 0, 1 or 2)`)
       }
     }
-    case MessageType.Awareness: return { type: 'awareness', update: readBytes(decoder, 'awareness update') }
+    case MessageType.Awareness: return { type: 'awareness', update: r.bytes('awareness update') }
     case MessageType.Auth: {
-      const authType = readUint(decoder, 'auth message type')
+      const authType = r.uint('auth message type')
       if (authType !== AUTH_PERMISSION_DENIED) throw new ProtocolError('ERR_UNKNOWN_MESSAGE_TYPE', `unknown auth message type ${authType}`)
-      return { type: 'auth-denied', reason: readString(decoder, 'auth reason') }
+      return { type: 'auth-denied', reason: r.string('auth reason') }
     }
     case MessageType.QueryAwareness: return { type: 'query-awareness' }
     default: throw new ProtocolError('ERR_UNKNOWN_MESSAGE_TYPE', `unknown message type ${type} (expected 0 sync, 1 awareness, 2 auth or 3 query awareness)`)
@@ -87,9 +58,9 @@ const readMessage = (decoder: decoding.Decoder): YMessage => {
 /** Decodes every message of a frame, or throws a ProtocolError saying what is wrong. */
 export const decodeFrame = (frame: Uint8Array): YMessage[] => {
   if (frame.length === 0) throw new ProtocolError('ERR_EMPTY_FRAME', 'empty frame')
-  const decoder = decoding.createDecoder(frame)
+  const r = new FrameReader(frame)
   const messages: YMessage[] = []
-  while (decoding.hasContent(decoder)) messages.push(readMessage(decoder))
+  while (r.left > 0) messages.push(readMessage(r))
   return messages
 }
 
