@@ -14,5 +14,5 @@ export {
 export { Mesh, type MeshTiming, type PeerInfo } from './mesh.js'
 export { ReplicationLog } from './replication-log.js'
 export { LinkStateTable, shouldForward } from './link-state.js'
-export { LocalCluster, type ClusterRegionInfo, type LocalClusterOptions } from './local-cluster.js'
+export { LocalCluster, freePort, type ClusterRegionInfo, type LocalClusterOptions } from './local-cluster.js'
 export { DEFAULT_ONE_WAY_MS, knownOneWayMs, oneWayDelayMs, parseLatency } from './latency-table.js'

@@ -32,7 +32,8 @@ export interface ClusterRegionInfo {
   relay: Relay
 }
 
-const freePort = (host: string): Promise<number> => new Promise((resolve, reject) => {
+/** A port nothing listens on right now (for relays that must know each other's ports up front). */
+export const freePort = (host = '127.0.0.1'): Promise<number> => new Promise((resolve, reject) => {
   const server = net.createServer()
   server.once('error', reject)
   server.listen(0, host, () => {

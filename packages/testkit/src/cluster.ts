@@ -4,11 +4,10 @@
  * Relays run in-process (to look inside) or as real `georelay relay` processes (to kill -9).
  */
 import fs from 'node:fs'
-import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { type DocStore, MemoryStore, SqliteStore } from '@georelay/core'
-import { type Logger, Relay, type RelayConfigInput, WanSimulator, type WanSimulatorOptions, parseRelayConfig, silentLogger } from '@georelay/relay'
+import { type Logger, Relay, type RelayConfigInput, WanSimulator, type WanSimulatorOptions, freePort, parseRelayConfig, silentLogger } from '@georelay/relay'
 import { type RelayProcess, startRelayProcess } from './relay-process.js'
 
 export const TEST_MESH_SECRET = 'test-mesh-secret'
@@ -40,15 +39,6 @@ export interface ClusterRegion {
   /** The relay process (undefined in in-process mode or while stopped). */
   process: RelayProcess | undefined
 }
-
-const freePort = (): Promise<number> => new Promise((resolve, reject) => {
-  const server = net.createServer()
-  server.once('error', reject)
-  server.listen(0, '127.0.0.1', () => {
-    const { port } = server.address() as net.AddressInfo
-    server.close(() => resolve(port))
-  })
-})
 
 export class TestCluster {
   readonly regions = new Map<string, ClusterRegion>()
