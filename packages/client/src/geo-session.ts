@@ -51,6 +51,8 @@ export class GeoSession extends ObservableV2<SessionEvents> {
   private readonly ready: Promise<void>
   private readonly flushTimeoutMs: number
   private lastKept: Promise<void> = Promise.resolve()
+  private retry: ReturnType<typeof setTimeout> | null = null
+  private retries = 0
   private restored = false
   /** Local edits made before the restore finished. */
   private readonly early: Uint8Array[] = []
@@ -116,6 +118,7 @@ export class GeoSession extends ObservableV2<SessionEvents> {
     // Its timer would keep a Node process alive.
     this.awareness.destroy()
     this.outbox = null
+    this.cancelRetry()
     this.onClose(this)
   }
 
@@ -137,6 +140,7 @@ export class GeoSession extends ObservableV2<SessionEvents> {
   /** The relay is gone; edits go on locally and wait. */
   detach (): void {
     this.outbox = null
+    this.cancelRetry()
     if (!this.closed) this.setStatus('offline')
   }
 
@@ -152,6 +156,7 @@ export class GeoSession extends ObservableV2<SessionEvents> {
       case 'error': {
         const error = Object.assign(new Error(`the relay refused document "${this.name}": ${message.reason} (${message.code})`), { code: message.code })
         this.emit('error', [error])
+        this.retryLater()
         return
       }
       default:
@@ -166,6 +171,7 @@ export class GeoSession extends ObservableV2<SessionEvents> {
       case 'sync-step2':
         Y.applyUpdate(this.doc, message.update, REMOTE)
         this.syncedNow = true
+        this.retries = 0
         if (!this.hasSynced) {
           this.hasSynced = true
           this.resolveSynced()
@@ -184,6 +190,27 @@ export class GeoSession extends ObservableV2<SessionEvents> {
       case 'auth-denied':
         this.emit('error', [Object.assign(new Error(`access to "${this.name}" denied: ${message.reason}`), { code: 4403 })])
     }
+  }
+
+  /**
+   * The relay closed this document after an error (a refused update, a store that failed):
+   * open it again on the same socket after a growing, jittered pause, so pending writes get
+   * another chance without hammering the relay.
+   */
+  private retryLater (): void {
+    const outbox = this.outbox
+    if (outbox === null || this.closed) return
+    this.cancelRetry()
+    const delay = Math.random() * Math.min(30_000, 500 * 2 ** this.retries++)
+    this.retry = setTimeout(() => {
+      this.retry = null
+      if (this.outbox === outbox && !this.closed) void this.attach(outbox)
+    }, delay)
+  }
+
+  private cancelRetry (): void {
+    if (this.retry !== null) clearTimeout(this.retry)
+    this.retry = null
   }
 
   private sendFrame (message: YMessage): void {

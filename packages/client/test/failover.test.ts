@@ -63,6 +63,7 @@ describe('GeoClient failover', () => {
 
   it('fails over within 5 s when the nearest region goes silent', async () => {
     cluster = await TestCluster.start({ regions: ['a', 'b', 'c'] })
+    // Default timing (1 s pings, 2.5 s silence): the 5 s goal must hold for what users get.
     const client = new GeoClient({ regions: await cluster.clientEndpoints('client', NEAR_A), probeIntervalMs: 0 })
     clients.push(client)
     const doc = new Y.Doc()

@@ -189,7 +189,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
       this.emit('change')
     } else if (message.type === 'awareness') {
       if (message.origin === this.region) return
-      this.registry.ifLoaded(message.docName).then(doc => doc?.applyRemoteAwareness(message.update, message.origin), () => {})
+      this.registry.ifLoaded(message.docName).then(doc => doc?.applyRemoteAwareness(message.update, message.origin)).catch(err => {
+        this.logger.log('warn', 'ignored a malformed awareness update from a peer', { peer: from, error: (err as Error).message })
+      })
       const now = Date.now()
       for (const neighbour of this.neighbours()) {
         if (neighbour !== from && shouldForward(this.region, message.origin, neighbour, this.linkStates, now)) this.sendTo(neighbour, message)

@@ -89,10 +89,13 @@ export class MuxConnection {
         validateUpdate(message.update)
         const { docId, writeId } = message
         return doc.session.write(message.update, seq => {
+          // A document that failed meanwhile acknowledges nothing more: an ack covers every
+          // earlier write, and one of those may be the write that failed.
+          if (this.docs.get(docId) !== doc) return
           this.send({ type: 'ack', docId, writeId, level: 'local' })
           if (doc.ack === 'local') return
           for (const level of doc.ack === 'all' ? ['majority', 'all'] as const : ['majority'] as const) {
-            this.ctx.acks.whenDurable(seq, level, () => {
+            this.ctx.acks.whenDurable(seq, level, doc, () => {
               if (this.docs.get(docId) === doc) this.send({ type: 'ack', docId, writeId, level })
             })
           }
@@ -110,7 +113,8 @@ export class MuxConnection {
   }
 
   private open (docId: number, docName: string, ack: AckLevel): void {
-    if (this.docs.has(docId)) throw new ProtocolError('ERR_UNEXPECTED_MESSAGE', `document ${docId} is already open on this socket`)
+    // Opening an open document starts it over (a client re-attaching after an error).
+    if (this.docs.has(docId)) this.closeDoc(docId)
     const target = parseRequestPath('/' + encodeURIComponent(docName))
     if (target.kind !== 'doc') {
       return this.send({ type: 'error', docId, code: CloseCode.MalformedMessage, reason: target.kind === 'invalid' ? target.reason : `"${docName}" is a reserved name` })
@@ -133,6 +137,7 @@ export class MuxConnection {
     const doc = this.docs.get(docId)
     if (doc === undefined) return
     this.docs.delete(docId)
+    this.ctx.acks.cancel(doc)
     doc.session.close()
   }
 

@@ -27,6 +27,7 @@ export class PeerInbound {
       this.handle(message)
     })
     ws.on('ping', () => { this.lastHeard = Date.now() })
+    mesh.log.startOver()
     this.send({ type: 'welcome', version: PEER_PROTOCOL_VERSION, region: mesh.region, have: mesh.log.marks() })
   }
 
@@ -63,6 +64,8 @@ export class PeerInbound {
     const { log, registry, metrics } = this.mesh
     switch (message.type) {
       case 'batch': {
+        // After a failure nothing more is taken from this link: the peer resends from the marks.
+        if (this.failed || !this.open) return
         // Duplicate checks run now, in arrival order; the appends complete in that order too.
         const appends: Promise<void>[] = []
         for (const entry of message.entries) {
@@ -77,6 +80,7 @@ export class PeerInbound {
         })
       }
       case 'catch-up': {
+        if (this.failed || !this.open) return
         const append = log.appendLocal(message.docName, message.update).then(() => registry.applyDurable(message.docName, message.update))
         return this.then(() => append)
       }

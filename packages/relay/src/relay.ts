@@ -37,6 +37,8 @@ const socketClassFor = (maxMessageBytes: number): typeof WebSocket =>
 
 /** How long a drain waits for clients to finish the close handshake. */
 const DRAIN_GRACE_MS = 2000
+/** How often client sockets are pinged; one missed answer and the socket is cut. */
+const CLIENT_KEEPALIVE_MS = 30_000
 
 export interface RelayOptions {
   config: RelayConfig
@@ -81,6 +83,11 @@ export class Relay {
       logger,
     })
     this.acks = new WriteAcks(this.mesh, () => 1 + config.peers.length)
+    wss.on('connection', ws => {
+      this.alive.add(ws)
+      ws.on('pong', () => this.alive.add(ws))
+      ws.on('message', () => this.alive.add(ws))
+    })
   }
 
   static async start ({ config, store, logger = stderrLogger() }: RelayOptions): Promise<Relay> {
@@ -119,12 +126,33 @@ export class Relay {
       })
     })
     relay.boundPort = (server.address() as AddressInfo).port
+    relay.keepalive = setInterval(() => relay.checkClients(), CLIENT_KEEPALIVE_MS)
+    relay.keepalive.unref()
     logger.log('info', 'relay listening', { region: config.region, url: relay.url, store: config.store, peers: config.peers.length })
     relay.mesh.start()
     return relay
   }
 
   private boundPort = 0
+  private keepalive: NodeJS.Timeout | null = null
+  /** Client sockets that answered the last ping. */
+  private readonly alive = new WeakSet<WebSocket>()
+
+  /**
+   * A client that vanished without closing (NAT timeout, a sleeping laptop) would hold its
+   * document and presence forever: ping every client, and cut those that did not answer the
+   * previous ping.
+   */
+  private checkClients (): void {
+    for (const ws of this.wss.clients) {
+      if (!this.alive.has(ws)) {
+        ws.terminate()
+        continue
+      }
+      this.alive.delete(ws)
+      ws.ping()
+    }
+  }
 
   /** The port actually bound (useful with port 0); still known after close. */
   get port (): number {
@@ -182,6 +210,7 @@ export class Relay {
 
   private async drain (): Promise<void> {
     this.draining = true
+    if (this.keepalive !== null) clearInterval(this.keepalive)
     this.mesh.close()
     this.acks.close()
     for (const ws of this.peerWss.clients) ws.terminate()
@@ -213,10 +242,16 @@ export class Relay {
     if (this.draining) return refuseUpgrade(socket, 503, 'Service Unavailable', 'relay shutting down; connect to another region')
     const target = parseRequestPath(req.url ?? '/')
     if (target.kind === 'reserved' && target.path === 'v1/peer') {
-      return this.peerWss.handleUpgrade(req, socket, head, ws => this.mesh.accept(ws, req))
+      return this.peerWss.handleUpgrade(req, socket, head, ws => {
+        // Before anything else: a protocol violation on a socket without an 'error' listener
+        // would throw and take the whole relay down.
+        ws.on('error', err => this.logger.log('debug', 'peer socket error', { error: err.message }))
+        this.mesh.accept(ws, req)
+      })
     }
     if (target.kind === 'reserved' && target.path === 'v1/mux') {
       return this.wss.handleUpgrade(req, socket, head, ws => {
+        this.wss.emit('connection', ws, req)
         const connection = new MuxConnection(ws, {
           registry: this.documents,
           metrics: this.metrics,
@@ -233,6 +268,7 @@ export class Relay {
     if (target.kind === 'invalid') return refuseUpgrade(socket, 400, 'Bad Request', target.reason)
     if (target.kind === 'reserved') return refuseUpgrade(socket, 404, 'Not Found', `/${target.path} is reserved and not a WebSocket endpoint of this relay`)
     this.wss.handleUpgrade(req, socket, head, ws => {
+      this.wss.emit('connection', ws, req)
       const connection = new ClientConnection(ws, target.name, this.documents, this.metrics, this.logger)
       this.connections.add(connection)
       ws.once('close', () => this.connections.delete(connection))

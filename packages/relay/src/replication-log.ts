@@ -13,11 +13,19 @@ import { type DocStore, LOCAL_ORIGIN, type Marks, type OriginRead } from '@geore
 export interface ReplicationLogEvents {
   /** An entry of `origin` was appended durably. */
   append: [origin: string]
+  /** All of `origin` up to `seq` is now durable here. */
+  have: [origin: string, seq: number]
 }
 
 export class ReplicationLog extends EventEmitter<ReplicationLogEvents> {
   private readonly appended = new Map<string, number>()
   private readonly have = new Map<string, number>()
+  /**
+   * Origins whose replicated append failed: nothing more of them is stored or recorded until
+   * a peer link starts over from the durable marks, or later appends could raise the
+   * duplicate mark past the hole.
+   */
+  private readonly poisoned = new Set<string>()
   private lastLocal = 0
   /** Append times of recent local entries, for the replication lag in milliseconds. */
   private readonly localTimes = new Map<number, number>()
@@ -57,6 +65,7 @@ export class ReplicationLog extends EventEmitter<ReplicationLogEvents> {
    */
   appendReplicated (docName: string, update: Uint8Array, origin: string, originSeq: number): Promise<number> | null {
     if (origin === this.region || originSeq <= (this.appended.get(origin) ?? 0)) return null
+    if (this.poisoned.has(origin)) return Promise.reject(new Error(`an earlier append of ${origin}'s entries failed; waiting for the link to start over`))
     this.appended.set(origin, originSeq)
     const append = this.store.append(docName, update, { region: origin, seq: originSeq })
     return append.then(seq => {
@@ -65,16 +74,24 @@ export class ReplicationLog extends EventEmitter<ReplicationLogEvents> {
     }, err => {
       // Not stored: the sender must send it again, so stop skipping what is not durable.
       this.appended.set(origin, this.have.get(origin) ?? 0)
+      this.poisoned.add(origin)
       throw err
     })
   }
 
   /** Records that all of `origin` up to `seq` is durable here. */
   async recordHave (origin: string, seq: number): Promise<void> {
-    if (origin === this.region || seq <= (this.have.get(origin) ?? 0)) return
+    if (origin === this.region || this.poisoned.has(origin) || seq <= (this.have.get(origin) ?? 0)) return
     await this.store.writeHave(origin, seq)
     if (seq > (this.have.get(origin) ?? 0)) this.have.set(origin, seq)
     if (seq > (this.appended.get(origin) ?? 0)) this.appended.set(origin, seq)
+    this.emit('have', origin, seq)
+  }
+
+  /** A peer link starts over from the durable marks: what was poisoned can be stored again. */
+  startOver (): void {
+    for (const origin of this.poisoned) this.appended.set(origin, this.have.get(origin) ?? 0)
+    this.poisoned.clear()
   }
 
   /** This relay's durable marks, its own region included. */

@@ -11,6 +11,7 @@ interface Waiting {
   seq: number
   need: number
   notify: () => void
+  owner: object
 }
 
 /** How many regions (this one included) a level needs out of `regions`. */
@@ -26,12 +27,22 @@ export class WriteAcks {
     mesh.on('change', this.check)
   }
 
-  /** Calls `notify` once the write at `seq` is durable in enough regions for `level`. */
-  whenDurable (seq: number, level: AckLevel, notify: () => void): void {
+  /**
+   * Calls `notify` once the write at `seq` is durable in enough regions for `level`, unless
+   * `cancel(owner)` comes first (the client left).
+   */
+  whenDurable (seq: number, level: AckLevel, owner: object, notify: () => void): void {
     const need = regionsNeeded(level, this.regions())
     if (this.mesh.holders(seq).length >= need) return notify()
-    this.waiting.push({ seq, need, notify })
-    this.waiting.sort((a, b) => a.seq - b.seq)
+    // Appends resolve in order, so sequence numbers arrive sorted; keep it so if one does not.
+    const last = this.waiting[this.waiting.length - 1]
+    this.waiting.push({ seq, need, notify, owner })
+    if (last !== undefined && last.seq > seq) this.waiting.sort((a, b) => a.seq - b.seq)
+  }
+
+  /** Forgets every wait of `owner`. */
+  cancel (owner: object): void {
+    this.waiting = this.waiting.filter(w => w.owner !== owner)
   }
 
   /** Writes still waiting, for a drain or a metric. */
