@@ -19,3 +19,7 @@ export {
   ACK_LEVELS, MUX_PROTOCOL_VERSION, MuxMessageType, decodeMuxMessage, encodeMuxMessage, type AckLevel, type MuxMessage, type RegionEndpoint,
 } from './mux-messages.js'
 export { FrameReader } from './frame-reader.js'
+export {
+  DEFAULT_PROMOTE_AFTER_MS, PolicyError, compilePolicies, globToRegExp,
+  type CompiledPolicies, type NamespaceMode, type NamespaceRule, type PolicyProblem, type ResolvedPolicy,
+} from './namespace-policy.js'

@@ -1,0 +1,129 @@
+/**
+ * Namespace policies (DESIGN 4.6): ordered rules that match document names by glob, first
+ * match wins, and say where a document may live and how it is written. `*` matches within one
+ * path segment, `**` across segments (so `eu/**` takes `eu/notes/42`). A document no rule matches is
+ * active-active in every region.
+ *
+ * This module only resolves and validates rules; enforcing residency and active-passive is
+ * the relay's job.
+ */
+import { ACK_LEVELS, type AckLevel } from './mux-messages.js'
+
+export type NamespaceMode = 'active-active' | 'active-passive'
+
+export interface NamespaceRule {
+  match: string
+  mode?: NamespaceMode
+  /** The allowed regions; default all. */
+  regions?: string[]
+  /** active-passive: the region that takes writes… */
+  primary?: string
+  /** …and, in order, the ones that take over when it is unreachable. */
+  standby?: string[]
+  /** Default write acknowledgement for the namespace. */
+  ack?: AckLevel
+  /** How long the primary must be unreachable before a standby takes over. */
+  promoteAfterMs?: number
+}
+
+export interface ResolvedPolicy {
+  /** Index of the rule that matched, or -1 for the default. */
+  rule: number
+  mode: NamespaceMode
+  regions: string[]
+  primary: string | null
+  standby: string[]
+  ack: AckLevel
+  promoteAfterMs: number
+}
+
+export const DEFAULT_PROMOTE_AFTER_MS = 10_000
+
+export interface PolicyProblem { path: string, message: string }
+
+export class PolicyError extends Error {
+  constructor (readonly problems: PolicyProblem[]) {
+    super(`invalid namespaces:\n${problems.map(p => `  ${p.path}: ${p.message}`).join('\n')}`)
+    this.name = 'PolicyError'
+  }
+}
+
+/** Turns a glob into an anchored regular expression. */
+export const globToRegExp = (glob: string): RegExp => {
+  let source = ''
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i] as string
+    if (c === '*' && glob[i + 1] === '*') {
+      source += '.*'
+      i++
+    } else if (c === '*') {
+      source += '[^/]*'
+    } else {
+      source += c.replace(/[.+?^${}()|[\]\\]/g, '\\$&')
+    }
+  }
+  return new RegExp(`^${source}$`)
+}
+
+/** True when every name `later` can match, `earlier` matches first (so `later` never applies). */
+const shadows = (earlier: string, later: string): boolean => {
+  if (earlier === later || earlier === '**') return true
+  // A pattern ending in slash-double-star covers anything under its prefix.
+  if (earlier.endsWith('/**')) return later.startsWith(earlier.slice(0, -2))
+  return !later.includes('*') && globToRegExp(earlier).test(later)
+}
+
+export interface CompiledPolicies {
+  resolve(docName: string): ResolvedPolicy
+  readonly rules: readonly NamespaceRule[]
+}
+
+/** Checks rules against the mesh's regions and compiles them; throws a PolicyError listing every problem. */
+export const compilePolicies = (rules: readonly NamespaceRule[], allRegions: readonly string[]): CompiledPolicies => {
+  const problems: PolicyProblem[] = []
+  const known = new Set(allRegions)
+  rules.forEach((rule, i) => {
+    const at = `namespaces.${i}`
+    if (rule.match === '') problems.push({ path: `${at}.match`, message: 'empty pattern; use "**" for every document' })
+    for (const [j, region] of (rule.regions ?? []).entries()) {
+      if (!known.has(region)) problems.push({ path: `${at}.regions.${j}`, message: `unknown region "${region}" (regions: ${allRegions.join(', ')})` })
+    }
+    const allowed = new Set(rule.regions ?? allRegions)
+    const mode = rule.mode ?? 'active-active'
+    if (mode === 'active-passive') {
+      if (rule.primary === undefined) problems.push({ path: `${at}.primary`, message: 'active-passive needs a primary region' })
+      else if (!allowed.has(rule.primary)) problems.push({ path: `${at}.primary`, message: `"${rule.primary}" is not among the allowed regions (${[...allowed].join(', ')})` })
+      for (const [j, region] of (rule.standby ?? []).entries()) {
+        if (!allowed.has(region)) problems.push({ path: `${at}.standby.${j}`, message: `"${region}" is not among the allowed regions` })
+        if (region === rule.primary) problems.push({ path: `${at}.standby.${j}`, message: `"${region}" is the primary; a standby must be another region` })
+      }
+    } else if (rule.primary !== undefined || rule.standby !== undefined) {
+      problems.push({ path: `${at}.mode`, message: 'primary and standby only apply to mode "active-passive"' })
+    }
+    if (rule.ack !== undefined && !ACK_LEVELS.includes(rule.ack)) problems.push({ path: `${at}.ack`, message: `must be one of ${ACK_LEVELS.join(', ')}` })
+    if (rule.promoteAfterMs !== undefined && (!Number.isInteger(rule.promoteAfterMs) || rule.promoteAfterMs < 100)) {
+      problems.push({ path: `${at}.promoteAfterMs`, message: 'must be a whole number of milliseconds, at least 100' })
+    }
+    const earlier = rules.slice(0, i).findIndex(e => shadows(e.match, rule.match))
+    if (earlier !== -1) problems.push({ path: `${at}.match`, message: `never applies: rule ${earlier} ("${rules[earlier]?.match}") matches every name this one does` })
+  })
+  if (problems.length > 0) throw new PolicyError(problems)
+  const compiled = rules.map(rule => ({ rule, pattern: globToRegExp(rule.match) }))
+  return {
+    rules,
+    resolve (docName) {
+      const i = compiled.findIndex(c => c.pattern.test(docName))
+      const rule = compiled[i]?.rule
+      const mode = rule?.mode ?? 'active-active'
+      return {
+        rule: i,
+        mode,
+        regions: [...(rule?.regions ?? allRegions)],
+        primary: mode === 'active-passive' ? rule?.primary ?? null : null,
+        standby: [...(rule?.standby ?? [])],
+        ack: rule?.ack ?? 'local',
+        promoteAfterMs: rule?.promoteAfterMs ?? DEFAULT_PROMOTE_AFTER_MS,
+      }
+    },
+  }
+}
