@@ -107,7 +107,8 @@ export class Relay {
     // Peer links compress (zlib, context kept across messages): Yjs updates repeat client ids
     // and document names, and update-level merging alone barely shrinks keystroke runs.
     const peerWss = new WebSocketServer({ noServer: true, perMessageDeflate: PEER_DEFLATE, maxPayload: 64 * 1024 * 1024 })
-    const log = await ReplicationLog.open(config.region, docStore)
+    // A relay without peers has no replication lag to report, so it keeps no write times.
+    const log = await ReplicationLog.open(config.region, docStore, { trackLag: config.peers.length > 0 })
     const relay = new Relay(config, docStore, log, logger, server, wss, peerWss)
     server.on('request', (req, res) => {
       handleHttp(relay.httpContext(), req, res).catch(err => {

@@ -9,6 +9,7 @@
  */
 import { EventEmitter } from 'node:events'
 import { type DocStore, LOCAL_ORIGIN, type Marks, type OriginRead } from '@georelay/core'
+import { LocalWriteTimes } from './local-write-times.js'
 
 export interface ReplicationLogEvents {
   /** An entry of `origin` was appended durably. */
@@ -27,15 +28,17 @@ export class ReplicationLog extends EventEmitter<ReplicationLogEvents> {
    */
   private readonly poisoned = new Set<string>()
   private lastLocal = 0
-  /** Append times of recent local entries, for the replication lag in milliseconds. */
-  private readonly localTimes = new Map<number, number>()
+  /** Append times of local entries no peer has acknowledged yet; null without peers. */
+  private readonly localTimes: LocalWriteTimes | null
 
-  private constructor (readonly region: string, readonly store: DocStore) {
+  private constructor (readonly region: string, readonly store: DocStore, trackLag: boolean) {
     super()
+    this.localTimes = trackLag ? new LocalWriteTimes() : null
   }
 
-  static async open (region: string, store: DocStore): Promise<ReplicationLog> {
-    const log = new ReplicationLog(region, store)
+  /** `trackLag`: keep append times for replication lag (only relays with peers need them). */
+  static async open (region: string, store: DocStore, { trackLag = true }: { trackLag?: boolean } = {}): Promise<ReplicationLog> {
+    const log = new ReplicationLog(region, store, trackLag)
     for (const [origin, seq] of Object.entries(await store.readHave())) {
       log.have.set(origin, seq)
       log.appended.set(origin, seq)
@@ -54,7 +57,7 @@ export class ReplicationLog extends EventEmitter<ReplicationLogEvents> {
   async appendLocal (docName: string, update: Uint8Array): Promise<number> {
     const seq = await this.store.append(docName, update)
     if (seq > this.lastLocal) this.lastLocal = seq
-    this.localTimes.set(seq, Date.now())
+    this.localTimes?.add(seq, Date.now())
     this.emit('append', this.region)
     return seq
   }
@@ -105,21 +108,17 @@ export class ReplicationLog extends EventEmitter<ReplicationLogEvents> {
 
   /** How many local entries after `acked` a peer still lacks (of those written since start). */
   pendingCount (acked: number): number {
-    let n = 0
-    for (const seq of this.localTimes.keys()) if (seq > acked) n++
-    return n
+    return this.localTimes?.countAfter(acked) ?? 0
   }
 
   /** When the local entry after `acked` was appended (undefined when none is pending). */
   pendingSince (acked: number): number | undefined {
-    // Map iteration follows insertion, which follows sequence numbers.
-    for (const [seq, at] of this.localTimes) if (seq > acked) return at
-    return undefined
+    return this.localTimes?.since(acked)
   }
 
   /** Forgets append times every peer has acknowledged. */
   forgetTimesUpTo (seq: number): void {
-    for (const key of this.localTimes.keys()) if (key <= seq) this.localTimes.delete(key)
+    this.localTimes?.forgetUpTo(seq)
   }
 
   read (origin: string, after: number, limit: number): Promise<OriginRead> {
