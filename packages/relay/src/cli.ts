@@ -65,6 +65,20 @@ const usage = (message: string): number => {
   return 2
 }
 
+/** Runs until SIGTERM or SIGINT, then stops cleanly: exit code 0, or 1 if stopping failed. */
+const untilSignal = (what: string, stop: () => Promise<void>, onSignal: (signal: string) => void = () => {}): Promise<number> =>
+  new Promise(resolve => {
+    const handle = (signal: string): void => {
+      onSignal(signal)
+      stop().then(() => resolve(0), err => {
+        process.stderr.write(`georelay: ${what} failed (${(err as Error).message})\n`)
+        resolve(1)
+      })
+    }
+    process.once('SIGTERM', handle)
+    process.once('SIGINT', handle)
+  })
+
 const runRelay = async (args: string[]): Promise<number> => {
   let parsed
   try {
@@ -115,17 +129,7 @@ const runRelay = async (args: string[]): Promise<number> => {
   }
   const where = config.store === 'sqlite' ? `sqlite ${dataDirOf(config)}` : 'memory (not durable)'
   process.stdout.write(`georelay relay ${config.region} listening on ${relay.url} (store: ${where})\n`)
-  return await new Promise<number>(resolve => {
-    const stop = (signal: string): void => {
-      logger.log('info', 'draining', { signal })
-      relay.close().then(() => resolve(0), err => {
-        process.stderr.write(`georelay: drain failed (${(err as Error).message})\n`)
-        resolve(1)
-      })
-    }
-    process.once('SIGTERM', stop)
-    process.once('SIGINT', stop)
-  })
+  return untilSignal('drain', () => relay.close(), signal => logger.log('info', 'draining', { signal }))
 }
 
 const runCluster = async (args: string[]): Promise<number> => {
@@ -198,16 +202,7 @@ const runCluster = async (args: string[]): Promise<number> => {
   }
   lines.push('Stop with Ctrl-C.')
   process.stdout.write(lines.join('\n') + '\n')
-  return await new Promise<number>(resolve => {
-    const stop = (): void => {
-      cluster.close().then(() => resolve(0), err => {
-        process.stderr.write(`georelay: cluster shutdown failed (${(err as Error).message})\n`)
-        resolve(1)
-      })
-    }
-    process.once('SIGTERM', stop)
-    process.once('SIGINT', stop)
-  })
+  return untilSignal('cluster shutdown', () => cluster.close())
 }
 
 export const main = async (argv: string[]): Promise<number> => {
