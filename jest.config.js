@@ -1,15 +1,15 @@
 // One jest project per package; ts-jest's ESM preset so that every path, tests included,
 // loads yjs through `import` (two copies of Yjs break `instanceof`). Run with
 // `node --experimental-vm-modules` (see the `test` script).
-const packages = ['core', 'client', 'relay', 'testkit']
+const packages = ['core', 'client', 'relay', 'testkit', 'bench']
 
-const project = name => ({
+const project = (name, dir = `packages/${name}`) => ({
   displayName: name,
   testEnvironment: 'node',
-  testMatch: [`<rootDir>/packages/${name}/test/**/*.test.ts`],
+  testMatch: [`<rootDir>/${dir}/test/**/*.test.ts`],
   extensionsToTreatAsEsm: ['.ts'],
   moduleNameMapper: {
-    '^@georelay/(core|client|relay|testkit)$': '<rootDir>/packages/$1/src/index.ts',
+    '^@georelay/(core|client|relay|testkit|bench)$': '<rootDir>/packages/$1/src/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   transform: {
@@ -19,6 +19,6 @@ const project = name => ({
 })
 
 export default {
-  projects: packages.map(project),
+  projects: [...packages.map(name => project(name)), project('examples', 'examples/*')],
   testTimeout: 30_000,
 }
