@@ -20,6 +20,6 @@ export {
 } from './mux-messages.js'
 export { FrameReader } from './frame-reader.js'
 export {
-  DEFAULT_PROMOTE_AFTER_MS, PolicyError, compilePolicies, globToRegExp,
+  DEFAULT_PROMOTE_AFTER_MS, PolicyError, canonicalRules, compilePolicies, globToRegExp, parseCanonicalRules,
   type CompiledPolicies, type NamespaceMode, type NamespaceRule, type PolicyProblem, type ResolvedPolicy,
 } from './namespace-policy.js'

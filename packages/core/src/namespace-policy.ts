@@ -4,8 +4,9 @@
  * path segment, `**` across segments (so `eu/**` takes `eu/notes/42`). A document no rule matches is
  * active-active in every region.
  *
- * This module only resolves and validates rules; enforcing residency and active-passive is
- * the relay's job.
+ * This module resolves, validates and serialises rules; enforcing residency and
+ * active-passive is the relay's job. Relays exchange their rules in the canonical JSON form
+ * below, so that two relays agree exactly when their canonical forms are equal.
  */
 import { ACK_LEVELS, type AckLevel } from './mux-messages.js'
 
@@ -75,11 +76,17 @@ const shadows = (earlier: string, later: string): boolean => {
 
 export interface CompiledPolicies {
   resolve(docName: string): ResolvedPolicy
+  /** Whether the document may live in the region. */
+  allows(docName: string, region: string): boolean
   readonly rules: readonly NamespaceRule[]
 }
 
-/** Checks rules against the mesh's regions and compiles them; throws a PolicyError listing every problem. */
-export const compilePolicies = (rules: readonly NamespaceRule[], allRegions: readonly string[]): CompiledPolicies => {
+/**
+ * Checks rules against the mesh's regions and compiles them; throws a PolicyError listing every
+ * problem. `validate: false` compiles another relay's rules as they are (they may name regions
+ * this relay does not know).
+ */
+export const compilePolicies = (rules: readonly NamespaceRule[], allRegions: readonly string[], { validate = true } = {}): CompiledPolicies => {
   const problems: PolicyProblem[] = []
   const known = new Set(allRegions)
   rules.forEach((rule, i) => {
@@ -107,10 +114,14 @@ export const compilePolicies = (rules: readonly NamespaceRule[], allRegions: rea
     const earlier = rules.slice(0, i).findIndex(e => shadows(e.match, rule.match))
     if (earlier !== -1) problems.push({ path: `${at}.match`, message: `never applies: rule ${earlier} ("${rules[earlier]?.match}") matches every name this one does` })
   })
-  if (problems.length > 0) throw new PolicyError(problems)
+  if (validate && problems.length > 0) throw new PolicyError(problems)
   const compiled = rules.map(rule => ({ rule, pattern: globToRegExp(rule.match) }))
   return {
     rules,
+    allows (docName, region) {
+      const regions = compiled.find(c => c.pattern.test(docName))?.rule.regions
+      return regions === undefined || regions.includes(region)
+    },
     resolve (docName) {
       const i = compiled.findIndex(c => c.pattern.test(docName))
       const rule = compiled[i]?.rule
@@ -126,4 +137,51 @@ export const compilePolicies = (rules: readonly NamespaceRule[], allRegions: rea
       }
     },
   }
+}
+
+/**
+ * The rules as canonical JSON: defaults filled in, keys in one order, the allowed regions
+ * sorted (their order means nothing; the standby order does). Equal text, equal behaviour.
+ */
+export const canonicalRules = (rules: readonly NamespaceRule[]): string => JSON.stringify(rules.map(rule => {
+  const mode = rule.mode ?? 'active-active'
+  return {
+    match: rule.match,
+    mode,
+    regions: rule.regions === undefined ? null : [...new Set(rule.regions)].sort(),
+    primary: mode === 'active-passive' ? rule.primary ?? null : null,
+    standby: mode === 'active-passive' ? rule.standby ?? [] : [],
+    ack: rule.ack ?? 'local',
+    promoteAfterMs: rule.promoteAfterMs ?? DEFAULT_PROMOTE_AFTER_MS,
+  }
+}))
+
+const isStringArray = (value: unknown): value is string[] => Array.isArray(value) && value.every(v => typeof v === 'string')
+
+/** Reads another relay's canonical rules; throws a PolicyError when the text is not such rules. */
+export const parseCanonicalRules = (text: string): NamespaceRule[] => {
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    throw new PolicyError([{ path: 'namespaces', message: 'not JSON' }])
+  }
+  if (!Array.isArray(value)) throw new PolicyError([{ path: 'namespaces', message: 'not a list of rules' }])
+  return value.map((item: unknown, i): NamespaceRule => {
+    const r = item as Record<string, unknown>
+    const ok = typeof item === 'object' && item !== null && typeof r.match === 'string' &&
+      (r.mode === 'active-active' || r.mode === 'active-passive') && (r.regions === null || isStringArray(r.regions)) &&
+      (r.primary === null || typeof r.primary === 'string') && isStringArray(r.standby) &&
+      ACK_LEVELS.includes(r.ack as AckLevel) && typeof r.promoteAfterMs === 'number'
+    if (!ok) throw new PolicyError([{ path: `namespaces.${i}`, message: 'not a canonical rule' }])
+    return {
+      match: r.match as string,
+      mode: r.mode as NamespaceMode,
+      ...(r.regions === null ? {} : { regions: r.regions as string[] }),
+      ...(r.primary === null ? {} : { primary: r.primary as string }),
+      standby: r.standby as string[],
+      ack: r.ack as AckLevel,
+      promoteAfterMs: r.promoteAfterMs as number,
+    }
+  })
 }

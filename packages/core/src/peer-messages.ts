@@ -14,6 +14,11 @@
  * acceptor's state vectors of the affected documents (`sv-request`/`sv-reply`) and sends what
  * they lack as `catch-up` updates, which the acceptor stores as its own writes.
  *
+ * Right after a link opens each side sends `policy`: its namespace rules in canonical JSON
+ * (see namespace-policy.ts), so that neither sends a document to a region the other's rules
+ * exclude, and a mismatch is reported. The dialer streams nothing before it has the
+ * acceptor's welcome and policy.
+ *
  * Both sides send `link-state` (which peers a relay reaches, and its `have`), versioned by its
  * region and flooded to every neighbour, so that a relay forwards an origin's entries to a
  * peer only while that origin cannot reach it directly; and
@@ -36,6 +41,7 @@ export const PeerMessageType = {
   CatchUp: 5,
   LinkState: 6,
   Awareness: 7,
+  Policy: 8,
 } as const
 
 /** Per origin region, an origin sequence number. */
@@ -58,6 +64,7 @@ export type PeerMessage =
   | { type: 'catch-up', docName: string, update: Uint8Array }
   | { type: 'link-state', region: string, version: number, reaches: string[], have: Marks }
   | { type: 'awareness', docName: string, origin: string, update: Uint8Array }
+  | { type: 'policy', rules: string }
 
 // fromEntries, not assignment: a region named `__proto__` must stay an own key.
 const readMarks = (r: FrameReader): Marks =>
@@ -110,6 +117,9 @@ export const decodePeerMessage = (frame: Uint8Array): PeerMessage => {
       break
     case PeerMessageType.Awareness:
       message = { type: 'awareness', docName: r.string('document name'), origin: r.string('origin'), update: r.bytes('awareness update') }
+      break
+    case PeerMessageType.Policy:
+      message = { type: 'policy', rules: r.string('namespace rules') }
       break
     default:
       throw new ProtocolError('ERR_UNKNOWN_MESSAGE_TYPE', `unknown peer message type ${type}`)
@@ -173,6 +183,10 @@ export const encodePeerMessage = (message: PeerMessage): Uint8Array => {
       encoding.writeVarString(e, message.docName)
       encoding.writeVarString(e, message.origin)
       encoding.writeVarUint8Array(e, message.update)
+      break
+    case 'policy':
+      encoding.writeVarUint(e, PeerMessageType.Policy)
+      encoding.writeVarString(e, message.rules)
       break
   }
   return encoding.toUint8Array(e)

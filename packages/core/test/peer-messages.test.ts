@@ -52,6 +52,7 @@ const messages = {
   'catch-up': fc.record({ type: fc.constant('catch-up' as const), docName: name, update: bytes }),
   'link-state': fc.record({ type: fc.constant('link-state' as const), region: name, version: seq, reaches: fc.array(name, few), have: marks }),
   awareness: fc.record({ type: fc.constant('awareness' as const), docName: name, origin: name, update: bytes }),
+  policy: fc.record({ type: fc.constant('policy' as const), rules: fc.oneof(name, fc.constant('[{"match":"eu/*","mode":"active-active"}]')) }),
 } satisfies { [T in PeerMessage['type']]: fc.Arbitrary<Extract<PeerMessage, { type: T }>> }
 const anyMessage: fc.Arbitrary<PeerMessage> = fc.oneof(...Object.values(messages))
 
@@ -64,6 +65,7 @@ const wireType: Record<PeerMessage['type'], number> = {
   'catch-up': PeerMessageType.CatchUp,
   'link-state': PeerMessageType.LinkState,
   awareness: PeerMessageType.Awareness,
+  policy: PeerMessageType.Policy,
 }
 
 /** A frame field: a varUint, a varString, or a varUint8Array (also how bad strings are written). */
@@ -127,7 +129,7 @@ describe('peer-messages', () => {
   it.each<[string, number[], ProtocolErrorCode]>([
     ['an empty frame', [], 'ERR_EMPTY_FRAME'],
     ['a message type cut inside its varint', [0x80], 'ERR_TRUNCATED'],
-    ['message type 8', [8], 'ERR_UNKNOWN_MESSAGE_TYPE'],
+    ['message type 9', [9], 'ERR_UNKNOWN_MESSAGE_TYPE'],
     ['message type 128 (two-byte varint)', [0x80, 0x01], 'ERR_UNKNOWN_MESSAGE_TYPE'],
     ['message type 2^53 - 1', MAX_VARINT, 'ERR_UNKNOWN_MESSAGE_TYPE'],
     ['a batch claiming 127 entries with no bytes left', [1, 0x7f], 'ERR_LENGTH_EXCEEDS_FRAME'],

@@ -5,8 +5,9 @@
  * malformed the socket closes with 4400 and nothing of the frame is stored or forwarded.
  */
 import type { RawData, WebSocket } from 'ws'
-import { ProtocolError, StoreError, closeReason, decodeFrame } from '@georelay/core'
-import { DocSession, validateMessages } from './doc-session.js'
+import { CloseCode, ProtocolError, StoreError, closeReason, decodeFrame } from '@georelay/core'
+import { DocSession, type SessionPlacement, everywhere, validateMessages } from './doc-session.js'
+import { RelayRefusal } from './relay-refusal.js'
 import type { DocRegistry } from './doc-registry.js'
 import type { Logger } from './logger.js'
 import type { RelayMetrics } from './metrics.js'
@@ -21,7 +22,7 @@ export const toBytes = (data: RawData): Uint8Array => {
 
 /** What to tell a client about a failure, and what to count and log. */
 export const describeFailure = (err: unknown): { code: number, reason: string, metric: string, level: 'info' | 'error' } => {
-  if (err instanceof ProtocolError) return { code: err.closeCode, reason: err.message, metric: err.code, level: 'info' }
+  if (err instanceof ProtocolError || err instanceof RelayRefusal) return { code: err.closeCode, reason: err.message, metric: err.code, level: 'info' }
   if (err instanceof StoreError) {
     return { code: CLOSE_INTERNAL_ERROR, reason: `the relay could not store your update (${err.code}); your client keeps it, reconnect later`, metric: err.code, level: 'error' }
   }
@@ -38,12 +39,15 @@ export class ClientConnection {
     registry: DocRegistry,
     private readonly metrics: RelayMetrics,
     private readonly logger: Logger,
+    placement: SessionPlacement = everywhere,
   ) {
     metrics.connections.inc({ endpoint: 'y-websocket' })
     this.session = new DocSession(docName, registry, {
       send: frame => this.send(frame),
       fail: err => this.fail(err),
-    })
+      // The reason starts with "REGION URL", which the SDK reads; stock clients just see the words.
+      redirect: (region, url) => this.close(CloseCode.Moved, `${region} ${url} : this document lives in ${region}`),
+    }, placement)
     ws.on('message', (data, isBinary) => this.receive(data, isBinary))
     ws.on('close', () => {
       if (this.closed) return

@@ -6,6 +6,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { z } from 'zod'
+import { PolicyError, compilePolicies } from '@georelay/core'
 
 const regionName = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'a region name is lowercase letters, digits and dashes, like "eu-west"')
 const wsUrl = z.string().regex(/^wss?:\/\/[^\s/]+/, 'must be a ws:// or wss:// URL, like "ws://127.0.0.1:4001"')
@@ -30,6 +31,16 @@ export const relayConfigSchema = z.object({
     publicUrl: wsUrl.optional(),
   }).strict()).default([]),
   meshSecret: z.string().min(1).optional(),
+  /** Where documents may live and how they are written (DESIGN 4.6); first match wins. */
+  namespaces: z.array(z.object({
+    match: z.string(),
+    mode: z.enum(['active-active', 'active-passive']).optional(),
+    regions: z.array(regionName).min(1).optional(),
+    primary: regionName.optional(),
+    standby: z.array(regionName).optional(),
+    ack: z.enum(['local', 'majority', 'all']).optional(),
+    promoteAfterMs: z.number().int().optional(),
+  }).strict()).default([]),
   limits: z.object({
     maxMessageBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
     maxDocsPerConnection: z.number().int().min(1).default(256),
@@ -45,6 +56,8 @@ export const relayConfigSchema = z.object({
     heartbeatMs: z.number().int().min(10).default(1000),
     /** Silence after which a peer link is dropped and redialled. */
     linkTimeoutMs: z.number().int().min(50).default(3000),
+    /** permessage-deflate on peer links (off only to inspect the traffic, as the residency test does). */
+    compress: z.boolean().default(true),
   }).strict().default({}),
   /** How long a document with no clients stays in memory before it is released. */
   idleReleaseMs: z.number().int().min(0).default(30_000),
@@ -56,7 +69,6 @@ export type RelayConfig = z.output<typeof relayConfigSchema>
 /** Fields of the design that this version does not implement yet: refused, never ignored. */
 const NOT_YET = {
   auth: 'token authentication is not in this version yet; remove "auth" (clients connect anonymously, read-write)',
-  namespaces: 'namespace policies are not in this version yet; remove "namespaces" (every document is active-active)',
 } as const
 
 export interface ConfigProblem { path: string, message: string }
@@ -93,6 +105,12 @@ export const parseRelayConfig = (input: unknown, source = 'configuration'): Rela
     if (peer.region === config.region) problems.push({ path: `peers.${i}.region`, message: `"${peer.region}" is this relay's own region` })
     if (config.peers.findIndex(p => p.region === peer.region) !== i) problems.push({ path: `peers.${i}.region`, message: `"${peer.region}" is listed twice` })
   })
+  try {
+    compilePolicies(config.namespaces, [config.region, ...config.peers.map(p => p.region)])
+  } catch (err) {
+    if (!(err instanceof PolicyError)) throw err
+    problems.push(...err.problems.map(p => ({ ...p, message: `${p.message} (regions are this relay's and its peers')` })))
+  }
   if (config.replication.linkTimeoutMs <= config.replication.heartbeatMs) {
     problems.push({ path: 'replication.linkTimeoutMs', message: 'must be longer than replication.heartbeatMs, or healthy links would time out' })
   }

@@ -11,6 +11,11 @@ import {
 } from '@georelay/core'
 import type { DocRegistry } from './doc-registry.js'
 import type { DocClient, LiveDoc } from './live-doc.js'
+import type { Route } from './placement.js'
+import { RelayRefusal } from './relay-refusal.js'
+
+/** Writes held while an active-passive document has no writer in reach, per session. */
+const MAX_HELD_BYTES = 16 * 1024 * 1024
 
 let nextId = 1
 
@@ -32,7 +37,20 @@ export interface SessionTransport {
   send(frame: Uint8Array): void
   /** The session failed (bad message, store error): the transport decides what to close. */
   fail(err: unknown): void
+  /** The document belongs in another region (residency, or its active-passive writer). */
+  redirect(region: string, url: string): void
 }
+
+/** Where documents belong (see placement.ts), as a session needs it. */
+export interface SessionPlacement {
+  route(docName: string): Route
+  urlOf(region: string): string
+  /** Calls back whenever active-passive writers change; returns the unsubscribe. */
+  onRoles(listener: () => void): () => void
+}
+
+/** For relays and tests without namespaces: every document is served and written here. */
+export const everywhere: SessionPlacement = { route: () => ({ kind: 'here' }), urlOf: () => '', onRoles: () => () => {} }
 
 type Pending = { kind: 'messages', messages: YMessage[] } | { kind: 'write', update: Uint8Array, done: (seq: number) => void }
 
@@ -43,9 +61,39 @@ export class DocSession implements DocClient {
   private closed = false
   /** Awareness client ids this client announced, removed everywhere when it leaves. */
   private readonly awarenessIds = new Set<number>()
+  /** Writes waiting for this region to become the document's writer (null: writes go through). */
+  private held: { update: Uint8Array, done: (seq: number) => void }[] | null = null
+  private heldBytes = 0
+  private unwatch: () => void = () => {}
 
-  constructor (readonly docName: string, private readonly registry: DocRegistry, private readonly transport: SessionTransport) {
+  constructor (
+    readonly docName: string,
+    private readonly registry: DocRegistry,
+    private readonly transport: SessionTransport,
+    private readonly placement: SessionPlacement = everywhere,
+  ) {
+    if (!this.follow(placement.route(docName))) return
+    this.unwatch = placement.onRoles(() => { if (!this.closed) this.follow(placement.route(docName)) })
     this.open().catch(err => transport.fail(err))
+  }
+
+  /** Applies a route; false when the session was sent elsewhere (and is closed). */
+  private follow (route: Route): boolean {
+    if (route.kind === 'elsewhere') {
+      this.close()
+      this.transport.redirect(route.region, this.placement.urlOf(route.region))
+      return false
+    }
+    if (route.kind === 'hold') {
+      this.held ??= []
+      return true
+    }
+    const held = this.held
+    this.held = null
+    this.heldBytes = 0
+    if (held !== null && this.doc !== null) for (const w of held) this.store(this.doc, w.update, w.done)
+    else if (held !== null) for (const w of held) this.pending?.push({ kind: 'write', ...w })
+    return true
   }
 
   send (frame: Uint8Array): void {
@@ -70,6 +118,9 @@ export class DocSession implements DocClient {
   close (): void {
     if (this.closed) return
     this.closed = true
+    this.unwatch()
+    // Held writes were never acknowledged: the client sends them again wherever it goes next.
+    this.held = null
     const doc = this.doc
     if (doc === null) return // open() releases the document when its load finishes
     doc.clients.delete(this)
@@ -107,6 +158,14 @@ export class DocSession implements DocClient {
   }
 
   private store (doc: LiveDoc, update: Uint8Array, done: (seq: number) => void): void {
+    if (this.held !== null) {
+      this.heldBytes += update.length
+      if (this.heldBytes > MAX_HELD_BYTES) {
+        return this.transport.fail(new RelayRefusal('ERR_NO_WRITER', 1013, 'no region that may write this document is reachable, and too much is waiting; retry later'))
+      }
+      this.held.push({ update, done })
+      return
+    }
     doc.write(update, this).then(done, err => this.transport.fail(err))
   }
 

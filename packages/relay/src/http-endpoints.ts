@@ -11,6 +11,8 @@ export interface RegionInfo {
   publicUrl: string
   regions: { name: string, url: string, self: boolean, state: 'up' | 'down' }[]
   peers: PeerInfo[]
+  /** This relay's namespace rules: their digest (peers compare theirs), and each active-passive namespace's writer. */
+  policy: { digest: string, namespaces: { match: string, mode: string, writer?: string | null }[] }
 }
 
 export interface HttpContext {

@@ -16,6 +16,7 @@ import type { Logger } from './logger.js'
 import type { RelayMetrics } from './metrics.js'
 import { PeerInbound } from './peer-inbound.js'
 import { PeerLink } from './peer-link.js'
+import type { MeshView, Placement, PeerPolicyInfo } from './placement.js'
 import type { ReplicationLog } from './replication-log.js'
 
 export interface MeshTiming {
@@ -25,6 +26,8 @@ export interface MeshTiming {
   heartbeatMs: number
   /** Silence after which a link is dropped and a region's word counts as stale. */
   linkTimeoutMs: number
+  /** permessage-deflate on links (default on). */
+  compress?: boolean
 }
 
 export interface MeshOptions {
@@ -36,6 +39,7 @@ export interface MeshOptions {
   registry: DocRegistry
   metrics: RelayMetrics
   logger: Logger
+  placement: Placement
 }
 
 export interface PeerInfo {
@@ -49,6 +53,10 @@ export interface PeerInfo {
   reaches: string[]
   lagMs: number
   pendingUpdates: number
+  /** Round trip of the last ping on this relay's link (null before the first answer). */
+  rttMs: number | null
+  /** The peer's namespace rules: their digest, and whether they equal ours. */
+  policy: PeerPolicyInfo
   error?: string
 }
 
@@ -61,7 +69,7 @@ export interface MeshEvents {
   acknowledged: [peer: string]
 }
 
-export class Mesh extends EventEmitter<MeshEvents> {
+export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
   readonly region: string
   readonly meshSecret: string
   readonly timing: MeshTiming
@@ -70,10 +78,13 @@ export class Mesh extends EventEmitter<MeshEvents> {
   readonly metrics: RelayMetrics
   readonly logger: Logger
   readonly linkStates: LinkStateTable
+  readonly placement: Placement
   private readonly peers: { region: string, url: string }[]
   private readonly links = new Map<string, PeerLink>()
   private readonly inbound = new Map<string, PeerInbound>()
   private readonly deadRegions = new Set<string>()
+  /** Silence is counted from start at the earliest: a relay that just started has heard no one yet. */
+  private readonly startedAt = Date.now()
   private version = 0
   private ticker: NodeJS.Timeout | null = null
   private readonly awarenessQueue = new Map<string, Uint8Array[]>()
@@ -90,6 +101,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.metrics = options.metrics
     this.logger = options.logger
     this.peers = options.peers
+    this.placement = options.placement
     this.linkStates = new LinkStateTable(options.timing.linkTimeoutMs)
   }
 
@@ -189,12 +201,13 @@ export class Mesh extends EventEmitter<MeshEvents> {
       this.emit('change')
     } else if (message.type === 'awareness') {
       if (message.origin === this.region) return
+      if (!this.placement.allowsHere(message.docName)) return this.refuse(from, 'awareness')
       this.registry.ifLoaded(message.docName).then(doc => doc?.applyRemoteAwareness(message.update, message.origin)).catch(err => {
         this.logger.log('warn', 'ignored a malformed awareness update from a peer', { peer: from, error: (err as Error).message })
       })
       const now = Date.now()
       for (const neighbour of this.neighbours()) {
-        if (neighbour !== from && shouldForward(this.region, message.origin, neighbour, this.linkStates, now)) this.sendTo(neighbour, message)
+        if (neighbour !== from && shouldForward(this.region, message.origin, neighbour, this.linkStates, now) && this.placement.mayReceive(message.docName, neighbour)) this.sendTo(neighbour, message)
       }
     }
   }
@@ -206,6 +219,32 @@ export class Mesh extends EventEmitter<MeshEvents> {
     if (queued === undefined) this.awarenessQueue.set(docName, [update])
     else queued.push(update)
     this.awarenessTimer ??= setTimeout(() => this.flushAwareness(), this.timing.batchWindowMs)
+  }
+
+  silentFor (region: string): number {
+    const now = Date.now()
+    const link = this.links.get(region)
+    const inbound = this.inbound.get(region)
+    const heard = Math.max(
+      link?.status === 'up' ? link.lastHeardAt : 0,
+      inbound?.open === true ? inbound.lastHeard : 0,
+      this.linkStates.get(region)?.receivedAt ?? 0,
+      this.startedAt,
+    )
+    return Math.max(0, now - heard)
+  }
+
+  linkUp (region: string): boolean {
+    return this.links.get(region)?.status === 'up' || this.inbound.get(region)?.open === true
+  }
+
+  holdsOurWrites (region: string): boolean {
+    return this.holders(this.log.lastLocalSeq).includes(region)
+  }
+
+  peersByDistance (): string[] {
+    const rtt = (region: string): number => this.links.get(region)?.rttMs ?? Number.MAX_SAFE_INTEGER
+    return this.peers.map(p => p.region).sort((a, b) => rtt(a) - rtt(b))
   }
 
   peerInfo (): PeerInfo[] {
@@ -222,16 +261,27 @@ export class Mesh extends EventEmitter<MeshEvents> {
         reaches: this.linkStates.fresh(peer.region, now)?.reaches ?? [],
         lagMs: since === undefined ? 0 : now - since,
         pendingUpdates: this.log.pendingCount(acked),
+        rttMs: link?.rttMs ?? null,
+        policy: this.placement.peerPolicy(peer.region),
         ...(link?.lastError === undefined ? {} : { error: link.lastError }),
       }
     })
+  }
+
+  /**
+   * A peer sent something of a document that may not live here (its rules differ from ours):
+   * drop it, count it, and log it without the document's name or content.
+   */
+  refuse (peer: string, kind: 'update' | 'catch-up' | 'awareness' | 'sv-request'): void {
+    this.metrics.residencyRefused.inc({ peer, kind })
+    this.logger.log('warn', 'refused a document from a peer: its namespace rules do not allow it here', { peer, kind })
   }
 
   private sendPresence (peer: string): void {
     this.registry.loaded().then(docs => {
       for (const doc of docs) {
         const update = doc.localAwareness()
-        if (update !== null) this.sendTo(peer, { type: 'awareness', docName: doc.name, origin: this.region, update })
+        if (update !== null && this.placement.mayReceive(doc.name, peer)) this.sendTo(peer, { type: 'awareness', docName: doc.name, origin: this.region, update })
       }
     }, () => {})
   }
@@ -259,8 +309,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const neighbours = this.neighbours()
     for (const [docName, updates] of this.awarenessQueue) {
       const update = coalesceAwarenessUpdates(updates)
-      for (const neighbour of neighbours) this.sendTo(neighbour, { type: 'awareness', docName, origin: this.region, update })
-      this.metrics.peerAwarenessOut.inc(neighbours.length)
+      const to = neighbours.filter(neighbour => this.placement.mayReceive(docName, neighbour))
+      for (const neighbour of to) this.sendTo(neighbour, { type: 'awareness', docName, origin: this.region, update })
+      this.metrics.peerAwarenessOut.inc(to.length)
     }
     this.awarenessQueue.clear()
   }

@@ -34,6 +34,8 @@ export const createRelayMetrics = (region: string) => {
     peerLinkUp: new Gauge({ name: 'georelay_peer_link_up', help: '1 while this relay\'s link to the peer is up', labelNames: ['peer'] as const, registers }),
     peerRefused: new Counter({ name: 'georelay_peer_links_refused_total', help: 'Peer links refused', labelNames: ['reason'] as const, registers }),
     catchUps: new Counter({ name: 'georelay_peer_catch_ups_total', help: 'State-vector catch-ups run because compaction passed a peer\'s mark', labelNames: ['peer'] as const, registers }),
+    residencyRefused: new Counter({ name: 'georelay_residency_refused_total', help: 'Messages of a document a peer sent although this region\'s namespace rules exclude it (dropped)', labelNames: ['peer', 'kind'] as const, registers }),
+    policyMismatch: new Gauge({ name: 'georelay_policy_mismatch', help: '1 while a peer\'s namespace rules differ from this relay\'s', labelNames: ['peer'] as const, registers }),
     storeErrors: new Counter({ name: 'georelay_store_errors_total', help: 'Store operations that failed', labelNames: ['op'] as const, registers }),
   }
   // Present from the start, so that an alert on "no clients" has a sample to look at.

@@ -12,7 +12,7 @@ import {
 import { describeFailure, toBytes } from './client-connection.js'
 import { parseRequestPath } from './doc-path.js'
 import type { DocRegistry } from './doc-registry.js'
-import { DocSession, validateMessages } from './doc-session.js'
+import { DocSession, type SessionPlacement, everywhere, validateMessages } from './doc-session.js'
 import type { Logger } from './logger.js'
 import type { RelayMetrics } from './metrics.js'
 import type { WriteAcks } from './write-acks.js'
@@ -25,11 +25,15 @@ export interface MuxContext {
   maxDocs: number
   region: string
   regions: () => RegionEndpoint[]
+  placement?: SessionPlacement
+  /** The regions a document's `majority` and `all` count (default: every region). */
+  allowedRegions?: (docName: string) => string[]
 }
 
 interface OpenDoc {
   session: DocSession
   ack: AckLevel
+  regions: string[] | undefined
 }
 
 export class MuxConnection {
@@ -97,7 +101,7 @@ export class MuxConnection {
           for (const level of doc.ack === 'all' ? ['majority', 'all'] as const : ['majority'] as const) {
             this.ctx.acks.whenDurable(seq, level, doc, () => {
               if (this.docs.get(docId) === doc) this.send({ type: 'ack', docId, writeId, level })
-            })
+            }, doc.regions)
           }
         })
       }
@@ -123,13 +127,20 @@ export class MuxConnection {
       this.ctx.metrics.rejected.inc({ code: 'ERR_TOO_MANY_DOCS' })
       return this.send({ type: 'error', docId, code: CloseCode.RateLimited, reason: `at most ${this.ctx.maxDocs} documents per connection (limits.maxDocsPerConnection): close some first` })
     }
-    const doc: OpenDoc = {
-      ack,
-      session: new DocSession(docName, this.ctx.registry, {
-        send: payload => { if (this.docs.get(docId) === doc) this.send({ type: 'sync', docId, payload }) },
-        fail: err => this.failDoc(docId, err),
-      }),
-    }
+    let doc: OpenDoc | undefined
+    let moved = false
+    const session = new DocSession(docName, this.ctx.registry, {
+      send: payload => { if (doc !== undefined && this.docs.get(docId) === doc) this.send({ type: 'sync', docId, payload }) },
+      fail: err => this.failDoc(docId, err),
+      redirect: (region, url) => {
+        moved = true
+        if (doc !== undefined && this.docs.get(docId) === doc) this.closeDoc(docId)
+        this.send({ type: 'redirect', docId, region, url })
+      },
+    }, this.ctx.placement ?? everywhere)
+    // A document that lives elsewhere was redirected while its session was made.
+    if (moved) return
+    doc = { ack, session, regions: this.ctx.allowedRegions?.(docName) }
     this.docs.set(docId, doc)
   }
 

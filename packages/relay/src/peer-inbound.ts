@@ -8,6 +8,9 @@ import {
 } from '@georelay/core'
 import type { Mesh } from './mesh.js'
 
+/** The state vector of a document with nothing in it. */
+const EMPTY_STATE_VECTOR = new Uint8Array([0])
+
 export class PeerInbound {
   /** Batches, catch-ups and state-vector requests are answered in arrival order. */
   private chain: Promise<void> = Promise.resolve()
@@ -29,6 +32,7 @@ export class PeerInbound {
     ws.on('ping', () => { this.lastHeard = Date.now() })
     mesh.log.startOver()
     this.send({ type: 'welcome', version: PEER_PROTOCOL_VERSION, region: mesh.region, have: mesh.log.marks() })
+    this.send({ type: 'policy', rules: mesh.placement.canonical })
   }
 
   get open (): boolean {
@@ -61,7 +65,7 @@ export class PeerInbound {
   }
 
   private handle (message: PeerMessage): void {
-    const { log, registry, metrics } = this.mesh
+    const { log, registry, metrics, placement } = this.mesh
     switch (message.type) {
       case 'batch': {
         // After a failure nothing more is taken from this link: the peer resends from the marks.
@@ -69,6 +73,10 @@ export class PeerInbound {
         // Duplicate checks run now, in arrival order; the appends complete in that order too.
         const appends: Promise<void>[] = []
         for (const entry of message.entries) {
+          if (!placement.allowsHere(entry.docName)) {
+            this.mesh.refuse(this.region, 'update')
+            continue
+          }
           const append = log.appendReplicated(entry.docName, entry.update, entry.origin, entry.originSeq)
           if (append !== null) appends.push(append.then(() => registry.applyDurable(entry.docName, entry.update)))
         }
@@ -81,17 +89,26 @@ export class PeerInbound {
       }
       case 'catch-up': {
         if (this.failed || !this.open) return
+        if (!placement.allowsHere(message.docName)) return this.mesh.refuse(this.region, 'catch-up')
         const append = log.appendLocal(message.docName, message.update).then(() => registry.applyDurable(message.docName, message.update))
         return this.then(() => append)
       }
       case 'sv-request':
         return this.then(async () => {
-          const docs = await Promise.all(message.docNames.map(async docName => ({ docName, stateVector: stateVectorOf(await registry.stateOf(docName)) })))
+          // A document that may not live here is not looked up (and so not created): it has nothing.
+          const docs = await Promise.all(message.docNames.map(async docName => {
+            if (placement.allowsHere(docName)) return { docName, stateVector: stateVectorOf(await registry.stateOf(docName)) }
+            this.mesh.refuse(this.region, 'sv-request')
+            return { docName, stateVector: EMPTY_STATE_VECTOR }
+          }))
           this.send({ type: 'sv-reply', docs })
         })
       case 'link-state':
       case 'awareness':
         return this.mesh.handleControl(message, this.region)
+      case 'policy':
+        placement.setPeerRules(this.region, message.rules)
+        return
       default:
         return this.close(CloseCode.MalformedMessage, `unexpected ${message.type} on an inbound link`)
     }

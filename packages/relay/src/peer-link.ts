@@ -71,6 +71,12 @@ export class PeerLink {
   private heartbeat: NodeJS.Timeout | null = null
   private attempts = 0
   private lastHeard = 0
+  private pingSentAt = 0
+  /** Round trip of the last answered ping. */
+  rttMs: number | null = null
+  /** The handshake is done once both the welcome and the peer's policy arrived. */
+  private welcomed = false
+  private gotPolicy = false
   private svWaiters: { resolve: (docs: { docName: string, stateVector: Uint8Array }[]) => void, reject: (err: Error) => void }[] = []
   private closed = false
 
@@ -78,6 +84,11 @@ export class PeerLink {
 
   start (): void {
     this.connect()
+  }
+
+  /** When the peer was last heard on this link. */
+  get lastHeardAt (): number {
+    return this.lastHeard
   }
 
   send (message: PeerMessage): boolean {
@@ -109,7 +120,7 @@ export class PeerLink {
     this.status = 'connecting'
     const ws = new WebSocket(`${this.url.replace(/\/$/, '')}/v1/peer`, {
       headers: { authorization: `Bearer ${this.mesh.meshSecret}`, 'x-georelay-region': this.mesh.region },
-      perMessageDeflate: PEER_DEFLATE,
+      perMessageDeflate: this.mesh.timing.compress === false ? false : PEER_DEFLATE,
       handshakeTimeout: this.mesh.timing.linkTimeoutMs,
       maxPayload: 64 * 1024 * 1024,
     })
@@ -126,10 +137,16 @@ export class PeerLink {
       }
       this.handle(message)
     })
-    ws.on('pong', () => { this.lastHeard = Date.now() })
+    ws.on('pong', () => {
+      this.lastHeard = Date.now()
+      if (this.pingSentAt !== 0) this.rttMs = this.lastHeard - this.pingSentAt
+      this.pingSentAt = 0
+    })
     ws.on('open', () => {
+      this.send({ type: 'policy', rules: this.mesh.placement.canonical })
       this.heartbeat = setInterval(() => {
         if (Date.now() - this.lastHeard > this.mesh.timing.linkTimeoutMs) return this.drop('the peer went silent past the link timeout')
+        this.pingSentAt = Date.now()
         ws.ping()
       }, this.mesh.timing.heartbeatMs)
     })
@@ -142,11 +159,12 @@ export class PeerLink {
       case 'welcome':
         if (message.region !== this.region) return this.drop(`expected region ${this.region} but ${message.region} answered`, CloseCode.Forbidden)
         this.peerHave = { ...message.have }
-        this.status = 'up'
-        this.attempts = 0
-        this.lastError = undefined
-        this.mesh.linkChanged(this.region)
-        return this.schedulePump(0)
+        this.welcomed = true
+        return this.handshakeDone()
+      case 'policy':
+        this.mesh.placement.setPeerRules(this.region, message.rules)
+        this.gotPolicy = true
+        return this.handshakeDone()
       case 'ack':
         for (const [origin, seq] of Object.entries(message.have)) if (seq > (this.peerHave[origin] ?? 0)) this.peerHave[origin] = seq
         this.inFlight = Math.max(0, this.inFlight - 1)
@@ -160,6 +178,30 @@ export class PeerLink {
       default:
         return this.drop(`unexpected ${message.type} on an outbound link`, CloseCode.MalformedMessage)
     }
+  }
+
+  /** Nothing is streamed before the peer's rules are known: they decide what may go there. */
+  private handshakeDone (): void {
+    if (!this.welcomed || !this.gotPolicy || this.status === 'up') return
+    this.status = 'up'
+    this.attempts = 0
+    this.lastError = undefined
+    this.mesh.linkChanged(this.region)
+    this.schedulePump(0)
+    this.reconcileRestricted().catch(err => this.drop(`reconciling restricted documents failed: ${(err as Error).message}`))
+  }
+
+  /**
+   * Documents restricted to some regions cannot travel through the others, so while this
+   * link was down a relay forwarding our entries to the peer claimed marks past entries it
+   * never had. Bring such documents up to date by state vector each time the link comes up.
+   */
+  private async reconcileRestricted (): Promise<void> {
+    const { placement, log } = this.mesh
+    if (!placement.rules.some(rule => rule.regions !== undefined)) return
+    const restricted = (await log.store.listDocs()).filter(docName =>
+      placement.resolve(docName).regions.length < placement.regions.length && placement.mayReceive(docName, this.region))
+    if (restricted.length > 0 && this.status === 'up') await this.sendMissing(restricted)
   }
 
   private drop (reason: string, code = 1011): void {
@@ -176,6 +218,9 @@ export class PeerLink {
     this.heartbeat = null
     const wasUp = this.status === 'up'
     this.status = 'down'
+    this.welcomed = false
+    this.gotPolicy = false
+    this.pingSentAt = 0
     this.inFlight = 0
     this.sent.clear()
     this.covered.clear()
@@ -224,6 +269,9 @@ export class PeerLink {
       }
       const taken = takeBatch(read.entries)
       const last = taken[taken.length - 1]
+      // Entries of documents the peer may not hold stay here; the claim below still covers
+      // them, since the peer must never have them.
+      const allowed = taken.filter(entry => this.mesh.placement.mayReceive(entry.docName, this.region))
       if (last === undefined) {
         // Everything of this origin past the peer's mark was folded and caught up: say so,
         // so the peer's mark moves past the folded entries.
@@ -234,11 +282,11 @@ export class PeerLink {
         }
         return
       }
-      const entries = mergeByDoc(taken, origin)
+      const entries = mergeByDoc(allowed, origin)
       if (!this.send({ type: 'batch', entries, upTo: { [origin]: last.originSeq } })) return
       this.sent.set(origin, last.originSeq)
       this.inFlight++
-      this.mesh.metrics.peerUpdatesOut.inc({ peer: this.region }, taken.length)
+      this.mesh.metrics.peerUpdatesOut.inc({ peer: this.region }, allowed.length)
     }
   }
 
@@ -250,11 +298,19 @@ export class PeerLink {
   }
 
   private async catchUp (origin: string, after: number): Promise<void> {
-    const docNames = await this.mesh.log.docsFoldedPast(origin, after)
+    const docNames = (await this.mesh.log.docsFoldedPast(origin, after)).filter(docName => this.mesh.placement.mayReceive(docName, this.region))
     this.mesh.logger.log('info', 'peer is behind compaction; catching up by state vector', { peer: this.region, origin, after, docs: docNames.length })
+    await this.sendMissing(docNames)
+  }
+
+  /** Asks the peer's state vectors of these documents and sends what it lacks. */
+  private async sendMissing (docNames: string[]): Promise<void> {
     for (let i = 0; i < docNames.length; i += SV_REQUEST_DOCS) {
-      const replies = await this.requestStateVectors(docNames.slice(i, i + SV_REQUEST_DOCS))
+      const asked = docNames.slice(i, i + SV_REQUEST_DOCS)
+      const replies = await this.requestStateVectors(asked)
       for (const { docName, stateVector } of replies) {
+        // Only what was asked: a reply naming another document must not make us send it.
+        if (!asked.includes(docName)) continue
         const missing = diffUpdate(await this.mesh.registry.stateOf(docName), stateVector)
         if (!isEmptyUpdate(missing)) this.send({ type: 'catch-up', docName, update: missing })
       }

@@ -14,6 +14,8 @@ import { DocRegistry } from './doc-registry.js'
 import { handleHttp, type RegionInfo } from './http-endpoints.js'
 import { Mesh } from './mesh.js'
 import { MuxConnection } from './mux-connection.js'
+import type { SessionPlacement } from './doc-session.js'
+import { Placement } from './placement.js'
 import { WriteAcks } from './write-acks.js'
 import { PEER_DEFLATE } from './peer-link.js'
 import { ReplicationLog } from './replication-log.js'
@@ -55,6 +57,9 @@ export class Relay {
   readonly metrics: RelayMetrics
   readonly mesh: Mesh
   readonly acks: WriteAcks
+  /** Where documents may live and which region writes them. */
+  readonly placement: Placement
+  private readonly sessionPlacement: SessionPlacement
   /** Documents in memory; emits 'loaded' and 'released'. */
   readonly documents: DocRegistry
   private readonly connections = new Set<ClientConnection | MuxConnection>()
@@ -71,6 +76,16 @@ export class Relay {
     private readonly peerWss: WebSocketServer,
   ) {
     this.metrics = createRelayMetrics(config.region)
+    this.placement = new Placement(config.region, [config.region, ...config.peers.map(p => p.region)], config.namespaces, logger,
+      (peer, agreement) => this.metrics.policyMismatch.set({ peer }, agreement === 'mismatch' ? 1 : 0))
+    this.sessionPlacement = {
+      route: docName => this.placement.route(docName),
+      urlOf: region => this.endpoints().find(e => e.name === region)?.url ?? '',
+      onRoles: listener => {
+        this.placement.on('roles', listener)
+        return () => this.placement.off('roles', listener)
+      },
+    }
     this.documents = new DocRegistry(log, this.metrics, config.idleReleaseMs, logger, (doc, update) => this.mesh.publishAwareness(doc, update))
     this.mesh = new Mesh({
       region: config.region,
@@ -81,6 +96,7 @@ export class Relay {
       registry: this.documents,
       metrics: this.metrics,
       logger,
+      placement: this.placement,
     })
     this.acks = new WriteAcks(this.mesh, () => 1 + config.peers.length)
     wss.on('connection', ws => {
@@ -106,7 +122,7 @@ export class Relay {
     })
     // Peer links compress (zlib, context kept across messages): Yjs updates repeat client ids
     // and document names, and update-level merging alone barely shrinks keystroke runs.
-    const peerWss = new WebSocketServer({ noServer: true, perMessageDeflate: PEER_DEFLATE, maxPayload: 64 * 1024 * 1024 })
+    const peerWss = new WebSocketServer({ noServer: true, perMessageDeflate: config.replication.compress ? PEER_DEFLATE : false, maxPayload: 64 * 1024 * 1024 })
     // A relay without peers has no replication lag to report, so it keeps no write times.
     const log = await ReplicationLog.open(config.region, docStore, { trackLag: config.peers.length > 0 })
     const relay = new Relay(config, docStore, log, logger, server, wss, peerWss)
@@ -131,6 +147,7 @@ export class Relay {
     relay.keepalive.unref()
     logger.log('info', 'relay listening', { region: config.region, url: relay.url, store: config.store, peers: config.peers.length })
     relay.mesh.start()
+    relay.placement.start(relay.mesh)
     return relay
   }
 
@@ -197,6 +214,14 @@ export class Relay {
         })),
       ],
       peers: this.mesh.peerInfo(),
+      policy: {
+        digest: this.placement.digest,
+        namespaces: this.placement.rules.map((rule, i) => ({
+          match: rule.match,
+          mode: rule.mode ?? 'active-active',
+          ...(rule.mode === 'active-passive' ? { writer: this.placement.writerFor(i) ?? null } : {}),
+        })),
+      },
     }
   }
 
@@ -213,6 +238,7 @@ export class Relay {
     this.draining = true
     if (this.keepalive !== null) clearInterval(this.keepalive)
     this.mesh.close()
+    this.placement.close()
     this.acks.close()
     for (const ws of this.peerWss.clients) ws.terminate()
     const stopped = new Promise<void>(resolve => this.server.close(() => resolve()))
@@ -261,6 +287,8 @@ export class Relay {
           maxDocs: this.config.limits.maxDocsPerConnection,
           region: this.config.region,
           regions: () => this.endpoints(),
+          placement: this.sessionPlacement,
+          allowedRegions: docName => this.placement.allowedRegions(docName),
         })
         this.connections.add(connection)
         ws.once('close', () => this.connections.delete(connection))
@@ -270,7 +298,7 @@ export class Relay {
     if (target.kind === 'reserved') return refuseUpgrade(socket, 404, 'Not Found', `/${target.path} is reserved and not a WebSocket endpoint of this relay`)
     this.wss.handleUpgrade(req, socket, head, ws => {
       this.wss.emit('connection', ws, req)
-      const connection = new ClientConnection(ws, target.name, this.documents, this.metrics, this.logger)
+      const connection = new ClientConnection(ws, target.name, this.documents, this.metrics, this.logger, this.sessionPlacement)
       this.connections.add(connection)
       ws.once('close', () => this.connections.delete(connection))
     })

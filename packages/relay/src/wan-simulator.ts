@@ -129,6 +129,8 @@ class Direction {
   readonly random: () => number
   readonly pipes = new Set<Pipe>()
   readonly captured: Buffer[] | null
+  /** The same bytes, per connection (in the order connections started). */
+  readonly capturedByConnection: Buffer[][] | null
   bytesSent = 0
   bytesDelivered = 0
   chunksDelivered = 0
@@ -141,6 +143,7 @@ class Direction {
     this.conditions = conditions
     this.random = prng(hash(seed, `${from}\u0000${to}`))
     this.captured = capture ? [] : null
+    this.capturedByConnection = capture ? [] : null
   }
 
   /** Time the next chunk may be delivered: never before the previous one, so jitter can't reorder. */
@@ -182,9 +185,12 @@ class Pipe {
   private done = false
   /** Listeners of 'deliver' may heal or cut, which flushes again: let the outer loop carry on. */
   private flushing = false
+  private readonly captured: Buffer[] | null
 
   constructor (readonly dir: Direction, readonly src: net.Socket, private readonly dst: net.Socket, private readonly sim: SimulatorContext) {
     dir.pipes.add(this)
+    this.captured = dir.capturedByConnection === null ? null : []
+    if (this.captured !== null) dir.capturedByConnection?.push(this.captured)
     src.on('data', (chunk: Buffer) => this.push(chunk))
     src.on('end', () => this.terminate('end'))
     dst.on('drain', () => this.maybeResume())
@@ -195,6 +201,7 @@ class Pipe {
     const dir = this.dir
     dir.bytesSent += data.length
     dir.captured?.push(data)
+    this.captured?.push(data)
     this.pendingBytes += data.length
     this.enqueue({ kind: 'data', data, at: null })
     this.sim.emit('send', dir.from, dir.to, data.length)
@@ -472,6 +479,12 @@ export class WanSimulator extends EventEmitter<WanEvents> implements SimulatorCo
   capture (from: string, to: string): Buffer {
     if (!this.captureEnabled) throw new Error('WanSimulator: capture is off; construct with { capture: true }')
     return Buffer.concat(this.direction(from, to).captured ?? [])
+  }
+
+  /** What `capture` holds, one buffer per connection that carried this direction. Needs `capture: true`. */
+  captureByConnection (from: string, to: string): Buffer[] {
+    if (!this.captureEnabled) throw new Error('WanSimulator: capture is off; construct with { capture: true }')
+    return (this.direction(from, to).capturedByConnection ?? []).map(chunks => Buffer.concat(chunks))
   }
 
   /** Closes every proxy and resets every proxied connection; pending bytes are dropped. */

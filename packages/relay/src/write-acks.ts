@@ -10,9 +10,14 @@ import type { Mesh } from './mesh.js'
 interface Waiting {
   seq: number
   need: number
+  /** Only these regions count (the document's allowed regions); undefined: all. */
+  regions: string[] | undefined
   notify: () => void
   owner: object
 }
+
+const count = (holders: string[], regions: string[] | undefined): number =>
+  regions === undefined ? holders.length : holders.filter(r => regions.includes(r)).length
 
 /** How many regions (this one included) a level needs out of `regions`. */
 export const regionsNeeded = (level: AckLevel, regions: number): number =>
@@ -31,12 +36,12 @@ export class WriteAcks {
    * Calls `notify` once the write at `seq` is durable in enough regions for `level`, unless
    * `cancel(owner)` comes first (the client left).
    */
-  whenDurable (seq: number, level: AckLevel, owner: object, notify: () => void): void {
-    const need = regionsNeeded(level, this.regions())
-    if (this.mesh.holders(seq).length >= need) return notify()
+  whenDurable (seq: number, level: AckLevel, owner: object, notify: () => void, regions?: string[]): void {
+    const need = regionsNeeded(level, regions?.length ?? this.regions())
+    if (count(this.mesh.holders(seq), regions) >= need) return notify()
     // Appends resolve in order, so sequence numbers arrive sorted; keep it so if one does not.
     const last = this.waiting[this.waiting.length - 1]
-    this.waiting.push({ seq, need, notify, owner })
+    this.waiting.push({ seq, need, regions, notify, owner })
     if (last !== undefined && last.seq > seq) this.waiting.sort((a, b) => a.seq - b.seq)
   }
 
@@ -58,12 +63,12 @@ export class WriteAcks {
 
   private settle (): void {
     if (this.waiting.length === 0) return
-    const held = new Map<number, number>()
+    const held = new Map<number, string[]>()
     const still: Waiting[] = []
     for (const w of this.waiting) {
-      const count = held.get(w.seq) ?? this.mesh.holders(w.seq).length
-      held.set(w.seq, count)
-      if (count >= w.need) w.notify()
+      const holders = held.get(w.seq) ?? this.mesh.holders(w.seq)
+      held.set(w.seq, holders)
+      if (count(holders, w.regions) >= w.need) w.notify()
       else still.push(w)
     }
     this.waiting = still

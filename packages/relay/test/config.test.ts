@@ -50,9 +50,10 @@ describe('parseRelayConfig', () => {
       listen: { host: '127.0.0.1', port: 4001 },
       store: 'sqlite',
       peers: [],
+      namespaces: [],
       limits: { maxMessageBytes: 1024 * 1024, maxDocsPerConnection: 256 },
       storage: { compactAfterUpdates: 500, compactAfterBytes: 1024 * 1024 },
-      replication: { batchWindowMs: 5, heartbeatMs: 1000, linkTimeoutMs: 3000 },
+      replication: { batchWindowMs: 5, heartbeatMs: 1000, linkTimeoutMs: 3000, compress: true },
       idleReleaseMs: 30_000,
     })
   })
@@ -72,9 +73,10 @@ describe('parseRelayConfig', () => {
       store: 'memory' as const,
       peers: [{ region: 'eu-west', url: 'ws://10.0.0.2:4001' }],
       meshSecret: 's3cret',
+      namespaces: [{ match: 'eu/**', regions: ['eu-west'] }],
       limits: { maxMessageBytes: 2048, maxDocsPerConnection: 8 },
       storage: { compactAfterUpdates: 10, compactAfterBytes: 4096 },
-      replication: { batchWindowMs: 0, heartbeatMs: 100, linkTimeoutMs: 500 },
+      replication: { batchWindowMs: 0, heartbeatMs: 100, linkTimeoutMs: 500, compress: false },
       idleReleaseMs: 0,
     }
     expect(parseRelayConfig(input)).toEqual(input)
@@ -118,16 +120,46 @@ describe('parseRelayConfig', () => {
     ]))
   })
 
-  it('refuses auth and namespaces as not in this version yet, saying what to do', () => {
-    const problems = problemsOf(() => parseRelayConfig({
-      region: 'x',
-      auth: { jwtSecret: 'k', anonymous: 'none' },
-      namespaces: [{ match: '*', mode: 'active-active' }],
-    }))
-    expect(problems).toEqual(expect.arrayContaining([
-      { path: 'auth', message: expect.stringMatching(/not in this version yet; remove "auth"/) },
-      { path: 'namespaces', message: expect.stringMatching(/not in this version yet; remove "namespaces"/) },
-    ]))
+  it('refuses auth as not in this version yet, saying what to do', () => {
+    const problems = problemsOf(() => parseRelayConfig({ region: 'x', auth: { jwtSecret: 'k', anonymous: 'none' } }))
+    expect(problems).toEqual([{ path: 'auth', message: expect.stringMatching(/not in this version yet; remove "auth"/) }])
+  })
+
+  describe('namespaces', () => {
+    const mesh = { region: 'eu-west', meshSecret: 's', peers: [{ region: 'us-east', url: 'ws://127.0.0.1:4002' }, { region: 'eu-central', url: 'ws://127.0.0.1:4003' }] }
+
+    it('accepts the rules of the design', () => {
+      const config = parseRelayConfig({
+        ...mesh,
+        namespaces: [
+          { match: 'eu/*', regions: ['eu-west', 'eu-central'] },
+          { match: 'billing/*', mode: 'active-passive', primary: 'us-east', standby: ['eu-west'], promoteAfterMs: 2000 },
+          { match: '*', mode: 'active-active' },
+        ],
+      })
+      expect(config.namespaces).toHaveLength(3)
+    })
+
+    it('names each bad rule with its path: unknown region, primary outside the allowed set, a rule that never applies', () => {
+      const problems = problemsOf(() => parseRelayConfig({
+        ...mesh,
+        namespaces: [
+          { match: 'eu/*', regions: ['eu-west', 'eu-north'] },
+          { match: 'billing/*', mode: 'active-passive', primary: 'us-east', regions: ['eu-west'] },
+          { match: '**' },
+          { match: 'late/*' },
+        ],
+      }))
+      expect(problems).toEqual([
+        { path: 'namespaces.0.regions.1', message: expect.stringMatching(/unknown region "eu-north"/) },
+        { path: 'namespaces.1.primary', message: expect.stringMatching(/not among the allowed regions/) },
+        { path: 'namespaces.3.match', message: expect.stringMatching(/never applies: rule 2/) },
+      ])
+    })
+
+    it('checks field types with the schema', () => {
+      expect(problemAt(() => parseRelayConfig({ ...mesh, namespaces: [{ match: 'a/*', mode: 'primary-only' }] }), 'namespaces.0.mode').message).toMatch(/active-active/)
+    })
   })
 
   it('does not mistake a nested "auth" for the design field', () => {

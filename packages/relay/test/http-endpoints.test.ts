@@ -115,6 +115,7 @@ describe('HTTP endpoints', () => {
       publicUrl: relay.url,
       regions: [{ name: 'eu-west', url: relay.url, self: true, state: 'up' }],
       peers: [],
+      policy: { digest: expect.stringMatching(/^[0-9a-f]{16}$/), namespaces: [] },
     })
   })
 
@@ -167,6 +168,7 @@ describe('HTTP endpoints with a configured public URL', () => {
         publicUrl: 'wss://us-east.relay.example.com',
         regions: [{ name: 'us-east', url: 'wss://us-east.relay.example.com', self: true, state: 'up' }],
         peers: [],
+        policy: { digest: expect.stringMatching(/^[0-9a-f]{16}$/), namespaces: [] },
       })
     } finally {
       await relay.close()

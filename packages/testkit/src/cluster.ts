@@ -25,8 +25,11 @@ export interface ClusterOptions {
   store?: 'memory' | 'sqlite'
   /** Extra relay configuration (replication timing, storage thresholds…). */
   config?: Partial<RelayConfigInput>
+  /** Extra configuration of one region, over `config` (to give relays different rules). */
+  configFor?: (region: string) => Partial<RelayConfigInput>
   wan?: WanSimulatorOptions
-  logger?: Logger
+  /** In-process relays' logger: one for all, or one per region. */
+  logger?: Logger | ((region: string) => Logger)
 }
 
 export interface ClusterRegion {
@@ -44,6 +47,8 @@ export class TestCluster {
   readonly regions = new Map<string, ClusterRegion>()
   private readonly peerUrls = new Map<string, { region: string, url: string, publicUrl: string }[]>()
   private readonly stores = new Map<string, DocStore>()
+  /** Regions whose relay process is stopped by SIGSTOP. */
+  private readonly paused = new Set<string>()
 
   private constructor (readonly options: ClusterOptions, readonly wan: WanSimulator, readonly dataDir: string) {}
 
@@ -91,6 +96,7 @@ export class TestCluster {
     const { config = {} } = this.options
     return {
       ...config,
+      ...this.options.configFor?.(region),
       region,
       listen: { host: '127.0.0.1', port: this.get(region).port },
       peers: this.peerUrls.get(region) ?? [],
@@ -128,12 +134,19 @@ export class TestCluster {
       store = this.options.store === 'sqlite' ? new SqliteStore(path.join(this.dataDir, region)) : new MemoryStore()
       this.stores.set(region, store)
     }
-    entry.relay = await Relay.start({ config: parseRelayConfig({ ...this.config(region), store: this.options.store ?? 'memory' }), store, logger: this.options.logger ?? silentLogger })
+    entry.relay = await Relay.start({ config: parseRelayConfig({ ...this.config(region), store: this.options.store ?? 'memory' }), store, logger: this.loggerFor(region) })
+  }
+
+  private loggerFor (region: string): Logger {
+    const { logger } = this.options
+    return typeof logger === 'function' ? logger(region) : logger ?? silentLogger
   }
 
   /** Stops a region's relay cleanly (drain); its data stays for a restart. */
   async stopRegion (region: string): Promise<void> {
     const entry = this.get(region)
+    // A stopped process would keep SIGTERM pending forever.
+    this.resumeRegion(region)
     if (entry.process !== undefined) await entry.process.stop()
     if (entry.relay !== undefined) {
       if (this.options.store !== 'sqlite') this.stores.set(region, new MemoryStore()) // a memory store does not survive its relay
@@ -149,6 +162,28 @@ export class TestCluster {
     if (entry.process === undefined) throw new Error(`region ${region} has no relay process to kill`)
     await entry.process.kill9()
     entry.process = undefined
+    this.paused.delete(region)
+  }
+
+  /**
+   * SIGSTOP of a region's relay process (process mode only): it keeps its sockets open but
+   * answers nothing, like a relay stuck in a long GC pause or a frozen VM.
+   */
+  pauseRegion (region: string): void {
+    const entry = this.get(region)
+    if (entry.process === undefined) throw new Error(`region ${region} has no relay process to pause`)
+    entry.process.child.kill('SIGSTOP')
+    this.paused.add(region)
+  }
+
+  /** SIGCONT of a region paused by `pauseRegion`; nothing for a region that is not paused. */
+  resumeRegion (region: string): void {
+    if (!this.paused.delete(region)) return
+    this.get(region).process?.child.kill('SIGCONT')
+  }
+
+  isPaused (region: string): boolean {
+    return this.paused.has(region)
   }
 
   async close (): Promise<void> {

@@ -8,3 +8,4 @@ export { WanSimulator, type DirectionOptions, type DirectionStats, type LinkCond
 export { loadTrace, syntheticTrace, type EditingTrace, type Patch } from './editing-trace.js'
 export { measureMesh, type MeshMeasurement } from './measure-mesh.js'
 export { CHROMIUM_ARGS, CHROMIUM_PATH, bundleForBrowser, launchChromium, serveStatic, type ChromiumSession, type LaunchChromiumOptions, type StaticFile, type StaticServer } from './chromium.js'
+export { capturedPayloads, decodeWsCapture, type CapturedMessage } from './ws-capture.js'
