@@ -83,9 +83,9 @@ export class Placement extends EventEmitter<PlacementEvents> {
   /** Starts following the mesh for active-passive roles (re-checked every `checkMs`). */
   start (mesh: MeshView, checkMs = 100): void {
     this.mesh = mesh
-    this.recomputeRoles()
+    this.refresh()
     if (this.policies.rules.some(rule => rule.mode === 'active-passive')) {
-      this.timer = setInterval(() => this.recomputeRoles(), checkMs)
+      this.timer = setInterval(() => this.refresh(), checkMs)
       this.timer.unref()
     }
   }
@@ -170,7 +170,8 @@ export class Placement extends EventEmitter<PlacementEvents> {
     return candidates[0] as string
   }
 
-  private recomputeRoles (): void {
+  /** Decides the writers again (on a timer; tests call it directly). */
+  refresh (): void {
     const changed: number[] = []
     this.policies.rules.forEach((rule, i) => {
       if (rule.mode !== 'active-passive') return
