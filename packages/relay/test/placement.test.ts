@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals'
 import { canonicalRules, type NamespaceRule } from '@georelay/core'
-import { type MeshView, Placement, type Route, silentLogger, streamLogger } from '@georelay/relay'
+import { type MeshView, Placement, silentLogger, streamLogger } from '@georelay/relay'
 
 const REGIONS = ['us-east', 'eu-west', 'eu-central', 'ap-south']
 const RULES: NamespaceRule[] = [
@@ -30,10 +30,10 @@ const placementAt = (region: string, rules = RULES, mesh = new FakeMesh()) => {
 describe('Placement: residency', () => {
   it('serves an allowed document here and sends others to the nearest allowed region with a link up', () => {
     const { placement, mesh } = placementAt('us-east')
-    expect(placement.route('shared/1')).toEqual<Route>({ kind: 'here' })
-    expect(placement.route('eu/a')).toEqual<Route>({ kind: 'elsewhere', region: 'eu-central' })
+    expect(placement.route('shared/1')).toEqual({ kind: 'here' })
+    expect(placement.route('eu/a')).toEqual({ kind: 'elsewhere', region: 'eu-central' })
     mesh.up.delete('eu-central')
-    expect(placement.route('eu/a')).toEqual<Route>({ kind: 'elsewhere', region: 'eu-west' })
+    expect(placement.route('eu/a')).toEqual({ kind: 'elsewhere', region: 'eu-west' })
   })
 
   it('sends nothing to a peer before its rules are known, then what both sides allow', () => {
@@ -68,11 +68,11 @@ describe('Placement: residency', () => {
 
 describe('Placement: active-passive writers', () => {
   it('the primary writes; others redirect to it while a link reaches it, and hold writes while none does', () => {
-    expect(placementAt('us-east').placement.route('billing/1')).toEqual<Route>({ kind: 'here' })
+    expect(placementAt('us-east').placement.route('billing/1')).toEqual({ kind: 'here' })
     const { placement, mesh } = placementAt('eu-central')
-    expect(placement.route('billing/1')).toEqual<Route>({ kind: 'elsewhere', region: 'us-east' })
+    expect(placement.route('billing/1')).toEqual({ kind: 'elsewhere', region: 'us-east' })
     mesh.up.delete('us-east')
-    expect(placement.route('billing/1')).toEqual<Route>({ kind: 'hold', region: 'us-east' })
+    expect(placement.route('billing/1')).toEqual({ kind: 'hold', region: 'us-east' })
   })
 
   it('the first standby takes over once the primary was silent for promoteAfterMs, and the next one after it', () => {
@@ -88,7 +88,7 @@ describe('Placement: active-passive writers', () => {
     mesh.silent.set('eu-west', 5000)
     placement.refresh()
     expect(placement.writerFor(1)).toBe('ap-south')
-    expect(placement.route('billing/1')).toEqual<Route>({ kind: 'here' })
+    expect(placement.route('billing/1')).toEqual({ kind: 'here' })
     expect(changes).toEqual([[1], [1]])
   })
 
