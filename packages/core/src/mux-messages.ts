@@ -15,7 +15,10 @@
  * documents on the socket go on. Only a frame that is not a mux message closes the socket
  * (4400). `redirect` says a document lives in other regions, with the nearest one's URL.
  * `ping`/`pong` let a browser (which cannot send WebSocket pings) notice a silent relay and
- * measure its round trip.
+ * measure its round trip. `auth` replaces the socket's token (the first one travels in the
+ * `?token=` of the upgrade) without reopening any document: documents the new token no longer
+ * allows get `error` 4403. A write refused because the document is read-only for this token
+ * gets `error` 4403 too, but the document stays open for reading.
  *
  * Every message is a lib0 varUint type, then its fields; one message per frame.
  */
@@ -36,6 +39,7 @@ export const MuxMessageType = {
   Error: 7,
   Redirect: 8,
   Pong: 9,
+  Auth: 10,
 } as const
 
 export const ACK_LEVELS = ['local', 'majority', 'all'] as const
@@ -58,6 +62,7 @@ export type MuxMessage =
   | { type: 'error', docId: number, code: number, reason: string }
   | { type: 'redirect', docId: number, region: string, url: string }
   | { type: 'pong', nonce: number }
+  | { type: 'auth', token: string }
 
 const level = (r: FrameReader): AckLevel => {
   const n = r.uint('ack level')
@@ -83,6 +88,7 @@ export const decodeMuxMessage = (frame: Uint8Array): MuxMessage => {
     case MuxMessageType.Error: message = { type: 'error', docId: r.uint('docId'), code: r.uint('code'), reason: r.string('reason') }; break
     case MuxMessageType.Redirect: message = { type: 'redirect', docId: r.uint('docId'), region: r.string('region'), url: r.string('url') }; break
     case MuxMessageType.Pong: message = { type: 'pong', nonce: r.uint('nonce') }; break
+    case MuxMessageType.Auth: message = { type: 'auth', token: r.string('token') }; break
     default: throw new ProtocolError('ERR_UNKNOWN_MESSAGE_TYPE', `unknown mux message type ${type}`)
   }
   r.end()
@@ -137,6 +143,9 @@ export const encodeMuxMessage = (message: MuxMessage): Uint8Array => {
       encoding.writeVarUint(e, message.docId)
       encoding.writeVarString(e, message.region)
       encoding.writeVarString(e, message.url)
+      break
+    case 'auth':
+      encoding.writeVarString(e, message.token)
       break
   }
   return encoding.toUint8Array(e)

@@ -5,7 +5,9 @@
  * malformed the socket closes with 4400 and nothing of the frame is stored or forwarded.
  */
 import type { RawData, WebSocket } from 'ws'
-import { CloseCode, ProtocolError, StoreError, closeReason, decodeFrame } from '@georelay/core'
+import { CloseCode, ProtocolError, StoreError, closeReason, decodeFrame, encodeFrame } from '@georelay/core'
+import type { Grants } from './auth.js'
+import { expiryTimer } from './token-expiry.js'
 import { DocSession, type SessionPlacement, everywhere, validateMessages } from './doc-session.js'
 import { RelayRefusal } from './relay-refusal.js'
 import type { DocRegistry } from './doc-registry.js'
@@ -32,6 +34,7 @@ export const describeFailure = (err: unknown): { code: number, reason: string, m
 export class ClientConnection {
   private readonly session: DocSession
   private closed = false
+  private readonly expiry: NodeJS.Timeout | null
 
   constructor (
     private readonly ws: WebSocket,
@@ -40,18 +43,27 @@ export class ClientConnection {
     private readonly metrics: RelayMetrics,
     private readonly logger: Logger,
     placement: SessionPlacement = everywhere,
+    grants: Grants | null = null,
   ) {
     metrics.connections.inc({ endpoint: 'y-websocket' })
+    this.expiry = expiryTimer(grants, () => this.close(CloseCode.Unauthenticated, 'the token has expired: reconnect with a fresh one'))
     this.session = new DocSession(docName, registry, {
       send: frame => this.send(frame),
       fail: err => this.fail(err),
       // The reason starts with "REGION URL", which the SDK reads; stock clients just see the words.
       redirect: (region, url) => this.close(CloseCode.Moved, `${region} ${url} : this document lives in ${region}`),
+      // y-websocket's own answer to a refused write: an auth message, "permission denied".
+      refuseWrite: reason => {
+        metrics.rejected.inc({ code: 'ERR_READ_ONLY' })
+        this.send(encodeFrame({ type: 'auth-denied', reason }))
+      },
     }, placement)
+    this.session.readOnly = grants?.access(docName) === 'ro'
     ws.on('message', (data, isBinary) => this.receive(data, isBinary))
     ws.on('close', () => {
       if (this.closed) return
       this.closed = true
+      if (this.expiry !== null) clearTimeout(this.expiry)
       metrics.connections.dec({ endpoint: 'y-websocket' })
       try {
         this.session.close()

@@ -31,6 +31,15 @@ export const relayConfigSchema = z.object({
     publicUrl: wsUrl.optional(),
   }).strict()).default([]),
   meshSecret: z.string().min(1).optional(),
+  /** Client authentication: JWTs (HS256 secret or a JWKS file) and what anonymous clients may do. */
+  auth: z.object({
+    jwtSecret: z.string().min(32, 'an HS256 secret needs at least 32 characters').optional(),
+    jwksFile: z.string().min(1).optional(),
+    issuer: z.string().min(1).optional(),
+    audience: z.string().min(1).optional(),
+    /** Without a token: `none` (refused), `ro` (read only) or `rw`. */
+    anonymous: z.enum(['none', 'ro', 'rw']).default('rw'),
+  }).strict().default({}),
   /** Where documents may live and how they are written (DESIGN 4.6); first match wins. */
   namespaces: z.array(z.object({
     match: z.string(),
@@ -66,11 +75,6 @@ export const relayConfigSchema = z.object({
 export type RelayConfigInput = z.input<typeof relayConfigSchema>
 export type RelayConfig = z.output<typeof relayConfigSchema>
 
-/** Fields of the design that this version does not implement yet: refused, never ignored. */
-const NOT_YET = {
-  auth: 'token authentication is not in this version yet; remove "auth" (clients connect anonymously, read-write)',
-} as const
-
 export interface ConfigProblem { path: string, message: string }
 
 export class ConfigError extends Error {
@@ -85,8 +89,7 @@ const describeIssue = (issue: z.ZodIssue): ConfigProblem[] => {
   if (issue.code === 'unrecognized_keys') {
     return issue.keys.map(key => {
       const full = at === '' ? key : `${at}.${key}`
-      const why = at === '' && key in NOT_YET ? NOT_YET[key as keyof typeof NOT_YET] : 'unknown field; check its spelling against `georelay --help`'
-      return { path: full, message: why }
+      return { path: full, message: 'unknown field; check its spelling against `georelay --help`' }
     })
   }
   return [{ path: at, message: issue.message }]
@@ -105,6 +108,9 @@ export const parseRelayConfig = (input: unknown, source = 'configuration'): Rela
     if (peer.region === config.region) problems.push({ path: `peers.${i}.region`, message: `"${peer.region}" is this relay's own region` })
     if (config.peers.findIndex(p => p.region === peer.region) !== i) problems.push({ path: `peers.${i}.region`, message: `"${peer.region}" is listed twice` })
   })
+  if (config.auth.jwtSecret !== undefined && config.auth.jwksFile !== undefined) {
+    problems.push({ path: 'auth', message: 'give either jwtSecret (HS256) or jwksFile (public keys), not both' })
+  }
   try {
     compilePolicies(config.namespaces, [config.region, ...config.peers.map(p => p.region)])
   } catch (err) {

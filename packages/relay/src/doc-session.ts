@@ -39,6 +39,8 @@ export interface SessionTransport {
   fail(err: unknown): void
   /** The document belongs in another region (residency, or its active-passive writer). */
   redirect(region: string, url: string): void
+  /** A write of a read-only session was refused; the session stays open for reading. */
+  refuseWrite(reason: string): void
 }
 
 /** Where documents belong (see placement.ts), as a session needs it. */
@@ -65,6 +67,8 @@ export class DocSession implements DocClient {
   private held: { update: Uint8Array, done: (seq: number) => void }[] | null = null
   private heldBytes = 0
   private unwatch: () => void = () => {}
+  /** A read-only client (its token says `ro`): it syncs and sees updates, its writes are refused. */
+  readOnly = false
 
   constructor (
     readonly docName: string,
@@ -110,6 +114,7 @@ export class DocSession implements DocClient {
   /** Stores a validated update durably; `done` gets its local sequence number. */
   write (update: Uint8Array, done: (seq: number) => void): void {
     if (this.closed) return
+    if (this.readOnly) return this.transport.refuseWrite(`read-only: this client may read "${this.docName}" but not write it`)
     if (this.pending !== null) this.pending.push({ kind: 'write', update, done })
     else if (this.doc !== null) this.store(this.doc, update, done)
   }
@@ -158,6 +163,7 @@ export class DocSession implements DocClient {
   }
 
   private store (doc: LiveDoc, update: Uint8Array, done: (seq: number) => void): void {
+    if (this.readOnly) return this.transport.refuseWrite(`read-only: this client may read "${this.docName}" but not write it`)
     if (this.held !== null) {
       this.heldBytes += update.length
       if (this.heldBytes > MAX_HELD_BYTES) {

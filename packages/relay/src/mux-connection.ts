@@ -16,6 +16,8 @@ import { DocSession, type SessionPlacement, everywhere, validateMessages } from 
 import type { Logger } from './logger.js'
 import type { RelayMetrics } from './metrics.js'
 import type { WriteAcks } from './write-acks.js'
+import { AuthError, type Grants } from './auth.js'
+import { expiryTimer } from './token-expiry.js'
 
 export interface MuxContext {
   registry: DocRegistry
@@ -28,6 +30,9 @@ export interface MuxContext {
   placement?: SessionPlacement
   /** The regions a document's `majority` and `all` count (default: every region). */
   allowedRegions?: (docName: string) => string[]
+  /** What the socket's token allows (default: everything), and how to check a new token. */
+  grants?: Grants
+  verify?: (token: string) => Promise<Grants>
 }
 
 interface OpenDoc {
@@ -39,9 +44,15 @@ interface OpenDoc {
 export class MuxConnection {
   private readonly docs = new Map<number, OpenDoc>()
   private closed = false
+  private grants: Grants | null
+  private expiry: NodeJS.Timeout | null = null
+  /** Messages that came after an `auth` whose token is still being checked: they run under it. */
+  private waiting: MuxMessage[] | null = null
 
   constructor (private readonly ws: WebSocket, private readonly ctx: MuxContext) {
     ctx.metrics.connections.inc({ endpoint: 'mux' })
+    this.grants = ctx.grants ?? null
+    this.armExpiry()
     ws.on('message', (data, isBinary) => this.receive(data, isBinary))
     ws.on('close', () => this.onClose())
     ws.on('error', err => ctx.logger.log('debug', 'mux socket error', { error: err.message }))
@@ -70,6 +81,11 @@ export class MuxConnection {
       this.ctx.metrics.rejected.inc({ code: metric })
       return this.close(code, reason)
     }
+    if (this.waiting !== null) this.waiting.push(message)
+    else this.dispatch(message)
+  }
+
+  private dispatch (message: MuxMessage): void {
     try {
       this.handle(message)
     } catch (err) {
@@ -106,6 +122,7 @@ export class MuxConnection {
         })
       }
       case 'ping': return this.send({ type: 'pong', nonce: message.nonce })
+      case 'auth': return this.refresh(message.token)
       default: throw new ProtocolError('ERR_UNEXPECTED_MESSAGE', `${message.type} goes from relay to client, not the other way`)
     }
   }
@@ -123,6 +140,11 @@ export class MuxConnection {
     if (target.kind !== 'doc') {
       return this.send({ type: 'error', docId, code: CloseCode.MalformedMessage, reason: target.kind === 'invalid' ? target.reason : `"${docName}" is a reserved name` })
     }
+    const access = this.grants?.access(docName) ?? 'rw'
+    if (access === 'none') {
+      this.ctx.metrics.rejected.inc({ code: 'ERR_FORBIDDEN' })
+      return this.send({ type: 'error', docId, code: CloseCode.Forbidden, reason: `this token does not allow "${docName}"` })
+    }
     if (this.docs.size >= this.ctx.maxDocs) {
       this.ctx.metrics.rejected.inc({ code: 'ERR_TOO_MANY_DOCS' })
       return this.send({ type: 'error', docId, code: CloseCode.RateLimited, reason: `at most ${this.ctx.maxDocs} documents per connection (limits.maxDocsPerConnection): close some first` })
@@ -137,7 +159,12 @@ export class MuxConnection {
         if (doc !== undefined && this.docs.get(docId) === doc) this.closeDoc(docId)
         this.send({ type: 'redirect', docId, region, url })
       },
+      refuseWrite: reason => {
+        this.ctx.metrics.rejected.inc({ code: 'ERR_READ_ONLY' })
+        this.send({ type: 'error', docId, code: CloseCode.Forbidden, reason })
+      },
     }, this.ctx.placement ?? everywhere)
+    session.readOnly = access === 'ro'
     // A document that lives elsewhere was redirected while its session was made.
     if (moved) return
     doc = { ack, session, regions: this.ctx.allowedRegions?.(docName) }
@@ -161,9 +188,53 @@ export class MuxConnection {
     this.send({ type: 'error', docId, code, reason })
   }
 
+  private armExpiry (): void {
+    if (this.expiry !== null) clearTimeout(this.expiry)
+    this.expiry = expiryTimer(this.grants, () => this.close(CloseCode.Unauthenticated, 'the token has expired: reconnect with a fresh one'))
+  }
+
+  /** A new token for this socket: documents it no longer allows are closed, the others follow its access. */
+  private refresh (token: string): void {
+    const verify = this.ctx.verify
+    if (verify === undefined) return
+    this.waiting = []
+    const resume = (): void => {
+      const waiting = this.waiting ?? []
+      this.waiting = null
+      for (let i = 0; i < waiting.length && !this.closed; i++) {
+        this.dispatch(waiting[i] as MuxMessage)
+        // Another auth among them: the rest wait for it in turn.
+        const again = this.waiting as MuxMessage[] | null
+        if (again !== null) {
+          again.push(...waiting.slice(i + 1))
+          return
+        }
+      }
+    }
+    verify(token).then(grants => {
+      if (this.closed) return
+      this.grants = grants
+      this.armExpiry()
+      for (const [docId, doc] of [...this.docs]) {
+        const access = grants.access(doc.session.docName)
+        if (access === 'none') {
+          this.closeDoc(docId)
+          this.send({ type: 'error', docId, code: CloseCode.Forbidden, reason: `the new token does not allow "${doc.session.docName}"` })
+        } else {
+          doc.session.readOnly = access === 'ro'
+        }
+      }
+      resume()
+    }, err => {
+      this.ctx.metrics.rejected.inc({ code: err instanceof AuthError ? err.code : 'ERR_TOKEN' })
+      this.close(CloseCode.Unauthenticated, err instanceof AuthError ? err.message : 'the new token could not be checked')
+    })
+  }
+
   private onClose (): void {
     if (this.closed) return
     this.closed = true
+    if (this.expiry !== null) clearTimeout(this.expiry)
     this.ctx.metrics.connections.dec({ endpoint: 'mux' })
     for (const docId of [...this.docs.keys()]) this.closeDoc(docId)
   }

@@ -6,7 +6,8 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { WebSocket, WebSocketServer } from 'ws'
-import { CloseCode, type DocStore, MemoryStore, SqliteStore } from '@georelay/core'
+import { CloseCode, type DocStore, MemoryStore, SqliteStore, closeReason } from '@georelay/core'
+import { AuthError, Authenticator, type Grants, tokenOf } from './auth.js'
 import { ClientConnection } from './client-connection.js'
 import { type RelayConfig, dataDirOf } from './config.js'
 import { parseRequestPath } from './doc-path.js'
@@ -59,6 +60,7 @@ export class Relay {
   readonly acks: WriteAcks
   /** Where documents may live and which region writes them. */
   readonly placement: Placement
+  private readonly authenticator: Authenticator
   private readonly sessionPlacement: SessionPlacement
   /** Documents in memory; emits 'loaded' and 'released'. */
   readonly documents: DocRegistry
@@ -76,6 +78,7 @@ export class Relay {
     private readonly peerWss: WebSocketServer,
   ) {
     this.metrics = createRelayMetrics(config.region)
+    this.authenticator = Authenticator.create(config.auth)
     this.placement = new Placement(config.region, [config.region, ...config.peers.map(p => p.region)], config.namespaces, logger,
       (peer, agreement) => this.metrics.policyMismatch.set({ peer }, agreement === 'mismatch' ? 1 : 0))
     this.sessionPlacement = {
@@ -276,7 +279,25 @@ export class Relay {
         this.mesh.accept(ws, req)
       })
     }
-    if (target.kind === 'reserved' && target.path === 'v1/mux') {
+    if (target.kind === 'invalid') return refuseUpgrade(socket, 400, 'Bad Request', target.reason)
+    if (target.kind === 'reserved' && target.path !== 'v1/mux') return refuseUpgrade(socket, 404, 'Not Found', `/${target.path} is reserved and not a WebSocket endpoint of this relay`)
+    // The token is checked before the upgrade completes, so no message can arrive unchecked;
+    // a refusal still completes it, so that the client sees a close code and words.
+    this.authenticator.verify(tokenOf(req.url ?? '/')).then(
+      grants => this.acceptClient(req, socket, head, target, grants),
+      err => this.acceptClient(req, socket, head, target, err instanceof AuthError ? err : new AuthError('ERR_TOKEN', 'the token could not be checked')),
+    )
+  }
+
+  private acceptClient (req: http.IncomingMessage, socket: Duplex, head: Buffer, target: ReturnType<typeof parseRequestPath>, grants: Grants | AuthError): void {
+    if (socket.destroyed) return
+    if (this.draining) return refuseUpgrade(socket, 503, 'Service Unavailable', 'relay shutting down; connect to another region')
+    if (grants instanceof AuthError) {
+      this.metrics.rejected.inc({ code: grants.code })
+      this.logger.log('info', 'refused a client: authentication failed', { code: grants.code, address: req.socket.remoteAddress })
+      return this.wss.handleUpgrade(req, socket, head, ws => ws.close(CloseCode.Unauthenticated, closeReason(grants.message)))
+    }
+    if (target.kind === 'reserved') {
       return this.wss.handleUpgrade(req, socket, head, ws => {
         this.wss.emit('connection', ws, req)
         const connection = new MuxConnection(ws, {
@@ -289,16 +310,21 @@ export class Relay {
           regions: () => this.endpoints(),
           placement: this.sessionPlacement,
           allowedRegions: docName => this.placement.allowedRegions(docName),
+          grants,
+          verify: token => this.authenticator.verify(token),
         })
         this.connections.add(connection)
         ws.once('close', () => this.connections.delete(connection))
       })
     }
-    if (target.kind === 'invalid') return refuseUpgrade(socket, 400, 'Bad Request', target.reason)
-    if (target.kind === 'reserved') return refuseUpgrade(socket, 404, 'Not Found', `/${target.path} is reserved and not a WebSocket endpoint of this relay`)
+    if (target.kind !== 'doc') return
+    if (grants.access(target.name) === 'none') {
+      this.metrics.rejected.inc({ code: 'ERR_FORBIDDEN' })
+      return this.wss.handleUpgrade(req, socket, head, ws => ws.close(CloseCode.Forbidden, closeReason(`this token does not allow "${target.name}"`)))
+    }
     this.wss.handleUpgrade(req, socket, head, ws => {
       this.wss.emit('connection', ws, req)
-      const connection = new ClientConnection(ws, target.name, this.documents, this.metrics, this.logger, this.sessionPlacement)
+      const connection = new ClientConnection(ws, target.name, this.documents, this.metrics, this.logger, this.sessionPlacement, grants)
       this.connections.add(connection)
       ws.once('close', () => this.connections.delete(connection))
     })

@@ -50,6 +50,7 @@ describe('parseRelayConfig', () => {
       listen: { host: '127.0.0.1', port: 4001 },
       store: 'sqlite',
       peers: [],
+      auth: { anonymous: 'rw' },
       namespaces: [],
       limits: { maxMessageBytes: 1024 * 1024, maxDocsPerConnection: 256 },
       storage: { compactAfterUpdates: 500, compactAfterBytes: 1024 * 1024 },
@@ -73,6 +74,7 @@ describe('parseRelayConfig', () => {
       store: 'memory' as const,
       peers: [{ region: 'eu-west', url: 'ws://10.0.0.2:4001' }],
       meshSecret: 's3cret',
+      auth: { jwtSecret: 'x'.repeat(32), issuer: 'https://id.example.com', audience: 'georelay', anonymous: 'none' as const },
       namespaces: [{ match: 'eu/**', regions: ['eu-west'] }],
       limits: { maxMessageBytes: 2048, maxDocsPerConnection: 8 },
       storage: { compactAfterUpdates: 10, compactAfterBytes: 4096 },
@@ -120,9 +122,10 @@ describe('parseRelayConfig', () => {
     ]))
   })
 
-  it('refuses auth as not in this version yet, saying what to do', () => {
-    const problems = problemsOf(() => parseRelayConfig({ region: 'x', auth: { jwtSecret: 'k', anonymous: 'none' } }))
-    expect(problems).toEqual([{ path: 'auth', message: expect.stringMatching(/not in this version yet; remove "auth"/) }])
+  it('checks auth: a short HS256 secret, both kinds of keys at once, an unknown anonymous level', () => {
+    expect(problemsOf(() => parseRelayConfig({ region: 'x', auth: { jwtSecret: 'k' } }))).toEqual([{ path: 'auth.jwtSecret', message: expect.stringMatching(/at least 32 characters/) }])
+    expect(problemsOf(() => parseRelayConfig({ region: 'x', auth: { jwtSecret: 'x'.repeat(32), jwksFile: 'keys.json' } }))).toEqual([{ path: 'auth', message: expect.stringMatching(/either jwtSecret .* or jwksFile/) }])
+    expect(problemAt(() => parseRelayConfig({ region: 'x', auth: { anonymous: 'write' } }), 'auth.anonymous').message).toMatch(/none/)
   })
 
   describe('namespaces', () => {
