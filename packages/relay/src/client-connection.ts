@@ -8,6 +8,7 @@ import type { RawData, WebSocket } from 'ws'
 import { CloseCode, ProtocolError, StoreError, closeReason, decodeFrame, encodeFrame } from '@georelay/core'
 import type { Grants } from './auth.js'
 import { expiryTimer } from './token-expiry.js'
+import { type ConnectionLimits, closeOverrun } from './connection-limits.js'
 import { DocSession, type SessionPlacement, everywhere, validateMessages } from './doc-session.js'
 import { RelayRefusal } from './relay-refusal.js'
 import type { DocRegistry } from './doc-registry.js'
@@ -25,6 +26,9 @@ export const toBytes = (data: RawData): Uint8Array => {
 /** What to tell a client about a failure, and what to count and log. */
 export const describeFailure = (err: unknown): { code: number, reason: string, metric: string, level: 'info' | 'error' } => {
   if (err instanceof ProtocolError || err instanceof RelayRefusal) return { code: err.closeCode, reason: err.message, metric: err.code, level: 'info' }
+  if (err instanceof StoreError && err.code === 'ERR_STORE_FULL') {
+    return { code: CLOSE_INTERNAL_ERROR, reason: 'the relay\'s disk is full: your update is not stored; your client keeps it, retry later', metric: err.code, level: 'error' }
+  }
   if (err instanceof StoreError) {
     return { code: CLOSE_INTERNAL_ERROR, reason: `the relay could not store your update (${err.code}); your client keeps it, reconnect later`, metric: err.code, level: 'error' }
   }
@@ -34,6 +38,8 @@ export const describeFailure = (err: unknown): { code: number, reason: string, m
 export class ClientConnection {
   private readonly session: DocSession
   private closed = false
+  /** Closed for a limit: what still arrives is ignored. */
+  private cut = false
   private readonly expiry: NodeJS.Timeout | null
 
   constructor (
@@ -44,6 +50,7 @@ export class ClientConnection {
     private readonly logger: Logger,
     placement: SessionPlacement = everywhere,
     grants: Grants | null = null,
+    private readonly limits: ConnectionLimits | null = null,
   ) {
     metrics.connections.inc({ endpoint: 'y-websocket' })
     this.expiry = expiryTimer(grants, () => this.close(CloseCode.Unauthenticated, 'the token has expired: reconnect with a fresh one'))
@@ -53,8 +60,8 @@ export class ClientConnection {
       // The reason starts with "REGION URL", which the SDK reads; stock clients just see the words.
       redirect: (region, url) => this.close(CloseCode.Moved, `${region} ${url} : this document lives in ${region}`),
       // y-websocket's own answer to a refused write: an auth message, "permission denied".
-      refuseWrite: reason => {
-        metrics.rejected.inc({ code: 'ERR_READ_ONLY' })
+      refuseWrite: (code, reason) => {
+        metrics.rejected.inc({ code })
         this.send(encodeFrame({ type: 'auth-denied', reason }))
       },
     }, placement)
@@ -64,6 +71,7 @@ export class ClientConnection {
       if (this.closed) return
       this.closed = true
       if (this.expiry !== null) clearTimeout(this.expiry)
+      this.limits?.release()
       metrics.connections.dec({ endpoint: 'y-websocket' })
       try {
         this.session.close()
@@ -83,10 +91,22 @@ export class ClientConnection {
     if (this.ws.readyState !== this.ws.OPEN) return
     this.ws.send(frame)
     this.metrics.bytesOut.inc({ target: 'client' }, frame.length)
+    const overrun = this.limits?.checkBuffer(this.ws)
+    if (overrun != null) this.overrun(overrun.code, overrun.reason)
+  }
+
+  private overrun (code: string, reason: string): void {
+    if (this.cut) return
+    this.cut = true
+    this.metrics.rejected.inc({ code })
+    this.logger.log('info', 'client over a limit; closing its socket', { code })
+    closeOverrun(this.ws, closeReason(reason))
   }
 
   private receive (data: RawData, isBinary: boolean): void {
-    if (this.closed) return
+    if (this.closed || this.cut) return
+    const overrun = this.limits?.admit()
+    if (overrun != null) return this.overrun(overrun.code, overrun.reason)
     try {
       if (!isBinary) throw new ProtocolError('ERR_TEXT_FRAME', 'text frames are not part of the protocol: send binary frames')
       const messages = decodeFrame(toBytes(data))

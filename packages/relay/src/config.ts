@@ -11,6 +11,11 @@ import { PolicyError, compilePolicies } from '@georelay/core'
 const regionName = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'a region name is lowercase letters, digits and dashes, like "eu-west"')
 const wsUrl = z.string().regex(/^wss?:\/\/[^\s/]+/, 'must be a ws:// or wss:// URL, like "ws://127.0.0.1:4001"')
 
+const rateLimit = z.object({
+  rate: z.number().min(0),
+  burst: z.number().int().min(0),
+}).strict().refine(l => l.rate === 0 || l.burst >= 1, { message: 'a burst of at least 1 is needed when rate is not 0' })
+
 export const relayConfigSchema = z.object({
   region: regionName,
   listen: z.object({
@@ -53,6 +58,16 @@ export const relayConfigSchema = z.object({
   limits: z.object({
     maxMessageBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
     maxDocsPerConnection: z.number().int().min(1).default(256),
+    /** Client sockets open at once; one more is closed with 4429. */
+    maxConnections: z.number().int().min(1).default(10_000),
+    /** A document's stored size past which client writes are refused (it stays readable). */
+    maxDocumentBytes: z.number().int().min(1024).default(64 * 1024 * 1024),
+    /** Messages per second one client socket may send (rate 0: no limit). */
+    messagesPerSecond: rateLimit.default({ rate: 1000, burst: 5000 }),
+    /** The same, shared by every socket from one address (off by default: behind a proxy all clients share one). */
+    messagesPerSecondPerAddress: rateLimit.default({ rate: 0, burst: 0 }),
+    /** Bytes waiting in a client's send buffer past which it is cut as a slow reader. */
+    maxBufferedBytes: z.number().int().min(64 * 1024).default(8 * 1024 * 1024),
   }).strict().default({}),
   storage: z.object({
     compactAfterUpdates: z.number().int().min(1).default(500),

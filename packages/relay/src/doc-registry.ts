@@ -31,6 +31,7 @@ export class DocRegistry extends EventEmitter<DocRegistryEvents> {
     private readonly idleMs: number,
     private readonly logger: Logger,
     private readonly awarenessSink: AwarenessSink = () => {},
+    private readonly maxDocumentBytes = Number.POSITIVE_INFINITY,
   ) {
     super()
   }
@@ -112,7 +113,7 @@ export class DocRegistry extends EventEmitter<DocRegistryEvents> {
     const state = await this.readState(name)
     this.metrics.documents.inc()
     this.logger.log('debug', 'document loaded', { doc: name, bytes: state.length })
-    const doc = new LiveDoc(name, state, this.log, this.metrics, this.awarenessSink)
+    const doc = new LiveDoc(name, state, this.log, this.metrics, this.awarenessSink, this.maxDocumentBytes)
     this.emit('loaded', name)
     return doc
   }

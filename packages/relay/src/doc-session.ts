@@ -39,8 +39,8 @@ export interface SessionTransport {
   fail(err: unknown): void
   /** The document belongs in another region (residency, or its active-passive writer). */
   redirect(region: string, url: string): void
-  /** A write of a read-only session was refused; the session stays open for reading. */
-  refuseWrite(reason: string): void
+  /** A write was refused (read-only session, document too large); the session stays open for reading. */
+  refuseWrite(code: string, reason: string): void
 }
 
 /** Where documents belong (see placement.ts), as a session needs it. */
@@ -114,7 +114,7 @@ export class DocSession implements DocClient {
   /** Stores a validated update durably; `done` gets its local sequence number. */
   write (update: Uint8Array, done: (seq: number) => void): void {
     if (this.closed) return
-    if (this.readOnly) return this.transport.refuseWrite(`read-only: this client may read "${this.docName}" but not write it`)
+    if (this.readOnly) return this.transport.refuseWrite('ERR_READ_ONLY', `read-only: this client may read "${this.docName}" but not write it`)
     if (this.pending !== null) this.pending.push({ kind: 'write', update, done })
     else if (this.doc !== null) this.store(this.doc, update, done)
   }
@@ -163,7 +163,7 @@ export class DocSession implements DocClient {
   }
 
   private store (doc: LiveDoc, update: Uint8Array, done: (seq: number) => void): void {
-    if (this.readOnly) return this.transport.refuseWrite(`read-only: this client may read "${this.docName}" but not write it`)
+    if (this.readOnly) return this.transport.refuseWrite('ERR_READ_ONLY', `read-only: this client may read "${this.docName}" but not write it`)
     if (this.held !== null) {
       this.heldBytes += update.length
       if (this.heldBytes > MAX_HELD_BYTES) {
@@ -172,7 +172,10 @@ export class DocSession implements DocClient {
       this.held.push({ update, done })
       return
     }
-    doc.write(update, this).then(done, err => this.transport.fail(err))
+    doc.write(update, this).then(done, err => {
+      if (err instanceof RelayRefusal && err.code === 'ERR_DOC_TOO_LARGE') this.transport.refuseWrite(err.code, err.message)
+      else this.transport.fail(err)
+    })
   }
 
   private handle (doc: LiveDoc, messages: YMessage[]): void {

@@ -8,6 +8,7 @@ import * as awarenessProtocol from 'y-protocols/awareness'
 import { encodeFrame, mergeUpdates, readAwarenessUpdate, stateVectorOf } from '@georelay/core'
 import type { RelayMetrics } from './metrics.js'
 import type { ReplicationLog } from './replication-log.js'
+import { RelayRefusal } from './relay-refusal.js'
 
 /** Someone a document sends frames to: a client socket. */
 export interface DocClient {
@@ -28,8 +29,12 @@ export class LiveDoc {
   /** Awareness client ids announced by other regions' clients, by region. */
   private readonly remoteAwareness = new Map<number, string>()
   private parts: Uint8Array[]
+  /** At least the merged state's size (the parts' sum), exact right after a merge. */
+  private bytes: number
   private stateVectorCache: Uint8Array | null = null
   private writesInFlight = 0
+  /** Bytes of writes still being appended: they count against the size limit already. */
+  private bytesInFlight = 0
 
   constructor (
     readonly name: string,
@@ -37,15 +42,20 @@ export class LiveDoc {
     private readonly log: ReplicationLog,
     private readonly metrics: RelayMetrics,
     private readonly awarenessSink: AwarenessSink,
+    private readonly maxBytes = Number.POSITIVE_INFINITY,
   ) {
     this.parts = [state]
+    this.bytes = state.length
     this.awareness = new awarenessProtocol.Awareness(new Y.Doc({ gc: false }))
     this.awareness.setLocalState(null) // the relay itself is not a participant
   }
 
   /** Everything durable of the document, as one update. */
   state (): Uint8Array {
-    if (this.parts.length > 1) this.parts = [mergeUpdates(this.parts)]
+    if (this.parts.length > 1) {
+      this.parts = [mergeUpdates(this.parts)]
+      this.bytes = (this.parts[0] as Uint8Array).length
+    }
     return this.parts[0] as Uint8Array
   }
 
@@ -65,13 +75,23 @@ export class LiveDoc {
    * in order.
    */
   async write (update: Uint8Array, from: DocClient | null): Promise<number> {
+    // The sum of parts over-counts (merging shrinks it), so merge before refusing.
+    const growth = this.bytesInFlight + update.length
+    if (this.bytes + growth > this.maxBytes && this.state().length + growth > this.maxBytes) {
+      throw new RelayRefusal('ERR_DOC_TOO_LARGE', 4413, `"${this.name}" would grow past ${this.maxBytes} bytes (limits.maxDocumentBytes); it stays readable, this write is refused`)
+    }
     this.writesInFlight++
+    this.bytesInFlight += update.length
     const end = this.metrics.storeAppendSeconds.startTimer()
     let seq: number
     try {
       seq = await this.log.appendLocal(this.name, update)
+    } catch (err) {
+      this.metrics.storeErrors.inc({ op: 'append' })
+      throw err
     } finally {
       this.writesInFlight--
+      this.bytesInFlight -= update.length
       end()
     }
     this.metrics.updatesIn.inc({ source: 'client' })
@@ -83,6 +103,7 @@ export class LiveDoc {
   /** Takes in an update already durable in the store (from a peer) and sends it to clients. */
   applyDurable (update: Uint8Array, from: DocClient | null): void {
     this.parts.push(update)
+    this.bytes += update.length
     this.stateVectorCache = null
     if (this.parts.length > MAX_UNMERGED) this.state()
     const sent = this.broadcast(encodeFrame({ type: 'sync-update', update }), from)

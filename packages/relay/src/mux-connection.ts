@@ -18,6 +18,7 @@ import type { RelayMetrics } from './metrics.js'
 import type { WriteAcks } from './write-acks.js'
 import { AuthError, type Grants } from './auth.js'
 import { expiryTimer } from './token-expiry.js'
+import { type ConnectionLimits, closeOverrun } from './connection-limits.js'
 
 export interface MuxContext {
   registry: DocRegistry
@@ -33,6 +34,7 @@ export interface MuxContext {
   /** What the socket's token allows (default: everything), and how to check a new token. */
   grants?: Grants
   verify?: (token: string) => Promise<Grants>
+  limits?: ConnectionLimits
 }
 
 interface OpenDoc {
@@ -44,6 +46,8 @@ interface OpenDoc {
 export class MuxConnection {
   private readonly docs = new Map<number, OpenDoc>()
   private closed = false
+  /** Closed for a limit: what still arrives is ignored. */
+  private cut = false
   private grants: Grants | null
   private expiry: NodeJS.Timeout | null = null
   /** Messages that came after an `auth` whose token is still being checked: they run under it. */
@@ -68,10 +72,22 @@ export class MuxConnection {
     const frame = encodeMuxMessage(message)
     this.ws.send(frame)
     this.ctx.metrics.bytesOut.inc({ target: 'client' }, frame.length)
+    const overrun = this.ctx.limits?.checkBuffer(this.ws)
+    if (overrun != null) this.overrun(overrun.code, overrun.reason)
+  }
+
+  private overrun (code: string, reason: string): void {
+    if (this.cut) return
+    this.cut = true
+    this.ctx.metrics.rejected.inc({ code })
+    this.ctx.logger.log('info', 'client over a limit; closing its socket', { code })
+    closeOverrun(this.ws, closeReason(reason))
   }
 
   private receive (data: RawData, isBinary: boolean): void {
-    if (this.closed) return
+    if (this.closed || this.cut) return
+    const overrun = this.ctx.limits?.admit()
+    if (overrun != null) return this.overrun(overrun.code, overrun.reason)
     let message: MuxMessage
     try {
       if (!isBinary) throw new ProtocolError('ERR_TEXT_FRAME', 'text frames are not part of the protocol: send binary frames')
@@ -159,9 +175,9 @@ export class MuxConnection {
         if (doc !== undefined && this.docs.get(docId) === doc) this.closeDoc(docId)
         this.send({ type: 'redirect', docId, region, url })
       },
-      refuseWrite: reason => {
-        this.ctx.metrics.rejected.inc({ code: 'ERR_READ_ONLY' })
-        this.send({ type: 'error', docId, code: CloseCode.Forbidden, reason })
+      refuseWrite: (code, reason) => {
+        this.ctx.metrics.rejected.inc({ code })
+        this.send({ type: 'error', docId, code: code === 'ERR_DOC_TOO_LARGE' ? CloseCode.MessageTooLarge : CloseCode.Forbidden, reason })
       },
     }, this.ctx.placement ?? everywhere)
     session.readOnly = access === 'ro'
@@ -235,6 +251,7 @@ export class MuxConnection {
     if (this.closed) return
     this.closed = true
     if (this.expiry !== null) clearTimeout(this.expiry)
+    this.ctx.limits?.release()
     this.ctx.metrics.connections.dec({ endpoint: 'mux' })
     for (const docId of [...this.docs.keys()]) this.closeDoc(docId)
   }

@@ -9,6 +9,8 @@ import { WebSocket, WebSocketServer } from 'ws'
 import { CloseCode, type DocStore, MemoryStore, SqliteStore, closeReason } from '@georelay/core'
 import { AuthError, Authenticator, type Grants, tokenOf } from './auth.js'
 import { ClientConnection } from './client-connection.js'
+import { ConnectionLimits } from './connection-limits.js'
+import { BucketsByKey } from './token-bucket.js'
 import { type RelayConfig, dataDirOf } from './config.js'
 import { parseRequestPath } from './doc-path.js'
 import { DocRegistry } from './doc-registry.js'
@@ -61,6 +63,7 @@ export class Relay {
   /** Where documents may live and which region writes them. */
   readonly placement: Placement
   private readonly authenticator: Authenticator
+  private readonly perAddress: BucketsByKey
   private readonly sessionPlacement: SessionPlacement
   /** Documents in memory; emits 'loaded' and 'released'. */
   readonly documents: DocRegistry
@@ -79,6 +82,7 @@ export class Relay {
   ) {
     this.metrics = createRelayMetrics(config.region)
     this.authenticator = Authenticator.create(config.auth)
+    this.perAddress = new BucketsByKey(config.limits.messagesPerSecondPerAddress)
     this.placement = new Placement(config.region, [config.region, ...config.peers.map(p => p.region)], config.namespaces, logger,
       (peer, agreement) => this.metrics.policyMismatch.set({ peer }, agreement === 'mismatch' ? 1 : 0))
     this.sessionPlacement = {
@@ -89,7 +93,7 @@ export class Relay {
         return () => this.placement.off('roles', listener)
       },
     }
-    this.documents = new DocRegistry(log, this.metrics, config.idleReleaseMs, logger, (doc, update) => this.mesh.publishAwareness(doc, update))
+    this.documents = new DocRegistry(log, this.metrics, config.idleReleaseMs, logger, (doc, update) => this.mesh.publishAwareness(doc, update), config.limits.maxDocumentBytes)
     this.mesh = new Mesh({
       region: config.region,
       peers: config.peers,
@@ -289,9 +293,17 @@ export class Relay {
     )
   }
 
+  private limitsFor (req: http.IncomingMessage): ConnectionLimits {
+    return new ConnectionLimits(this.config.limits, this.perAddress, req.socket.remoteAddress ?? 'unknown')
+  }
+
   private acceptClient (req: http.IncomingMessage, socket: Duplex, head: Buffer, target: ReturnType<typeof parseRequestPath>, grants: Grants | AuthError): void {
     if (socket.destroyed) return
     if (this.draining) return refuseUpgrade(socket, 503, 'Service Unavailable', 'relay shutting down; connect to another region')
+    if (this.connections.size >= this.config.limits.maxConnections) {
+      this.metrics.rejected.inc({ code: 'ERR_TOO_MANY_CONNECTIONS' })
+      return this.wss.handleUpgrade(req, socket, head, ws => ws.close(CloseCode.RateLimited, `this relay is full (limits.maxConnections ${this.config.limits.maxConnections}); try another region`))
+    }
     if (grants instanceof AuthError) {
       this.metrics.rejected.inc({ code: grants.code })
       this.logger.log('info', 'refused a client: authentication failed', { code: grants.code, address: req.socket.remoteAddress })
@@ -312,6 +324,7 @@ export class Relay {
           allowedRegions: docName => this.placement.allowedRegions(docName),
           grants,
           verify: token => this.authenticator.verify(token),
+          limits: this.limitsFor(req),
         })
         this.connections.add(connection)
         ws.once('close', () => this.connections.delete(connection))
@@ -324,7 +337,7 @@ export class Relay {
     }
     this.wss.handleUpgrade(req, socket, head, ws => {
       this.wss.emit('connection', ws, req)
-      const connection = new ClientConnection(ws, target.name, this.documents, this.metrics, this.logger, this.sessionPlacement, grants)
+      const connection = new ClientConnection(ws, target.name, this.documents, this.metrics, this.logger, this.sessionPlacement, grants, this.limitsFor(req))
       this.connections.add(connection)
       ws.once('close', () => this.connections.delete(connection))
     })

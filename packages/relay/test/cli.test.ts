@@ -110,12 +110,12 @@ describe('georelay command line', () => {
     expect(stderr).toContain(file)
   })
 
-  it.concurrent('a config file that uses a field of a later version exits 2 and says so', async () => {
+  it.concurrent('a config file with a weak auth secret exits 2 and says what is needed', async () => {
     const file = path.join(tmp, 'auth.json')
     fs.writeFileSync(file, JSON.stringify({ region: 'eu-west', auth: { jwtSecret: 'k' } }))
     const { code, stderr } = await runCli(['relay', '--config', file])
     expect(code).toBe(2)
-    expect(stderr).toMatch(/auth: token authentication is not in this version yet/)
+    expect(stderr).toMatch(/auth\.jwtSecret: an HS256 secret needs at least 32 characters/)
   })
 
   it.concurrent('--peer without "=" exits 2', async () => {

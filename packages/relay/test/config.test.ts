@@ -52,7 +52,7 @@ describe('parseRelayConfig', () => {
       peers: [],
       auth: { anonymous: 'rw' },
       namespaces: [],
-      limits: { maxMessageBytes: 1024 * 1024, maxDocsPerConnection: 256 },
+      limits: { maxMessageBytes: 1024 * 1024, maxDocsPerConnection: 256, maxConnections: 10_000, maxDocumentBytes: 64 * 1024 * 1024, messagesPerSecond: { rate: 1000, burst: 5000 }, messagesPerSecondPerAddress: { rate: 0, burst: 0 }, maxBufferedBytes: 8 * 1024 * 1024 },
       storage: { compactAfterUpdates: 500, compactAfterBytes: 1024 * 1024 },
       replication: { batchWindowMs: 5, heartbeatMs: 1000, linkTimeoutMs: 3000, compress: true },
       idleReleaseMs: 30_000,
@@ -62,7 +62,7 @@ describe('parseRelayConfig', () => {
   it('fills in defaults inside a partly given section', () => {
     const config = parseRelayConfig({ region: 'eu-west', listen: { port: 0 }, limits: { maxMessageBytes: 4096 } })
     expect(config.listen).toEqual({ host: '127.0.0.1', port: 0 })
-    expect(config.limits).toEqual({ maxMessageBytes: 4096, maxDocsPerConnection: 256 })
+    expect(config.limits).toEqual({ maxMessageBytes: 4096, maxDocsPerConnection: 256, maxConnections: 10_000, maxDocumentBytes: 64 * 1024 * 1024, messagesPerSecond: { rate: 1000, burst: 5000 }, messagesPerSecondPerAddress: { rate: 0, burst: 0 }, maxBufferedBytes: 8 * 1024 * 1024 })
   })
 
   it('keeps what a full file gives', () => {
@@ -76,7 +76,7 @@ describe('parseRelayConfig', () => {
       meshSecret: 's3cret',
       auth: { jwtSecret: 'x'.repeat(32), issuer: 'https://id.example.com', audience: 'georelay', anonymous: 'none' as const },
       namespaces: [{ match: 'eu/**', regions: ['eu-west'] }],
-      limits: { maxMessageBytes: 2048, maxDocsPerConnection: 8 },
+      limits: { maxMessageBytes: 2048, maxDocsPerConnection: 8, maxConnections: 3, maxDocumentBytes: 4096, messagesPerSecond: { rate: 0, burst: 0 }, messagesPerSecondPerAddress: { rate: 50, burst: 100 }, maxBufferedBytes: 65536 },
       storage: { compactAfterUpdates: 10, compactAfterBytes: 4096 },
       replication: { batchWindowMs: 0, heartbeatMs: 100, linkTimeoutMs: 500, compress: false },
       idleReleaseMs: 0,
@@ -100,6 +100,7 @@ describe('parseRelayConfig', () => {
     ['peers.1.region', 'that is no region name', { region: 'x', meshSecret: 's', peers: [{ region: 'y', url: 'ws://y' }, { region: 'Z!', url: 'ws://z' }] }, /lowercase/],
     ['limits.maxMessageBytes', 'below 1 KiB', { region: 'x', limits: { maxMessageBytes: 10 } }, /greater than or equal to 1024/],
     ['limits.maxDocsPerConnection', 'of zero', { region: 'x', limits: { maxDocsPerConnection: 0 } }, /greater than or equal to 1/],
+    ['limits.messagesPerSecond', 'a rate without a burst', { region: 'x', limits: { messagesPerSecond: { rate: 5, burst: 0 } } }, /a burst of at least 1/],
     ['storage.compactAfterUpdates', 'that is negative', { region: 'x', storage: { compactAfterUpdates: -1 } }, /greater than or equal to 1/],
     ['idleReleaseMs', 'written as "30s"', { region: 'x', idleReleaseMs: '30s' }, /expected number/i],
   ])('refuses %s %s, with its path and what is wrong', (at, _what, input, message) => {

@@ -1,0 +1,53 @@
+/**
+ * A token bucket: `ratePerSecond` tokens flow in, at most `burst` wait; each message takes one.
+ * Refilled lazily from the clock on each take, so an idle bucket costs nothing.
+ */
+export class TokenBucket {
+  private tokens: number
+  private last: number
+
+  constructor (readonly ratePerSecond: number, readonly burst: number, now = performance.now()) {
+    this.tokens = burst
+    this.last = now
+  }
+
+  /** Takes `n` tokens if there are that many; false (and nothing taken) otherwise. */
+  take (n = 1, now = performance.now()): boolean {
+    this.tokens = Math.min(this.burst, this.tokens + (now - this.last) * this.ratePerSecond / 1000)
+    this.last = now
+    if (this.tokens < n) return false
+    this.tokens -= n
+    return true
+  }
+}
+
+/** A limit of `rate` per second with a `burst`; rate 0 means no limit. */
+export interface RateLimit { rate: number, burst: number }
+
+/** Buckets shared by every connection from one address; forgotten when its last connection closes. */
+export class BucketsByKey {
+  private readonly buckets = new Map<string, { bucket: TokenBucket, users: number }>()
+
+  constructor (private readonly limit: RateLimit) {}
+
+  /** The bucket of `key` for one more user (null when unlimited), and how to give it back. */
+  acquire (key: string): { bucket: TokenBucket | null, release: () => void } {
+    if (this.limit.rate === 0) return { bucket: null, release: () => {} }
+    let entry = this.buckets.get(key)
+    if (entry === undefined) {
+      entry = { bucket: new TokenBucket(this.limit.rate, this.limit.burst), users: 0 }
+      this.buckets.set(key, entry)
+    }
+    entry.users++
+    const held = entry
+    let released = false
+    return {
+      bucket: held.bucket,
+      release: () => {
+        if (released) return
+        released = true
+        if (--held.users === 0 && this.buckets.get(key) === held) this.buckets.delete(key)
+      },
+    }
+  }
+}
