@@ -55,6 +55,11 @@ export interface GeoClientOptions {
   backoff?: { baseMs?: number, maxMs?: number }
   /** A failover waits a random 0…this many ms, to spread clients out (default 250). */
   failoverJitterMs?: number
+  /**
+   * A region to use whenever it answers, instead of the nearest: the others are for failover,
+   * and the client moves back to it at the next measurement after it returns.
+   */
+  preferRegion?: string
 }
 
 /** Close code of a relay that sends the client elsewhere; the reason reads `REGION URL`. */
@@ -147,7 +152,7 @@ export class GeoClient extends ObservableV2<GeoClientEvents> {
     this.store = await this.storeReady
     this.WebSocketImpl = await resolveWebSocket(this.init.WebSocket)
     this.regions = this.init.regions ?? await this.discover(this.init.discoveryUrl as string)
-    this.picker = new RegionPicker(this.regions, this.init.fetch ?? defaultFetch, { ...DEFAULT_FAILBACK, ...this.init.failback })
+    this.picker = new RegionPicker(this.regions, this.init.fetch ?? defaultFetch, { ...DEFAULT_FAILBACK, ...this.init.failback }, this.init.preferRegion ?? null)
     await this.picker.measure()
     if (this.closed) return
     this.connectFrom(this.picker.ranked(), null, 'initial')

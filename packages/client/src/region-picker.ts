@@ -1,7 +1,8 @@
 /**
  * Choosing the nearest region: round-trip times to each relay's `/healthz` (the median of a
  * few samples), nearest first, unreachable last. Moving back to a nearer region needs it to be
- * clearly and steadily better, so a client does not flap between two similar regions.
+ * clearly and steadily better, so a client does not flap between two similar regions. A
+ * preferred region, when given, comes first whenever it answers, whatever its round trip.
  */
 import type { RegionEndpoint } from '@georelay/core'
 
@@ -47,17 +48,28 @@ export class RegionPicker {
   readonly rtt = new Map<string, number | null>()
   private readonly better = new Map<string, number>()
 
-  constructor (public regions: RegionEndpoint[], private readonly fetch: Fetch, private readonly rule: FailbackRule = DEFAULT_FAILBACK) {}
+  constructor (
+    public regions: RegionEndpoint[],
+    private readonly fetch: Fetch,
+    private readonly rule: FailbackRule = DEFAULT_FAILBACK,
+    /** A region to use whenever it answers (the user's home region, or a pin for a demo). */
+    private readonly preferred: string | null = null,
+  ) {}
 
   async measure (): Promise<void> {
     const results = await Promise.all(this.regions.map(r => probeRtt(r.url, { fetch: this.fetch })))
     this.regions.forEach((r, i) => this.rtt.set(r.name, results[i] ?? null))
   }
 
-  /** Regions nearest first; unreachable and unmeasured ones last, in their given order. */
+  /**
+   * Regions nearest first, the preferred one first if it answered; unreachable and unmeasured
+   * ones last, in their given order.
+   */
   ranked (): RegionEndpoint[] {
     const key = (r: RegionEndpoint): number => this.rtt.get(r.name) ?? Number.POSITIVE_INFINITY
-    return [...this.regions].sort((a, b) => key(a) - key(b))
+    const byRtt = [...this.regions].sort((a, b) => key(a) - key(b))
+    const preferred = this.reachablePreferred()
+    return preferred === null ? byRtt : [preferred, ...byRtt.filter(r => r !== preferred)]
   }
 
   /**
@@ -65,6 +77,12 @@ export class RegionPicker {
    * `current` for enough measurements in a row (then the streak starts over).
    */
   failbackFrom (current: string): RegionEndpoint | null {
+    const preferred = this.reachablePreferred()
+    if (preferred !== null) {
+      // An explicit choice needs no hysteresis: go back as soon as it answers again.
+      this.better.clear()
+      return preferred.name === current ? null : preferred
+    }
     const now = this.rtt.get(current) ?? Number.POSITIVE_INFINITY
     let choice: RegionEndpoint | null = null
     for (const region of this.ranked()) {
@@ -77,5 +95,10 @@ export class RegionPicker {
     }
     if (choice !== null) this.better.clear()
     return choice
+  }
+
+  private reachablePreferred (): RegionEndpoint | null {
+    if (this.preferred === null || this.rtt.get(this.preferred) == null) return null
+    return this.regions.find(r => r.name === this.preferred) ?? null
   }
 }

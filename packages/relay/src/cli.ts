@@ -6,7 +6,7 @@ import { ConfigError, type ConfigOverrides, dataDirOf, loadRelayConfig } from '.
 import { stderrLogger, type LogLevel } from './logger.js'
 import { Relay } from './relay.js'
 import { LocalCluster } from './local-cluster.js'
-import { DEFAULT_ONE_WAY_MS, oneWayDelayMs, parseLatency } from './latency-table.js'
+import { DEFAULT_ONE_WAY_MS, parseLatency } from './latency-table.js'
 
 export const HELP = `georelay — multi-region, active-active sync for Yjs documents
 
@@ -192,14 +192,7 @@ const runCluster = async (args: string[]): Promise<number> => {
     process.stderr.write(`georelay: the cluster could not start (${(err as Error).message})${hint}\n`)
     return 1
   }
-  const lines = [`georelay cluster: ${regions.length} regions (store: ${v.store}${v.store === 'sqlite' ? ` in ${v.data}` : ''})`]
-  for (const { region, url } of cluster.regions) lines.push(`  ${region.padEnd(14)} ${url}`)
-  for (let i = 0; i < regions.length; i++) {
-    for (let j = i + 1; j < regions.length; j++) {
-      const [a, b] = [regions[i] as string, regions[j] as string]
-      lines.push(`  ${`${a} <-> ${b}`.padEnd(30)} ${oneWayDelayMs(a, b, latency)} ms one way`)
-    }
-  }
+  const lines = [`georelay cluster: ${regions.length} regions (store: ${v.store}${v.store === 'sqlite' ? ` in ${v.data}` : ''})`, ...cluster.describe()]
   lines.push('Stop with Ctrl-C.')
   process.stdout.write(lines.join('\n') + '\n')
   return untilSignal('cluster shutdown', () => cluster.close())

@@ -1,0 +1,107 @@
+/**
+ * The demo: a three-region LocalCluster in this process, and on one HTTP port the page (bundled
+ * by esbuild at start), its stylesheet and the control API. Everything listens on 127.0.0.1.
+ */
+import { readFile } from 'node:fs/promises'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { fileURLToPath } from 'node:url'
+import { LocalCluster, type Logger } from '@georelay/relay'
+import { ControlApi } from './control-api.js'
+
+export interface DemoOptions {
+  regions: string[]
+  /** The page's port (0: any free one). */
+  port: number
+  /** The first relay's port, the others follow (0: any free ones). */
+  basePort: number
+  /** Each region's store lives in `<dataDir>/<region>`. */
+  dataDir: string
+  store: 'sqlite' | 'memory'
+  /** One-way delay overrides, keyed `a:b` with the names sorted. */
+  latency?: Record<string, number>
+  logger?: Logger
+}
+
+export interface DemoServer {
+  /** `http://127.0.0.1:PORT/`. */
+  readonly url: string
+  readonly cluster: LocalCluster
+  close(): Promise<void>
+}
+
+const HOST = '127.0.0.1'
+/** The package's root: the same two levels up from src/server (tests) and dist/server (the bin). */
+const packageFile = (file: string): string => fileURLToPath(new URL(`../../${file}`, import.meta.url))
+
+/** The page's script: the SDK, CodeMirror and the binding in one ES module, as an app would ship them. */
+const bundlePage = async (): Promise<string> => {
+  const esbuild = await import('esbuild')
+  const result = await esbuild.build({
+    entryPoints: [packageFile('src/web/main.ts')],
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    target: 'es2022',
+    minify: true,
+    write: false,
+    logLevel: 'silent',
+  })
+  const output = result.outputFiles[0]
+  if (output === undefined) throw new Error('bundling the demo page produced no output')
+  return output.text
+}
+
+export const startDemoServer = async (options: DemoOptions): Promise<DemoServer> => {
+  const [script, html, css] = await Promise.all([bundlePage(), readFile(packageFile('web/index.html'), 'utf8'), readFile(packageFile('web/style.css'), 'utf8')])
+  const files = new Map<string, { type: string, body: string }>([
+    ['/', { type: 'text/html; charset=utf-8', body: html }],
+    ['/app.js', { type: 'text/javascript; charset=utf-8', body: script }],
+    ['/style.css', { type: 'text/css; charset=utf-8', body: css }],
+  ])
+  const cluster = await LocalCluster.start({
+    regions: options.regions,
+    basePort: options.basePort,
+    host: HOST,
+    dataDir: options.dataDir,
+    store: options.store,
+    ...(options.latency === undefined ? {} : { latency: options.latency }),
+    ...(options.logger === undefined ? {} : { logger: options.logger }),
+  })
+  const api = new ControlApi(cluster)
+  const server = createServer((req, res) => {
+    const path = new URL(req.url ?? '/', `http://${HOST}`).pathname
+    if (api.handle(req, res, path)) return
+    const file = files.get(path)
+    if (file === undefined || (req.method !== 'GET' && req.method !== 'HEAD')) {
+      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end(`no ${path} here: the demo is at /\n`)
+      return
+    }
+    res.writeHead(200, { 'content-type': file.type, 'cache-control': 'no-store' }).end(file.body)
+  })
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(options.port, HOST, () => {
+        server.off('error', reject)
+        resolve()
+      })
+    })
+  } catch (err) {
+    await cluster.close()
+    throw err
+  }
+  const { port } = server.address() as AddressInfo
+  let closing: Promise<void> | undefined
+  return {
+    url: `http://${HOST}:${port}/`,
+    cluster,
+    close: () => closing ??= (async () => {
+      api.close()
+      // Browsers keep idle keep-alive sockets open, which would hold close() forever.
+      server.closeAllConnections()
+      await new Promise<void>(resolve => server.close(() => resolve()))
+      await cluster.close()
+    })(),
+  }
+}
