@@ -64,6 +64,8 @@ export interface GeoClientOptions {
 
 /** Close code of a relay that sends the client elsewhere; the reason reads `REGION URL`. */
 const MOVED = 4307
+/** A redirect back to a region that redirected this client within this long is a loop. */
+const REDIRECT_LOOP_MS = 10_000
 
 const movedTo = (reason: string): RegionEndpoint | null => {
   const match = /([a-z0-9][a-z0-9-]*)\s+(wss?:\/\/\S+)/.exec(reason)
@@ -94,8 +96,14 @@ export class GeoClient extends ObservableV2<GeoClientEvents> {
   private nonce = 0
   private readonly options: Required<Pick<GeoClientOptions, 'heartbeatMs' | 'heartbeatTimeoutMs' | 'probeIntervalMs' | 'failoverJitterMs'>> & { backoff: { baseMs: number, maxMs: number } }
 
+  /** The token sent when connecting (`setToken` replaces it). */
+  private token: string | undefined
+  /** When each region last redirected this client away, to tell a redirect loop. */
+  private readonly redirectedAway = new Map<string, number>()
+
   constructor (private readonly init: GeoClientOptions) {
     super()
+    this.token = init.token
     if ((init.regions === undefined || init.regions.length === 0) && init.discoveryUrl === undefined) {
       throw new Error('GeoClient needs `regions` ([{ name, url }]) or a `discoveryUrl`')
     }
@@ -184,7 +192,7 @@ export class GeoClient extends ObservableV2<GeoClientEvents> {
 
   /** Opens a socket to `region`; `next` runs if it fails before the welcome. */
   private dial (region: RegionEndpoint, reason: RegionChangeReason, next: () => void): void {
-    const url = `${region.url.replace(/\/+$/, '')}/v1/mux${this.init.token === undefined ? '' : `?token=${encodeURIComponent(this.init.token)}`}`
+    const url = `${region.url.replace(/\/+$/, '')}/v1/mux${this.token === undefined ? '' : `?token=${encodeURIComponent(this.token)}`}`
     let socket: SocketLike
     try {
       socket = new this.WebSocketImpl(url)
@@ -249,8 +257,22 @@ export class GeoClient extends ObservableV2<GeoClientEvents> {
   private handle (message: MuxMessage): void {
     switch (message.type) {
       case 'pong': return
-      case 'redirect':
+      case 'redirect': {
+        // Sent back to a region that just sent us away: this document and another open one
+        // live in different regions, and one socket cannot serve both.
+        const now = Date.now()
+        const sentAwayAt = this.redirectedAway.get(message.region)
+        if (sentAwayAt !== undefined && now - sentAwayAt < REDIRECT_LOOP_MS) {
+          return this.byId.get(message.docId)?.receive({
+            type: 'error',
+            docId: message.docId,
+            code: MOVED,
+            reason: `it lives in ${message.region}, but this client's other documents keep it in ${this.region ?? 'another region'}; open it with a second GeoClient`,
+          })
+        }
+        if (this.region !== null) this.redirectedAway.set(this.region, now)
         return this.redirect({ name: message.region, url: message.url }, this.socket)
+      }
       default:
         if ('docId' in message) this.byId.get(message.docId)?.receive(message)
     }
@@ -269,6 +291,16 @@ export class GeoClient extends ObservableV2<GeoClientEvents> {
       this.emit('warning', [`redirected to ${known.name}, which did not answer; trying the others`])
       this.connectFrom(this.picker.ranked(), null, 'failover')
     })
+  }
+
+  /**
+   * Replaces the token: sent at once on the socket in use (documents stay open; those the new
+   * token allows again are reopened) and used for every later connection.
+   */
+  setToken (token: string): void {
+    this.token = token
+    this.send({ type: 'auth', token })
+    for (const session of this.sessions.values()) session.tokenChanged()
   }
 
   private send (message: MuxMessage): void {

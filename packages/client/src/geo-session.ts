@@ -17,7 +17,12 @@ export interface SessionEvents {
   status: (status: SessionStatus) => void
   /** A write was acknowledged at a level. */
   ack: (writeId: number, level: AckLevel) => void
-  /** The relay refused this document (the session stays open and retries on the next connection). */
+  /**
+   * The relay refused this document or a write. 4403 (the token does not allow it, or allows
+   * reading only), 4413 (the document is at its size limit) and 4307 (it lives in a region
+   * this client cannot move to, see GeoClient) are not retried: the session waits for a new
+   * token (`client.setToken`). Others are retried after a growing pause.
+   */
   error: (error: Error & { code: number }) => void
 }
 
@@ -31,6 +36,11 @@ export interface SessionOptions {
 export type Outbox = (message: MuxMessage) => void
 
 const REMOTE = Symbol('georelay-remote')
+/** Refusals a retry cannot fix (see the error event). */
+const FORBIDDEN = 4403
+const TOO_LARGE = 4413
+/** A redirect the client cannot follow (see GeoClient's redirect loop). */
+const MOVED = 4307
 
 export class GeoSession extends ObservableV2<SessionEvents> {
   readonly awareness: awarenessProtocol.Awareness
@@ -53,6 +63,8 @@ export class GeoSession extends ObservableV2<SessionEvents> {
   private lastKept: Promise<void> = Promise.resolve()
   private retry: ReturnType<typeof setTimeout> | null = null
   private retries = 0
+  /** The relay refused with a code that a retry cannot fix; set until a new token arrives. */
+  private refused = false
   private restored = false
   /** Local edits made before the restore finished. */
   private readonly early: Uint8Array[] = []
@@ -137,6 +149,13 @@ export class GeoSession extends ObservableV2<SessionEvents> {
     for (const [writeId, update] of this.pending) outbox({ type: 'write', docId: this.docId, writeId, update })
   }
 
+  /** The client has a new token: a document it refused may be allowed now. */
+  tokenChanged (): void {
+    if (!this.refused) return
+    this.refused = false
+    if (this.outbox !== null && !this.closed) void this.attach(this.outbox)
+  }
+
   /** The relay is gone; edits go on locally and wait. */
   detach (): void {
     this.outbox = null
@@ -156,7 +175,8 @@ export class GeoSession extends ObservableV2<SessionEvents> {
       case 'error': {
         const error = Object.assign(new Error(`the relay refused document "${this.name}": ${message.reason} (${message.code})`), { code: message.code })
         this.emit('error', [error])
-        this.retryLater()
+        if (message.code === FORBIDDEN || message.code === TOO_LARGE || message.code === MOVED) this.refused = true
+        else this.retryLater()
         return
       }
       default:

@@ -45,6 +45,8 @@ interface OpenDoc {
 
 export class MuxConnection {
   private readonly docs = new Map<number, OpenDoc>()
+  /** Documents just sent elsewhere: what the client sent for them before it knew is dropped. */
+  private readonly moved = new Set<number>()
   private closed = false
   /** Closed for a limit: what still arrives is ignored. */
   private cut = false
@@ -113,14 +115,18 @@ export class MuxConnection {
   private handle (message: MuxMessage): void {
     switch (message.type) {
       case 'open': return this.open(message.docId, message.docName, message.ack)
-      case 'close': return this.closeDoc(message.docId)
+      case 'close':
+        this.moved.delete(message.docId)
+        return this.closeDoc(message.docId)
       case 'sync': {
+        if (this.moved.has(message.docId)) return
         const doc = this.docOf(message.docId)
         const messages = decodeFrame(message.payload)
         validateMessages(messages)
         return doc.session.receive(messages)
       }
       case 'write': {
+        if (this.moved.has(message.docId)) return
         const doc = this.docOf(message.docId)
         validateUpdate(message.update)
         const { docId, writeId } = message
@@ -152,6 +158,7 @@ export class MuxConnection {
   private open (docId: number, docName: string, ack: AckLevel): void {
     // Opening an open document starts it over (a client re-attaching after an error).
     if (this.docs.has(docId)) this.closeDoc(docId)
+    this.moved.delete(docId)
     const target = parseRequestPath('/' + encodeURIComponent(docName))
     if (target.kind !== 'doc') {
       return this.send({ type: 'error', docId, code: CloseCode.MalformedMessage, reason: target.kind === 'invalid' ? target.reason : `"${docName}" is a reserved name` })
@@ -172,6 +179,7 @@ export class MuxConnection {
       fail: err => this.failDoc(docId, err),
       redirect: (region, url) => {
         moved = true
+        this.moved.add(docId)
         if (doc !== undefined && this.docs.get(docId) === doc) this.closeDoc(docId)
         this.send({ type: 'redirect', docId, region, url })
       },
