@@ -32,6 +32,9 @@ georelay relay
   --peer REGION=URL    a peer region's relay; repeat per peer     GEORELAY_PEERS (comma-separated)
   --mesh-secret SECRET shared secret of the relays of one mesh    GEORELAY_MESH_SECRET
                        (required with --peer; the same on every relay)
+  --anonymous ACCESS   what clients without a token may do:       GEORELAY_ANONYMOUS
+                       none, ro or rw (auth.anonymous; tokens need
+                       auth.jwtSecret or auth.jwksFile in --config)
   --log-level LEVEL    debug, info (default), warn or error       GEORELAY_LOG_LEVEL
                        GEORELAY_CONFIG names a configuration file like --config.
 
@@ -96,6 +99,7 @@ const runRelay = async (args: string[]): Promise<number> => {
         'public-url': { type: 'string' },
         peer: { type: 'string', multiple: true },
         'mesh-secret': { type: 'string' },
+        anonymous: { type: 'string' },
         'log-level': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },

@@ -162,6 +162,7 @@ export interface ConfigOverrides {
   store?: string
   'public-url'?: string
   'mesh-secret'?: string
+  anonymous?: string
   peer?: string[]
 }
 
@@ -185,6 +186,7 @@ export const applyOverrides = (base: Record<string, unknown>, o: ConfigOverrides
   if (o.store !== undefined) out.store = o.store
   if (o['public-url'] !== undefined) out.publicUrl = o['public-url']
   if (o['mesh-secret'] !== undefined) out.meshSecret = o['mesh-secret']
+  if (o.anonymous !== undefined) out.auth = { ...(typeof base.auth === 'object' && base.auth !== null ? base.auth as Record<string, unknown> : {}), anonymous: o.anonymous }
   if (o.peer !== undefined && o.peer.length > 0) out.peers = o.peer.map(parsePeer)
   return out
 }
@@ -202,6 +204,7 @@ export const overridesFromEnv = (env: NodeJS.ProcessEnv): ConfigOverrides => {
   take('store', 'GEORELAY_STORE')
   take('public-url', 'GEORELAY_PUBLIC_URL')
   take('mesh-secret', 'GEORELAY_MESH_SECRET')
+  take('anonymous', 'GEORELAY_ANONYMOUS')
   if (env.GEORELAY_PEERS) o.peer = env.GEORELAY_PEERS.split(',').map(s => s.trim()).filter(Boolean)
   return o
 }

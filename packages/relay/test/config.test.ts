@@ -238,6 +238,13 @@ describe('overrides from flags and the environment', () => {
     expect(JSON.stringify(base)).toBe(frozen)
   })
 
+  it('--anonymous and GEORELAY_ANONYMOUS set auth.anonymous and keep the file\'s keys', () => {
+    const base = { region: 'a', auth: { jwtSecret: 'x'.repeat(32), anonymous: 'none' } }
+    expect(applyOverrides(base, { anonymous: 'ro' })).toEqual({ region: 'a', auth: { jwtSecret: 'x'.repeat(32), anonymous: 'ro' } })
+    expect(overridesFromEnv({ GEORELAY_ANONYMOUS: 'rw' })).toEqual({ anonymous: 'rw' })
+    expect(problemAt(() => parseRelayConfig(applyOverrides({ region: 'a' }, { anonymous: 'yes' })), 'auth.anonymous').message).toMatch(/'none' \| 'ro' \| 'rw'/)
+  })
+
   it('keeps a non-numeric port as text, so the schema reports it at listen.port', () => {
     expect(applyOverrides({}, { port: 'abc' })).toEqual({ listen: { port: 'abc' } })
     expect(problemAt(() => loadRelayConfig({ flags: { region: 'x', port: 'abc' }, env: {} }), 'listen.port').message).toMatch(/expected number/i)
