@@ -71,6 +71,8 @@ export class Placement extends EventEmitter<PlacementEvents> {
     private readonly onAgreement: (peer: string, agreement: Agreement) => void = () => {},
   ) {
     super()
+    // Every client session of the relay listens for role changes.
+    this.setMaxListeners(0)
     this.policies = compilePolicies(rules, regions)
     this.canonical = canonicalRules(rules)
     this.digest = digestOf(this.canonical)
