@@ -47,8 +47,8 @@ export interface SessionTransport {
 export interface SessionPlacement {
   route(docName: string): Route
   urlOf(region: string): string
-  /** Calls back whenever active-passive writers change; returns the unsubscribe. */
-  onRoles(listener: () => void): () => void
+  /** Calls back when the writer of the document's namespace changes (active-passive only); returns the unsubscribe. */
+  onRoles(docName: string, listener: () => void): () => void
 }
 
 /** For relays and tests without namespaces: every document is served and written here. */
@@ -77,7 +77,7 @@ export class DocSession implements DocClient {
     private readonly placement: SessionPlacement = everywhere,
   ) {
     if (!this.follow(placement.route(docName))) return
-    this.unwatch = placement.onRoles(() => { if (!this.closed) this.follow(placement.route(docName)) })
+    this.unwatch = placement.onRoles(docName, () => { if (!this.closed) this.follow(placement.route(docName)) })
     this.open().catch(err => transport.fail(err))
   }
 

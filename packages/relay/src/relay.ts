@@ -88,7 +88,9 @@ export class Relay {
     this.sessionPlacement = {
       route: docName => this.placement.route(docName),
       urlOf: region => this.endpoints().find(e => e.name === region)?.url ?? '',
-      onRoles: listener => {
+      onRoles: (docName, listener) => {
+        // Only active-passive documents change writers; the others need no listener.
+        if (this.placement.resolve(docName).mode !== 'active-passive') return () => {}
         this.placement.on('roles', listener)
         return () => this.placement.off('roles', listener)
       },
