@@ -16,10 +16,30 @@ export const isEmptyUpdate = (update: Uint8Array): boolean =>
  * be their own buffer (not a view into a bigger one): Yjs readers do not stop at a view's end.
  */
 export const validateUpdate = (update: Uint8Array): void => {
+  let decoded: ReturnType<typeof Y.decodeUpdate>
   try {
-    Y.decodeUpdate(update)
+    decoded = Y.decodeUpdate(update)
   } catch (err) {
     throw new ProtocolError('ERR_INVALID_UPDATE', `not a valid Yjs update (${(err as Error).message || 'decoding failed'})`)
+  }
+  // What follows decodes but makes Y.applyUpdate throw; merging keeps it, so once stored it
+  // would break every client that syncs the document. The relay itself never applies updates.
+  for (const struct of decoded.structs) {
+    if (!(struct instanceof Y.Item)) continue
+    const { client, clock } = struct.id
+    // A client's items can only refer to its own earlier items (Yjs checks other clients'
+    // references for missing dependencies, but assumes this and crashes without it).
+    for (const [what, ref] of [['origin', struct.origin], ['right origin', struct.rightOrigin], ['parent', struct.parent]] as const) {
+      if (ref instanceof Y.ID && ref.client === client && ref.clock >= clock) {
+        throw new ProtocolError('ERR_INVALID_UPDATE', `not a valid Yjs update (item ${client}:${clock} has its ${what} at ${ref.client}:${ref.clock}, not before it)`)
+      }
+    }
+  }
+  // An empty delete range past the receiver's state makes Yjs throw when it keeps it pending.
+  for (const [client, ranges] of decoded.ds.clients) {
+    for (const range of ranges) {
+      if (!(range.len > 0)) throw new ProtocolError('ERR_INVALID_UPDATE', `not a valid Yjs update (an empty delete range of client ${client} at clock ${range.clock})`)
+    }
   }
 }
 
