@@ -4,8 +4,9 @@
  */
 import type WebSocket from 'ws'
 import {
-  CloseCode, PEER_PROTOCOL_VERSION, type PeerMessage, closeReason, decodePeerMessage, encodePeerMessage, stateVectorOf,
+  CloseCode, PEER_PROTOCOL_VERSION, type PeerMessage, ProtocolError, closeReason, decodePeerMessage, encodePeerMessage, stateVectorOf,
 } from '@georelay/core'
+import { checkPeerMessage } from './peer-message-checks.js'
 import type { Mesh } from './mesh.js'
 
 /** The state vector of a document with nothing in it. */
@@ -18,12 +19,14 @@ export class PeerInbound {
   private failed = false
 
   constructor (private readonly mesh: Mesh, readonly ws: WebSocket, readonly region: string) {
-    ws.on('message', (data: Buffer) => {
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
       this.lastHeard = Date.now()
       mesh.metrics.peerBytesIn.inc({ peer: region }, data.length)
       let message: PeerMessage
       try {
+        if (!isBinary) throw new ProtocolError('ERR_TEXT_FRAME', 'text frames are not part of the peer protocol')
         message = decodePeerMessage(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
+        checkPeerMessage(message)
       } catch (err) {
         return this.close(CloseCode.MalformedMessage, (err as Error).message)
       }

@@ -10,6 +10,7 @@ import {
   decodePeerMessage, diffUpdate, encodePeerMessage, isEmptyUpdate, mergeUpdates,
 } from '@georelay/core'
 import type { Mesh } from './mesh.js'
+import { checkPeerMessage } from './peer-message-checks.js'
 
 /** Unacknowledged batches in flight per link. */
 const WINDOW = 64
@@ -126,12 +127,14 @@ export class PeerLink {
     })
     this.ws = ws
     this.lastHeard = Date.now()
-    ws.on('message', (data: Buffer) => {
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
       this.lastHeard = Date.now()
       this.mesh.metrics.peerBytesIn.inc({ peer: this.region }, data.length)
       let message: PeerMessage
       try {
+        if (!isBinary) throw new Error('a text frame, which is not part of the peer protocol')
         message = decodePeerMessage(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
+        checkPeerMessage(message)
       } catch (err) {
         return this.drop(`malformed message from the peer: ${(err as Error).message}`, CloseCode.MalformedMessage)
       }

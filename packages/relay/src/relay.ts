@@ -26,19 +26,25 @@ import { type Logger, stderrLogger } from './logger.js'
 import { createRelayMetrics, type RelayMetrics } from './metrics.js'
 
 /**
- * ws closes an over-long message with 1009 on its own; georelay's contract is 4413 with a
- * reason (DESIGN 4.5). ws lets a server choose its socket class, so the mapping lives here.
+ * ws closes an over-long message with 1009 and a text frame that is not UTF-8 with 1007 on its
+ * own; georelay's contract is 4413 and 4400 with a reason (DESIGN 4.5). ws lets a server choose
+ * its socket class, so the mapping lives here.
  */
 class RelaySocket extends WebSocket {
   static maxMessageBytes = 0
   override close (code?: number, data?: string | Buffer): void {
     if (code === 1009) return super.close(CloseCode.MessageTooLarge, `message too large: the limit is ${(this.constructor as typeof RelaySocket).maxMessageBytes} bytes`)
+    // ws's own answer to a text frame that is not UTF-8; no text frame is part of the protocol.
+    if (code === 1007) return super.close(CloseCode.MalformedMessage, 'text frames are not part of the protocol: send binary frames')
     super.close(code, data)
   }
 }
 
 const socketClassFor = (maxMessageBytes: number): typeof WebSocket =>
   class extends RelaySocket { static override maxMessageBytes = maxMessageBytes }
+
+/** Peer batches are capped at 512 KiB of updates; this leaves room for a large catch-up. */
+const PEER_MAX_PAYLOAD = 64 * 1024 * 1024
 
 /** How long a drain waits for clients to finish the close handshake. */
 const DRAIN_GRACE_MS = 2000
@@ -131,7 +137,12 @@ export class Relay {
     })
     // Peer links compress (zlib, context kept across messages): Yjs updates repeat client ids
     // and document names, and update-level merging alone barely shrinks keystroke runs.
-    const peerWss = new WebSocketServer({ noServer: true, perMessageDeflate: config.replication.compress ? PEER_DEFLATE : false, maxPayload: 64 * 1024 * 1024 })
+    const peerWss = new WebSocketServer({
+      noServer: true,
+      perMessageDeflate: config.replication.compress ? PEER_DEFLATE : false,
+      maxPayload: PEER_MAX_PAYLOAD,
+      WebSocket: socketClassFor(PEER_MAX_PAYLOAD),
+    })
     // A relay without peers has no replication lag to report, so it keeps no write times.
     const log = await ReplicationLog.open(config.region, docStore, { trackLag: config.peers.length > 0 })
     const relay = new Relay(config, docStore, log, logger, server, wss, peerWss)

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// Usage: npm run fuzz -- [--seconds N] [--frames N] [--seed S] [--known-issues] [--concurrency N]
+// Usage: npm run fuzz -- [--seconds N] [--frames N] [--seed S] [--concurrency N]
 // Fuzzes a fresh relay's three endpoints (--frames is per endpoint) and prints the summary;
-// exits 1 if any check failed. --known-issues also sends inputs of known, unfixed relay bugs.
+// exits 1 if any check failed.
 // Build first (npm run build): this runs the compiled testkit.
 import { parseArgs } from 'node:util'
 import { formatFuzzSummary, fuzzRelay } from '../dist/fuzz-relay.js'
@@ -11,18 +11,16 @@ const { values } = parseArgs({
     seconds: { type: 'string' },
     frames: { type: 'string' },
     seed: { type: 'string', default: String(Date.now() % 1_000_000) },
-    'known-issues': { type: 'boolean', default: false },
     concurrency: { type: 'string', default: '2' },
   },
 })
 const seconds = values.seconds === undefined ? (values.frames === undefined ? 60 : undefined) : Number(values.seconds)
 const frames = values.frames === undefined ? undefined : Number(values.frames)
-console.log(`fuzzing a relay: seed ${values.seed}, ${seconds === undefined ? '' : `${seconds} s`}${seconds !== undefined && frames !== undefined ? ' or ' : ''}${frames === undefined ? '' : `${frames} frames`}${values['known-issues'] ? ', known issues included' : ''}`)
+console.log(`fuzzing a relay: seed ${values.seed}, ${seconds === undefined ? '' : `${seconds} s`}${seconds !== undefined && frames !== undefined ? ' or ' : ''}${frames === undefined ? '' : `${frames} frames`}`)
 const summary = await fuzzRelay({
   seed: Number(values.seed),
   seconds,
   frames,
-  knownIssues: values['known-issues'],
   concurrency: Number(values.concurrency),
   onProgress: s => process.stderr.isTTY && process.stderr.write(`\r  ${s.seconds.toFixed(0)} s, ${s.framesTried} frames…`),
 })

@@ -42,11 +42,6 @@ export interface FuzzRelayOptions {
   frames?: number
   /** The relay's limits.maxMessageBytes; oversize frames are a little over it. */
   maxMessageBytes?: number
-  /**
-   * Also send inputs of relay bugs found by this fuzzer and not fixed yet (the README lists
-   * them); by default they are counted as `skipped` and not sent, so a clean run means no new bug.
-   */
-  knownIssues?: boolean
   /** How many sockets fuzz each client endpoint at once (the peer endpoint takes one). */
   concurrency?: number
   /** Called about every `checkEveryFrames` frames with the figures so far. */
@@ -75,8 +70,6 @@ export interface EndpointStats {
   /** `/v1/mux` only: sockets on which a document that got no bad message was hurt. */
   otherDocsHurt: number
   probeTimeouts: number
-  /** Inputs of known, unfixed relay bugs, not sent (see `knownIssues`). */
-  skipped: number
   /** Up to a few frames (hex) behind each kind of failure, to replay. */
   samples: Record<string, string[]>
 }
@@ -137,18 +130,18 @@ type Send =
   | { kind: 'oversize', extra: number }
 
 /** `unauthenticated`: a mux `auth` with a token this relay cannot accept (it has no key), which must close with 4401. */
-type Verdict = 'valid' | 'invalid' | 'known-issue' | 'unauthenticated'
+type Verdict = 'valid' | 'invalid' | 'unauthenticated'
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex')
 
 const invalidUtf8 = fc.tuple(fc.uint8Array({ maxLength: 8 }), fc.constantFrom([0xff], [0xc3, 0x28], [0xed, 0xa0, 0x80], [0xf8, 0x88, 0x80, 0x80, 0x80]))
   .map(([prefix, bad]) => Uint8Array.from([...prefix, ...bad]))
 
-const sendsOf = (frames: fc.Arbitrary<Uint8Array>, knownIssues: boolean): fc.Arbitrary<Send[]> => fc.array(fc.oneof(
+const sendsOf = (frames: fc.Arbitrary<Uint8Array>): fc.Arbitrary<Send[]> => fc.array(fc.oneof(
   { weight: 30, arbitrary: hostile(frames, { validWeight: 4 }).map((bytes): Send => ({ kind: 'binary', bytes })) },
   { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 16 }).map((text): Send => ({ kind: 'text', text })) },
   { weight: 1, arbitrary: fc.nat({ max: 1024 }).map((extra): Send => ({ kind: 'oversize', extra })) },
-  { weight: knownIssues ? 1 : 0, arbitrary: invalidUtf8.map((bytes): Send => ({ kind: 'text-bytes', bytes })) },
+  { weight: 1, arbitrary: invalidUtf8.map((bytes): Send => ({ kind: 'text-bytes', bytes })) },
 ), { minLength: 1, maxLength: 6 })
 
 /** Validates every payload of a y-websocket frame, as the relay must before taking any of it. */
@@ -184,11 +177,11 @@ interface EndpointDriver {
   probe(n: number, socketId: number): { frame: Uint8Array, answers: (frame: Uint8Array) => boolean }
 }
 
-const yWebsocketDriver = (knownIssues: boolean): EndpointDriver => ({
+const yWebsocketDriver = (): EndpointDriver => ({
   endpoint: 'y-websocket',
   path: '',
   headers: {},
-  scripts: sendsOf(yFrame, knownIssues),
+  scripts: sendsOf(yFrame),
   judge: send => send.kind === 'binary' ? refused(() => judgeYMessages(decodeFrame(send.bytes))) : 'invalid',
   docsOf: (_send, socketDoc) => [socketDoc],
   // An awareness state only this probe sets, then a query: the relay's answer lists it.
@@ -205,11 +198,11 @@ const yWebsocketDriver = (knownIssues: boolean): EndpointDriver => ({
   },
 })
 
-const muxDriver = (knownIssues: boolean): EndpointDriver => ({
+const muxDriver = (): EndpointDriver => ({
   endpoint: 'mux',
   path: 'v1/mux',
   headers: {},
-  scripts: sendsOf(muxFrame, knownIssues),
+  scripts: sendsOf(muxFrame),
   judge: send => {
     if (send.kind !== 'binary') return 'invalid'
     // Only a frame that is not a mux message closes the socket; a bad document payload is a
@@ -241,29 +234,27 @@ const muxDriver = (knownIssues: boolean): EndpointDriver => ({
   },
 })
 
-const peerDriver = (knownIssues: boolean): EndpointDriver => {
+const peerDriver = (): EndpointDriver => {
   const judgeBytes = (bytes: Uint8Array): Verdict => refused(() => {
     const m = decodePeerMessage(bytes)
     if (m.type === 'welcome' || m.type === 'ack' || m.type === 'sv-reply') return 'invalid' // not sent to an acceptor
-    // Known issue: the acceptor stores batch and catch-up updates without validating them, and
-    // takes an empty origin (the store's own LOCAL_ORIGIN) from a peer.
+    // The acceptor checks contents as strictly as a client's: every update must validate, and
+    // no region may be empty (the store's name for its own writes).
     const updates = m.type === 'batch' ? m.entries.map(e => e.update) : m.type === 'catch-up' ? [m.update] : []
-    const badUpdate = updates.some(u => refused(() => { validateUpdate(u); return 'valid' }) === 'invalid')
-    const emptyOrigin = m.type === 'batch' && (m.entries.some(e => e.origin === '') || Object.hasOwn(m.upTo, ''))
-    return badUpdate || emptyOrigin ? 'known-issue' : 'valid'
+    for (const update of updates) validateUpdate(update)
+    if (m.type === 'awareness') readAwarenessUpdate(m.update)
+    const regions = m.type === 'batch' ? [...m.entries.map(e => e.origin), ...Object.keys(m.upTo)]
+      : m.type === 'awareness' ? [m.origin]
+        : m.type === 'link-state' ? [m.region, ...Object.keys(m.have)] : []
+    return regions.includes('') ? 'invalid' : 'valid'
   })
   return {
     endpoint: 'peer',
     path: 'v1/peer',
     headers: { authorization: `Bearer ${MESH_SECRET}`, 'x-georelay-region': PEER_REGION },
     // The peer endpoint takes messages of up to 64 MiB: too big to send often.
-    scripts: sendsOf(peerFrame, knownIssues).map(sends => sends.filter(s => s.kind !== 'oversize')).filter(sends => sends.length > 0),
-    judge: send => {
-      if (send.kind === 'binary') return judgeBytes(send.bytes)
-      // Known issue: the acceptor decodes text frames as if they were binary.
-      if (send.kind === 'text') return judgeBytes(Buffer.from(send.text)) === 'invalid' ? 'invalid' : 'known-issue'
-      return 'invalid'
-    },
+    scripts: sendsOf(peerFrame).map(sends => sends.filter(s => s.kind !== 'oversize')).filter(sends => sends.length > 0),
+    judge: send => send.kind === 'binary' ? judgeBytes(send.bytes) : 'invalid',
     docsOf: send => {
       if (send.kind !== 'binary') return []
       try {
@@ -347,7 +338,7 @@ class FuzzSocket {
 }
 
 const emptyStats = (): EndpointStats => ({
-  sockets: 0, frames: 0, accepted: 0, closes: {}, docErrors: {}, wrongCodes: 0, acceptedInvalid: 0, refusedValid: 0, otherDocsHurt: 0, probeTimeouts: 0, skipped: 0, samples: {},
+  sockets: 0, frames: 0, accepted: 0, closes: {}, docErrors: {}, wrongCodes: 0, acceptedInvalid: 0, refusedValid: 0, otherDocsHurt: 0, probeTimeouts: 0, samples: {},
 })
 
 const count = (counts: Record<string, number>, key: string | number): void => { counts[key] = (counts[key] ?? 0) + 1 }
@@ -372,7 +363,7 @@ const KNOWN_CONTENT = 'written before the fuzzing; no fuzz frame may change it'
 
 /** Runs the fuzzer against a fresh relay with a SQLite store in a temporary directory. */
 export const fuzzRelay = async (options: FuzzRelayOptions): Promise<FuzzSummary> => {
-  const { seed = 1, seconds, frames, maxMessageBytes = 64 * 1024, knownIssues = false, concurrency = 2, checkEveryFrames = 200 } = options
+  const { seed = 1, seconds, frames, maxMessageBytes = 64 * 1024, concurrency = 2, checkEveryFrames = 200 } = options
   if (seconds === undefined && frames === undefined) throw new Error('fuzzRelay needs a budget: seconds or frames')
   const started = Date.now()
   const deadline = seconds === undefined ? Infinity : started + seconds * 1000
@@ -495,10 +486,6 @@ export const fuzzRelay = async (options: FuzzRelayOptions): Promise<FuzzSummary>
       for (const send of sends) {
         if (!budgetLeft(driver.endpoint)) break
         const verdict = driver.judge(send)
-        if (verdict === 'known-issue' && !knownIssues) {
-          stats.skipped++
-          continue
-        }
         socket.send(send, maxMessageBytes)
         stats.frames++
         summary.framesTried++
@@ -552,10 +539,10 @@ export const fuzzRelay = async (options: FuzzRelayOptions): Promise<FuzzSummary>
     }
 
     const workers = [
-      ...Array.from({ length: concurrency }, (_, i) => worker(yWebsocketDriver(knownIssues), i)),
-      ...Array.from({ length: concurrency }, (_, i) => worker(muxDriver(knownIssues), i)),
+      ...Array.from({ length: concurrency }, (_, i) => worker(yWebsocketDriver(), i)),
+      ...Array.from({ length: concurrency }, (_, i) => worker(muxDriver(), i)),
       // One at a time: a new link from a region replaces the previous one.
-      worker(peerDriver(knownIssues), 0),
+      worker(peerDriver(), 0),
     ]
     const monitoring = monitor()
     try {
@@ -613,7 +600,7 @@ export const formatFuzzSummary = (s: FuzzSummary): string => {
     const codes = (counts: Record<string, number>): string => Object.entries(counts).map(([code, n]) => `${code}×${n}`).join(' ') || 'none'
     lines.push(`  ${endpoint.padEnd(11)} ${e.frames} frames on ${e.sockets} sockets; accepted ${e.accepted}; closes ${codes(e.closes)}` +
       (endpoint === 'mux' ? `; document errors ${codes(e.docErrors)}; other documents hurt ${e.otherDocsHurt}` : '') +
-      `; wrong codes ${e.wrongCodes}; accepted invalid ${e.acceptedInvalid}; refused valid ${e.refusedValid}; probe timeouts ${e.probeTimeouts}; skipped (known issues) ${e.skipped}`)
+      `; wrong codes ${e.wrongCodes}; accepted invalid ${e.acceptedInvalid}; refused valid ${e.refusedValid}; probe timeouts ${e.probeTimeouts}`)
     for (const [what, frames] of Object.entries(e.samples)) lines.push(`    ${what}: ${frames.join(' | ')}`)
   }
   lines.push(`  crashes ${s.crashes}; health checks ${s.healthChecks} (failed ${s.healthFailures}); live writes ${s.liveWrites} (late ${s.syncFailures}, lost ${s.lost}); ` +

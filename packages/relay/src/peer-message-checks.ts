@@ -1,0 +1,46 @@
+/**
+ * What a peer sends is checked as strictly as what a client sends: the codec checks the
+ * framing, this checks the contents, before anything is stored or acknowledged. A peer holds
+ * the mesh secret, but a bug or a version skew in it must not break a document here (an update
+ * that decodes but cannot be applied would break it for every client that syncs it).
+ */
+import { type Marks, type PeerMessage, ProtocolError, readAwarenessUpdate, validateStateVector, validateUpdate } from '@georelay/core'
+
+const checkRegion = (region: string, what: string): void => {
+  // '' is how the store names this region's own writes: a peer must never claim it.
+  if (region === '') throw new ProtocolError('ERR_UNEXPECTED_MESSAGE', `${what} is an empty region name`)
+}
+
+const checkMarks = (marks: Marks, what: string): void => {
+  for (const origin of Object.keys(marks)) checkRegion(origin, `a region of ${what}`)
+}
+
+/** Throws a ProtocolError (4400) when a decoded peer message holds what must not be stored. */
+export const checkPeerMessage = (message: PeerMessage): void => {
+  switch (message.type) {
+    case 'batch':
+      for (const entry of message.entries) {
+        checkRegion(entry.origin, 'an entry\'s origin')
+        validateUpdate(entry.update)
+      }
+      return checkMarks(message.upTo, 'upTo')
+    case 'catch-up':
+      return validateUpdate(message.update)
+    case 'awareness':
+      checkRegion(message.origin, 'the awareness origin')
+      readAwarenessUpdate(message.update)
+      return
+    case 'link-state':
+      checkRegion(message.region, 'the link-state region')
+      return checkMarks(message.have, 'have')
+    case 'welcome':
+    case 'ack':
+      return checkMarks(message.have, 'have')
+    case 'sv-reply':
+      for (const doc of message.docs) validateStateVector(doc.stateVector)
+      return
+    case 'sv-request':
+    case 'policy':
+      return
+  }
+}
