@@ -22,7 +22,9 @@ describe('500 clients whose relay dies', () => {
     const movedAt: number[] = []
     for (let i = 0; i < CLIENTS; i++) {
       // Fixed round trips (no probing): every client prefers a, as clients near one region would.
-      const client = new GeoClient({ regions, probeIntervalMs: 0, fetch: async url => ({ ok: true, text: async () => (url.includes(new URL(regions[0]?.url ?? '').host) ? '' : await slow()) }) })
+      // A generous welcome/heartbeat timeout: 500 sockets opening at once on a busy machine must
+      // not count as a dead relay (the kill below closes the sockets, which needs no timeout).
+      const client = new GeoClient({ regions, probeIntervalMs: 0, heartbeatTimeoutMs: 10_000, fetch: async url => ({ ok: true, text: async () => (url.includes(new URL(regions[0]?.url ?? '').host) ? '' : await slow()) }) })
       clients.push(client)
       client.on('region', change => { if (change.reason === 'failover') movedAt[i] = performance.now() })
       sessions.push(client.open(`wave/${i % DOCS}`, new Y.Doc()))
