@@ -95,6 +95,8 @@ export class LocalCluster {
           store: options.store,
           peers: peersOf.get(region),
           meshSecret,
+          // A cluster on one machine is for trying things out: anyone on it may read and write.
+          auth: { anonymous: 'rw' },
         }, `cluster region ${region}`)
         const relay = await Relay.start({ config, logger })
         // With port 0 a relay binds any port; a restart must find it at the same one.

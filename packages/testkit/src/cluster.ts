@@ -28,6 +28,8 @@ export interface ClusterOptions {
   /** Extra configuration of one region, over `config` (to give relays different rules). */
   configFor?: (region: string) => Partial<RelayConfigInput>
   wan?: WanSimulatorOptions
+  /** Process mode: how long a relay process may take to report listening (default 15 s). */
+  startTimeoutMs?: number
   /** In-process relays' logger: one for all, or one per region. */
   logger?: Logger | ((region: string) => Logger)
 }
@@ -97,6 +99,8 @@ export class TestCluster {
     return {
       ...config,
       ...this.options.configFor?.(region),
+      // Tests of everything but authentication connect without tokens.
+      auth: { anonymous: 'rw', ...config.auth, ...this.options.configFor?.(region).auth },
       region,
       listen: { host: '127.0.0.1', port: this.get(region).port },
       peers: this.peerUrls.get(region) ?? [],
@@ -126,7 +130,7 @@ export class TestCluster {
     if (this.options.mode === 'process') {
       const file = path.join(this.dataDir, `${region}.json`)
       fs.writeFileSync(file, JSON.stringify({ ...this.config(region), store: 'sqlite' }))
-      entry.process = await startRelayProcess({ args: ['--config', file] })
+      entry.process = await startRelayProcess({ args: ['--config', file], ...(this.options.startTimeoutMs === undefined ? {} : { timeoutMs: this.options.startTimeoutMs }) })
       return
     }
     let store = this.stores.get(region)

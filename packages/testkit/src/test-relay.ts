@@ -13,7 +13,8 @@ export interface TestRelayOptions {
 
 export const startTestRelay = async ({ config = {}, store = new MemoryStore(), logger = silentLogger }: TestRelayOptions = {}): Promise<Relay> =>
   Relay.start({
-    config: parseRelayConfig({ region: 'test', store: 'memory', ...config, listen: { host: '127.0.0.1', port: 0, ...config.listen } }),
+    // Tests of everything but authentication connect without tokens.
+    config: parseRelayConfig({ region: 'test', store: 'memory', ...config, auth: { anonymous: 'rw', ...config.auth }, listen: { host: '127.0.0.1', port: 0, ...config.listen } }),
     store,
     logger,
   })
