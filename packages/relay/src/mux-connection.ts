@@ -50,6 +50,8 @@ export class MuxConnection {
   private closed = false
   /** Closed for a limit: what still arrives is ignored. */
   private cut = false
+  /** Bound once: looking labels up on every frame is a measurable share of fan-out. */
+  private readonly bytesOut: { inc(value: number): void }
   private grants: Grants | null
   private expiry: NodeJS.Timeout | null = null
   /** Messages that came after an `auth` whose token is still being checked: they run under it. */
@@ -57,6 +59,7 @@ export class MuxConnection {
 
   constructor (private readonly ws: WebSocket, private readonly ctx: MuxContext) {
     ctx.metrics.connections.inc({ endpoint: 'mux' })
+    this.bytesOut = ctx.metrics.bytesOut.labels({ target: 'client' })
     this.grants = ctx.grants ?? null
     this.armExpiry()
     ws.on('message', (data, isBinary) => this.receive(data, isBinary))
@@ -73,7 +76,7 @@ export class MuxConnection {
     if (this.ws.readyState !== this.ws.OPEN) return
     const frame = encodeMuxMessage(message)
     this.ws.send(frame)
-    this.ctx.metrics.bytesOut.inc({ target: 'client' }, frame.length)
+    this.bytesOut.inc(frame.length)
     const overrun = this.ctx.limits?.checkBuffer(this.ws)
     if (overrun != null) this.overrun(overrun.code, overrun.reason)
   }

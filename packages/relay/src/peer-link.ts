@@ -100,8 +100,11 @@ export class PeerLink {
     return true
   }
 
-  /** Wakes the pump after the batching window (or at once). */
-  schedulePump (delayMs = this.mesh.timing.batchWindowMs): void {
+  /**
+   * Wakes the pump: at once while nothing is in flight (a lone keystroke should not wait),
+   * after the batching window behind unacknowledged batches (fast typing merges while it waits).
+   */
+  schedulePump (delayMs = this.inFlight === 0 ? 0 : this.mesh.timing.batchWindowMs): void {
     if (this.status !== 'up' || this.pumpTimer !== null) return
     this.pumpTimer = setTimeout(() => {
       this.pumpTimer = null
