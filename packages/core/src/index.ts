@@ -10,7 +10,7 @@ export {
 } from './doc-store.js'
 export { CompactionScheduler } from './compaction-scheduler.js'
 export { MemoryStore, type StoreOptions } from './memory-store.js'
-export { SQLITE_FILE, SqliteStore } from './sqlite-store.js'
+export { SQLITE_FILE, SqliteStore, type SqliteStoreOptions } from './sqlite-store.js'
 export { coalesceAwarenessUpdates, encodeAwarenessEntries, readAwarenessUpdate, type AwarenessEntry } from './awareness-update.js'
 export {
   PEER_PROTOCOL_VERSION, PeerMessageType, decodePeerMessage, encodePeerMessage, type BatchEntry, type Marks, type PeerMessage,

@@ -2,8 +2,11 @@
  * The embedded default store: one SQLite file per relay (better-sqlite3, WAL).
  *
  * Appends are group-committed: every append of one event-loop turn goes into one transaction,
- * and each promise resolves only after that transaction committed with `synchronous = FULL`,
- * so an acknowledged append survives a process crash and a power cut. better-sqlite3 is
+ * and each promise resolves only after that transaction committed. With `synchronous: 'full'`
+ * (the default) the commit waits for fsync, so an acknowledged append survives a process crash
+ * and a power cut; with `'normal'` (WAL) it survives a process crash (kill -9) but the last
+ * commits may be lost with the machine, and a commit costs microseconds instead of an fsync.
+ * better-sqlite3 is
  * synchronous, which keeps each step simple; the only long step, merging a big log into a
  * snapshot, runs between transactions in capped batches that yield to the event loop.
  */
@@ -15,6 +18,11 @@ import {
   DEFAULT_COMPACTION, LOCAL_ORIGIN, StoreError, storeClosed, type DocStore, type LogEntry, type Origin, type OriginRead, type StoredDoc,
 } from './doc-store.js'
 import type { StoreOptions } from './memory-store.js'
+
+export interface SqliteStoreOptions extends StoreOptions {
+  /** When a commit returns: after fsync (`full`, the default) or after the WAL write (`normal`). */
+  synchronous?: 'full' | 'normal'
+}
 import { mergeUpdatesInBatches, yieldToEventLoop, type Yield } from './updates.js'
 
 export const SQLITE_FILE = 'georelay.sqlite'
@@ -73,11 +81,11 @@ export class SqliteStore implements DocStore {
   private readonly stmt
 
   /** Opens (or creates) the store in `dataDir`. */
-  constructor (readonly dataDir: string, options: StoreOptions = {}) {
+  constructor (readonly dataDir: string, options: SqliteStoreOptions = {}) {
     fs.mkdirSync(dataDir, { recursive: true })
     this.db = new Database(path.join(dataDir, SQLITE_FILE))
     this.db.pragma('journal_mode = WAL')
-    this.db.pragma('synchronous = FULL')
+    this.db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`)
     this.db.pragma('busy_timeout = 5000')
     this.db.exec(SCHEMA)
     const version = this.db.prepare<[], { value: string }>("SELECT value FROM meta WHERE key = 'schema'").get()

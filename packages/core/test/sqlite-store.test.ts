@@ -89,6 +89,17 @@ describe('SqliteStore', () => {
     expect(oneTurnEach).toBeGreaterThanOrEqual(updates.length)
   })
 
+  it('commits after fsync by default, after the WAL write with synchronous: normal', async () => {
+    const pragmaOf = (st: SqliteStore): unknown => (st as unknown as { db: Database.Database }).db.pragma('synchronous', { simple: true })
+    store = new SqliteStore(dir)
+    expect(pragmaOf(store)).toBe(2) // FULL
+    await store.close()
+    store = new SqliteStore(dir, { synchronous: 'normal' })
+    expect(pragmaOf(store)).toBe(1) // NORMAL
+    const seq = await store.append('doc', update)
+    expect((await store.read('doc')).log.map(e => e.seq)).toEqual([seq])
+  })
+
   it('rejects appends with ERR_STORE_FULL when the disk is full, stores none of them, and recovers', async () => {
     store = new SqliteStore(dir)
     const first = await store.append('doc', update)

@@ -35,6 +35,9 @@ georelay relay
   --anonymous ACCESS   what clients without a token may do:       GEORELAY_ANONYMOUS
                        none, ro or rw (auth.anonymous; tokens need
                        auth.jwtSecret or auth.jwksFile in --config)
+  --synchronous MODE   full (default: acknowledged after fsync)  GEORELAY_SYNCHRONOUS
+                       or normal (after the WAL write: survives
+                       kill -9, not a power cut; much faster acks)
   --log-level LEVEL    debug, info (default), warn or error       GEORELAY_LOG_LEVEL
                        GEORELAY_CONFIG names a configuration file like --config.
 
@@ -100,6 +103,7 @@ const runRelay = async (args: string[]): Promise<number> => {
         peer: { type: 'string', multiple: true },
         'mesh-secret': { type: 'string' },
         anonymous: { type: 'string' },
+        synchronous: { type: 'string' },
         'log-level': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },

@@ -72,6 +72,11 @@ export const relayConfigSchema = z.object({
   storage: z.object({
     compactAfterUpdates: z.number().int().min(1).default(500),
     compactAfterBytes: z.number().int().min(1).default(1024 * 1024),
+    /**
+     * When a write counts as durable (SQLite store): `full` after fsync (survives a power cut),
+     * `normal` after the WAL write (survives kill -9 of the relay, not the machine going down).
+     */
+    synchronous: z.enum(['full', 'normal']).default('full'),
   }).strict().default({}),
   replication: z.object({
     /** How long updates gather before a batch leaves for a peer. */
@@ -83,6 +88,11 @@ export const relayConfigSchema = z.object({
     /** permessage-deflate on peer links (off only to inspect the traffic, as the residency test does). */
     compress: z.boolean().default(true),
   }).strict().default({}),
+  /**
+   * After a broadcast to a document's clients, later updates gather this long and go out merged
+   * as one frame per client; the first update after a quiet spell goes at once.
+   */
+  fanoutWindowMs: z.number().int().min(0).max(1000).default(5),
   /** How long a document with no clients stays in memory before it is released. */
   idleReleaseMs: z.number().int().min(0).default(30_000),
 }).strict()
@@ -163,6 +173,7 @@ export interface ConfigOverrides {
   'public-url'?: string
   'mesh-secret'?: string
   anonymous?: string
+  synchronous?: string
   peer?: string[]
 }
 
@@ -186,6 +197,7 @@ export const applyOverrides = (base: Record<string, unknown>, o: ConfigOverrides
   if (o.store !== undefined) out.store = o.store
   if (o['public-url'] !== undefined) out.publicUrl = o['public-url']
   if (o['mesh-secret'] !== undefined) out.meshSecret = o['mesh-secret']
+  if (o.synchronous !== undefined) out.storage = { ...(typeof base.storage === 'object' && base.storage !== null ? base.storage as Record<string, unknown> : {}), synchronous: o.synchronous }
   if (o.anonymous !== undefined) out.auth = { ...(typeof base.auth === 'object' && base.auth !== null ? base.auth as Record<string, unknown> : {}), anonymous: o.anonymous }
   if (o.peer !== undefined && o.peer.length > 0) out.peers = o.peer.map(parsePeer)
   return out
@@ -205,6 +217,7 @@ export const overridesFromEnv = (env: NodeJS.ProcessEnv): ConfigOverrides => {
   take('public-url', 'GEORELAY_PUBLIC_URL')
   take('mesh-secret', 'GEORELAY_MESH_SECRET')
   take('anonymous', 'GEORELAY_ANONYMOUS')
+  take('synchronous', 'GEORELAY_SYNCHRONOUS')
   if (env.GEORELAY_PEERS) o.peer = env.GEORELAY_PEERS.split(',').map(s => s.trim()).filter(Boolean)
   return o
 }

@@ -32,6 +32,7 @@ export class DocRegistry extends EventEmitter<DocRegistryEvents> {
     private readonly logger: Logger,
     private readonly awarenessSink: AwarenessSink = () => {},
     private readonly maxDocumentBytes = Number.POSITIVE_INFINITY,
+    private readonly fanoutWindowMs = 0,
   ) {
     super()
   }
@@ -113,7 +114,7 @@ export class DocRegistry extends EventEmitter<DocRegistryEvents> {
     const state = await this.readState(name)
     this.metrics.documents.inc()
     this.logger.log('debug', 'document loaded', { doc: name, bytes: state.length })
-    const doc = new LiveDoc(name, state, this.log, this.metrics, this.awarenessSink, this.maxDocumentBytes)
+    const doc = new LiveDoc(name, state, this.log, this.metrics, this.awarenessSink, this.maxDocumentBytes, this.fanoutWindowMs)
     this.emit('loaded', name)
     return doc
   }

@@ -39,7 +39,8 @@ export class LiveDoc {
   private bytesInFlight = 0
   /** Durable updates waiting for this turn's broadcast, with the client each came from. */
   private outgoing: { update: Uint8Array, from: DocClient | null }[] = []
-  private broadcastTimer: NodeJS.Immediate | null = null
+  private broadcastTimer: NodeJS.Immediate | NodeJS.Timeout | null = null
+  private lastBroadcastAt = -Infinity
 
   constructor (
     readonly name: string,
@@ -48,6 +49,8 @@ export class LiveDoc {
     private readonly metrics: RelayMetrics,
     private readonly awarenessSink: AwarenessSink,
     private readonly maxBytes = Number.POSITIVE_INFINITY,
+    /** After a broadcast, later updates gather this long before the next (0: once per turn). */
+    private readonly fanoutWindowMs = 0,
   ) {
     this.parts = [state]
     this.bytes = state.length
@@ -116,11 +119,15 @@ export class LiveDoc {
     this.stateVectorCache = null
     if (this.parts.length > MAX_UNMERGED) this.state()
     this.outgoing.push({ update, from })
-    this.broadcastTimer ??= setImmediate(() => this.broadcastOutgoing())
+    if (this.broadcastTimer !== null) return
+    // The first update after a quiet spell goes out this turn; a fast stream is sent once per window.
+    const wait = this.lastBroadcastAt + this.fanoutWindowMs - performance.now()
+    this.broadcastTimer = wait <= 0 ? setImmediate(() => this.broadcastOutgoing()) : setTimeout(() => this.broadcastOutgoing(), wait)
   }
 
   private broadcastOutgoing (): void {
     this.broadcastTimer = null
+    this.lastBroadcastAt = performance.now()
     const batch = this.outgoing
     this.outgoing = []
     if (this.clients.size === 0) return
@@ -191,7 +198,10 @@ export class LiveDoc {
   }
 
   destroy (): void {
-    if (this.broadcastTimer !== null) clearImmediate(this.broadcastTimer)
+    if (this.broadcastTimer !== null) {
+      clearImmediate(this.broadcastTimer as NodeJS.Immediate)
+      clearTimeout(this.broadcastTimer as NodeJS.Timeout)
+    }
     this.outgoing = []
     this.awareness.destroy()
   }

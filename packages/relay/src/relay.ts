@@ -101,7 +101,7 @@ export class Relay {
         return () => this.placement.off('roles', listener)
       },
     }
-    this.documents = new DocRegistry(log, this.metrics, config.idleReleaseMs, logger, (doc, update) => this.mesh.publishAwareness(doc, update), config.limits.maxDocumentBytes)
+    this.documents = new DocRegistry(log, this.metrics, config.idleReleaseMs, logger, (doc, update) => this.mesh.publishAwareness(doc, update), config.limits.maxDocumentBytes, config.fanoutWindowMs)
     this.mesh = new Mesh({
       region: config.region,
       peers: config.peers,
@@ -127,7 +127,7 @@ export class Relay {
       logger.log('error', 'compaction failed; the log is kept and compaction retried later', { doc, error: (err as Error).message })
     const docStore = store ?? (config.store === 'memory'
       ? new MemoryStore({ compaction, onCompactionError })
-      : new SqliteStore(dataDirOf(config), { compaction, onCompactionError }))
+      : new SqliteStore(dataDirOf(config), { compaction, onCompactionError, synchronous: config.storage.synchronous }))
     const server = http.createServer()
     const wss = new WebSocketServer({
       noServer: true,

@@ -53,8 +53,9 @@ describe('parseRelayConfig', () => {
       auth: { anonymous: 'rw' },
       namespaces: [],
       limits: { maxMessageBytes: 1024 * 1024, maxDocsPerConnection: 256, maxConnections: 10_000, maxDocumentBytes: 64 * 1024 * 1024, messagesPerSecond: { rate: 1000, burst: 5000 }, messagesPerSecondPerAddress: { rate: 0, burst: 0 }, maxBufferedBytes: 8 * 1024 * 1024 },
-      storage: { compactAfterUpdates: 500, compactAfterBytes: 1024 * 1024 },
+      storage: { compactAfterUpdates: 500, compactAfterBytes: 1024 * 1024, synchronous: 'full' },
       replication: { batchWindowMs: 5, heartbeatMs: 1000, linkTimeoutMs: 3000, compress: true },
+      fanoutWindowMs: 5,
       idleReleaseMs: 30_000,
     })
   })
@@ -77,8 +78,9 @@ describe('parseRelayConfig', () => {
       auth: { jwtSecret: 'x'.repeat(32), issuer: 'https://id.example.com', audience: 'georelay', anonymous: 'none' as const },
       namespaces: [{ match: 'eu/**', regions: ['eu-west'] }],
       limits: { maxMessageBytes: 2048, maxDocsPerConnection: 8, maxConnections: 3, maxDocumentBytes: 4096, messagesPerSecond: { rate: 0, burst: 0 }, messagesPerSecondPerAddress: { rate: 50, burst: 100 }, maxBufferedBytes: 65536 },
-      storage: { compactAfterUpdates: 10, compactAfterBytes: 4096 },
+      storage: { compactAfterUpdates: 10, compactAfterBytes: 4096, synchronous: 'normal' as const },
       replication: { batchWindowMs: 0, heartbeatMs: 100, linkTimeoutMs: 500, compress: false },
+      fanoutWindowMs: 0,
       idleReleaseMs: 0,
     }
     expect(parseRelayConfig(input)).toEqual(input)
@@ -242,6 +244,8 @@ describe('overrides from flags and the environment', () => {
     const base = { region: 'a', auth: { jwtSecret: 'x'.repeat(32), anonymous: 'none' } }
     expect(applyOverrides(base, { anonymous: 'ro' })).toEqual({ region: 'a', auth: { jwtSecret: 'x'.repeat(32), anonymous: 'ro' } })
     expect(overridesFromEnv({ GEORELAY_ANONYMOUS: 'rw' })).toEqual({ anonymous: 'rw' })
+    expect(applyOverrides({ region: 'a', storage: { compactAfterUpdates: 3 } }, { synchronous: 'normal' })).toEqual({ region: 'a', storage: { compactAfterUpdates: 3, synchronous: 'normal' } })
+    expect(overridesFromEnv({ GEORELAY_SYNCHRONOUS: 'normal' })).toEqual({ synchronous: 'normal' })
     expect(problemAt(() => parseRelayConfig(applyOverrides({ region: 'a' }, { anonymous: 'yes' })), 'auth.anonymous').message).toMatch(/'none' \| 'ro' \| 'rw'/)
   })
 
