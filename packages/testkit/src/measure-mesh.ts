@@ -22,10 +22,12 @@ export interface MeshMeasurement {
 
 const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN
 
-/** Applies one patch to a Y.Text (positions in code points; the traces used here are ASCII). */
+/** Applies one patch to a Y.Text as one transaction: a replacement is one update, like any keystroke (the traces used here are ASCII). */
 const applyPatch = (text: Y.Text, [position, deleted, inserted]: [number, number, string]): void => {
-  if (deleted > 0) text.delete(position, deleted)
-  if (inserted !== '') text.insert(position, inserted)
+  (text.doc as Y.Doc).transact(() => {
+    if (deleted > 0) text.delete(position, deleted)
+    if (inserted !== '') text.insert(position, inserted)
+  })
 }
 
 export const measureMesh = async ({ trace, updates, intervalMs, delayMs, batchWindowMs = 5, onProgress }: {

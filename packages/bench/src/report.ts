@@ -1,0 +1,229 @@
+/**
+ * The run's results as one JSON document, a markdown report (the DESIGN 6 goals with each
+ * figure's ratio to its goal, then the detail per workload), and SVG charts.
+ */
+import fs from 'node:fs'
+import path from 'node:path'
+import type { ContenderKind } from './contenders.js'
+import type { MachineInfo } from './machine.js'
+import { barChart, distributionChart } from './svg-chart.js'
+import type { ConvergenceResult } from './workloads/convergence.js'
+import type { DurableAckResult } from './workloads/durable-ack.js'
+import type { FailoverResult } from './workloads/failover.js'
+import type { FanOutResult, PhaseResult } from './workloads/fan-out.js'
+import type { MemoryResult } from './workloads/memory.js'
+
+export interface BenchReport {
+  startedAt: string
+  durationSeconds: number
+  machine: MachineInfo
+  mode: 'quick' | 'full'
+  trace: string
+  settings: Record<string, number | string>
+  fanOut: FanOutResult[]
+  convergence: ConvergenceResult | null
+  memory: MemoryResult[]
+  durableAck: DurableAckResult | null
+  failover: FailoverResult | null
+}
+
+export interface GoalRow {
+  what: string
+  measured: string
+  goal: string
+  /** measured ÷ goal, for goals of the form "at most": ≤ 1 is met. */
+  ratio: number
+  note?: string
+}
+
+/** The contender whose figures the goals are about. */
+const GEORELAY: ContenderKind = 'georelay'
+/** A phase whose load generator used more than this share of a core was limited by it. */
+const LOAD_GEN_BOUND = 0.9
+
+const fmt = (value: number, digits = 2): string => Number.isFinite(value) ? value.toFixed(digits) : 'n/a'
+const mb = (bytes: number): string => Number.isFinite(bytes) && bytes > 0 ? `${(bytes / 2 ** 20).toFixed(0)} MB` : 'n/a'
+const kOf = (n: number): string => Number.isFinite(n) ? `${(n / 1000).toFixed(1)}k` : 'n/a'
+
+const fanOutOf = (report: BenchReport, kind: ContenderKind): FanOutResult | undefined => report.fanOut.find(r => r.kind === kind && r.error === undefined)
+
+export const loadGenBound = (phase: PhaseResult | null): boolean => phase !== null && phase.loadGenCpuShare >= LOAD_GEN_BOUND
+
+export const goalRows = (report: BenchReport): GoalRow[] => {
+  const rows: GoalRow[] = []
+  const geo = fanOutOf(report, GEORELAY)
+  const cpuGoals: [ContenderKind, number, string][] = [['ywss', 1 / 3, '≤ 1/3 ×'], ['hocuspocus', 0.8, '≤ 0.8 ×'], ['echo', 1, '≤ 1.0 ×']]
+  for (const [kind, factor, words] of cpuGoals) {
+    const other = fanOutOf(report, kind)
+    if (geo?.paced == null || other?.paced == null) continue
+    const relative = geo.paced.cpuPer10k / other.paced.cpuPer10k
+    rows.push({
+      what: `fan-out CPU per delivered update vs ${other.label} (paced)`,
+      measured: `${fmt(geo.paced.cpuPer10k, 3)} vs ${fmt(other.paced.cpuPer10k, 3)} s/10k = ${fmt(relative)}×`,
+      goal: `${words}`,
+      ratio: relative / factor,
+    })
+  }
+  if (geo?.saturated != null) {
+    const others = report.fanOut.filter(r => r.kind !== GEORELAY && r.kind !== 'georelay-memory' && r.saturated !== null && r.error === undefined)
+    const best = others.reduce<FanOutResult | undefined>((b, r) => (r.saturated as PhaseResult).deliveredPerSecond > ((b?.saturated?.deliveredPerSecond) ?? 0) ? r : b, undefined)
+    if (best?.saturated != null) {
+      const bound = [geo, ...others].filter(r => loadGenBound(r.saturated)).map(r => r.label)
+      rows.push({
+        what: 'fan-out throughput at saturation (best other ÷ georelay)',
+        measured: `${kOf(geo.saturated.deliveredPerSecond)}/s vs ${best.label} ${kOf(best.saturated.deliveredPerSecond)}/s`,
+        goal: 'ahead of all three (≤ 1)',
+        ratio: best.saturated.deliveredPerSecond / geo.saturated.deliveredPerSecond,
+        ...(bound.length > 0 ? { note: `load generator bound for ${bound.join(', ')}` } : {}),
+      })
+    }
+  }
+  const conv = report.convergence
+  if (conv?.human != null) {
+    const d = conv.human.delayMs
+    rows.push({ what: `convergence p50, edit to visible in another region, minus ${d} ms delay (human pace)`, measured: `+${fmt(conv.human.latencyMinusDelayMs.p50, 1)} ms`, goal: '≤ +10 ms', ratio: conv.human.latencyMinusDelayMs.p50 / 10 })
+    rows.push({ what: `convergence p99, minus ${d} ms delay (human pace)`, measured: `+${fmt(conv.human.latencyMinusDelayMs.p99, 1)} ms`, goal: '≤ +20 ms', ratio: conv.human.latencyMinusDelayMs.p99 / 20 })
+  }
+  if (conv?.fast != null) {
+    rows.push({ what: 'cross-region bytes per client update byte, fast typing replay', measured: fmt(conv.fast.bytesRatio, 3), goal: '≤ 0.5', ratio: conv.fast.bytesRatio / 0.5 })
+  }
+  const geoMem = report.memory.find(m => m.kind === GEORELAY && m.error === undefined)
+  const ywssMem = report.memory.find(m => m.kind === 'ywss' && m.error === undefined)
+  if (geoMem !== undefined && ywssMem !== undefined) {
+    const relative = geoMem.rssBytes / ywssMem.rssBytes
+    rows.push({
+      what: `relay RSS, ${geoMem.docs} open documents of ${(geoMem.docBytes / 1024).toFixed(0)} KB, vs @y/websocket-server`,
+      measured: `${mb(geoMem.rssBytes)} vs ${mb(ywssMem.rssBytes)} = ${fmt(relative)}×`,
+      goal: '≤ 0.25 ×',
+      ratio: relative / 0.25,
+    })
+  }
+  const ack = report.durableAck
+  if (ack !== null && ack.error === undefined) {
+    rows.push({
+      what: `durable local ack p99 at ${fmt(ack.achievedRate, 0)} updates/s`,
+      measured: `${fmt(ack.latencyMs.p99, 1)} ms (p50 ${fmt(ack.latencyMs.p50, 1)})`,
+      goal: '≤ 5 ms',
+      ratio: ack.latencyMs.p99 / 5,
+      note: `fsync alone here: p99 ${fmt(ack.fsyncMs.p99, 1)} ms`,
+    })
+  }
+  const fo = report.failover
+  if (fo !== null) {
+    if (Number.isFinite(fo.crashMs)) rows.push({ what: 'failover after kill -9: next acknowledged write', measured: `${fmt(fo.crashMs, 0)} ms`, goal: '≤ 1000 ms', ratio: fo.crashMs / 1000 })
+    if (Number.isFinite(fo.silentCutMs)) rows.push({ what: 'failover after a silent cut: next acknowledged write', measured: `${fmt(fo.silentCutMs, 0)} ms`, goal: '≤ 5000 ms', ratio: fo.silentCutMs / 5000 })
+  }
+  return rows
+}
+
+const table = (header: string[], rows: string[][]): string =>
+  [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map(r => `| ${r.join(' | ')} |`)].join('\n')
+
+export const goalTable = (report: BenchReport): string =>
+  table(['what (DESIGN 6)', 'measured', 'goal', 'ratio to goal', 'met'],
+    goalRows(report).map(r => [r.what, r.measured + (r.note === undefined ? '' : ` (${r.note})`), r.goal, fmt(r.ratio), r.ratio <= 1 ? 'yes' : '**no**']))
+
+const phaseCells = (p: PhaseResult | null): string[] => p === null
+  ? ['n/a', 'n/a', 'n/a', 'n/a']
+  : [kOf(p.deliveredPerSecond) + '/s', fmt(p.cpuPer10k, 3), `${fmt(p.latencyMs.p50, 1)} / ${fmt(p.latencyMs.p99, 1)}`, `${fmt(p.serverCpuShare)} / ${fmt(p.loadGenCpuShare)}${loadGenBound(p) ? ' (bound)' : ''}`]
+
+export const markdownReport = (report: BenchReport): string => {
+  const m = report.machine
+  const s = report.settings
+  const parts: string[] = []
+  parts.push(`# georelay benchmark, ${report.startedAt.slice(0, 16).replace('T', ' ')} UTC (${report.mode})`)
+  parts.push(`Machine: ${m.nproc} cores, ${m.cpuModel}, ${m.totalMemoryGb} GB, Node ${m.node}, ${m.platform}; load average ${m.loadAverage} at start. ` +
+    `Run took ${fmt(report.durationSeconds / 60, 1)} min. Trace: ${report.trace}.`)
+  parts.push('## Goals\n\n' + goalTable(report))
+  if (report.fanOut.length > 0) {
+    parts.push(`## Fan-out\n\n${s['docs']} documents × (1 writer + ${s['readersPerDoc']} readers). Paced: ${s['pacedRate']} updates/s per writer, ${s['pacedCount']} keystrokes; ` +
+      `saturated: ${s['saturatedCount']} keystrokes, ${s['window']} in flight per writer. CPU in seconds per 10,000 delivered updates; CPU share = fraction of one core (server / load generator).\n\n` +
+      table(['server', 'paced delivered', 'paced CPU s/10k', 'paced latency p50 / p99 ms', 'paced CPU share', 'saturated delivered', 'saturated CPU s/10k', 'saturated latency p50 / p99 ms', 'saturated CPU share', 'frames per delivery (sat.)', 'peak RSS'],
+        report.fanOut.map(r => [r.label, ...phaseCells(r.paced), ...phaseCells(r.saturated),
+          r.saturated === null ? 'n/a' : fmt(r.saturated.framesReceived / r.saturated.delivered, 3), mb(r.peakRssBytes)])))
+    const failed = report.fanOut.filter(r => r.error !== undefined)
+    if (failed.length > 0) parts.push(failed.map(r => `- ${r.label} failed: ${r.error}`).join('\n'))
+  }
+  const conv = report.convergence
+  if (conv !== null) {
+    const rows = [conv.fast, conv.human].filter(x => x !== null).map(x => [
+      x.intervalMs === 0 ? 'as fast as possible' : `every ${x.intervalMs} ms`, String(x.updates),
+      `+${fmt(x.latencyMinusDelayMs.p50, 1)} / +${fmt(x.latencyMinusDelayMs.p99, 1)} / +${fmt(x.latencyMinusDelayMs.max, 1)}`,
+      `${x.crossRegionBytes} / ${x.clientUpdateBytes}`, fmt(x.bytesRatio, 3)])
+    parts.push(`## Convergence and cross-region bytes\n\nThree regions, ${conv.fast?.delayMs ?? conv.human?.delayMs ?? '?'} ms one-way delay between each pair (WAN simulator, in-process relays), a writer in one region, a reader in each other.\n\n` +
+      table(['typing pace', 'keystrokes', 'latency − delay p50 / p99 / max ms', 'cross-region bytes / client update bytes', 'ratio'], rows) +
+      (conv.error === undefined ? '' : `\n\nFailed: ${conv.error}`))
+  }
+  if (report.memory.length > 0) {
+    parts.push(`## Memory\n\n` + table(['server', 'documents', 'document size', 'RSS before', 'RSS with all open', 'peak RSS', 'load time'],
+      report.memory.map(r => [r.label, String(r.docs), `${(r.docBytes / 1024).toFixed(1)} KB`, mb(r.baseRssBytes), r.error === undefined ? mb(r.rssBytes) : `failed: ${r.error}`, mb(r.peakRssBytes), `${fmt(r.loadSeconds, 1)} s`])))
+  }
+  const ack = report.durableAck
+  if (ack !== null) {
+    parts.push(`## Durable ack\n\nSDK session → relay process with the SQLite store, ack level local: ${ack.writes} writes at ${fmt(ack.achievedRate, 0)}/s; ` +
+      `latency p50 ${fmt(ack.latencyMs.p50, 2)} ms, p90 ${fmt(ack.latencyMs.p90, 2)} ms, p99 ${fmt(ack.latencyMs.p99, 2)} ms, max ${fmt(ack.latencyMs.max, 1)} ms. ` +
+      `This disk's floor, one 100-byte write + fsync alone: p50 ${fmt(ack.fsyncMs.p50, 2)} ms, p99 ${fmt(ack.fsyncMs.p99, 2)} ms, max ${fmt(ack.fsyncMs.max, 1)} ms.` +
+      (ack.error === undefined ? '' : ` Failed: ${ack.error}`))
+  }
+  const fo = report.failover
+  if (fo !== null) {
+    parts.push(`## Failover\n\nTwo regions, an SDK client with default timing writing every 10 ms at ack level local: after kill -9 of its relay, the next write was acknowledged through the other region in ${fmt(fo.crashMs, 0)} ms; ` +
+      `after a silent cut of its link, in ${fmt(fo.silentCutMs, 0)} ms.` + (fo.error === undefined ? '' : ` Failed: ${fo.error}`))
+  }
+  return parts.join('\n\n') + '\n'
+}
+
+const isGeorelay = (kind: ContenderKind): boolean => kind === 'georelay' || kind === 'georelay-memory'
+
+export const charts = (report: BenchReport): Record<string, string> => {
+  const out: Record<string, string> = {}
+  const withPaced = report.fanOut.filter(r => r.paced !== null)
+  if (withPaced.length > 0) {
+    out['fanout-latency.svg'] = distributionChart({
+      title: `Fan-out latency, paced (${report.settings['pacedRate']} updates/s per writer)`,
+      unit: 'ms from send to delivery',
+      series: withPaced.map(r => ({ label: r.label, quantiles: (r.paced as PhaseResult).latencyQuantiles, highlight: r.kind === GEORELAY })),
+    })
+    out['fanout-cpu.svg'] = barChart({
+      title: 'Server CPU per 10,000 delivered updates (paced; lower is better)',
+      unit: 's',
+      bars: withPaced.map(r => ({ label: r.label, value: (r.paced as PhaseResult).cpuPer10k, highlight: isGeorelay(r.kind) })),
+    })
+  }
+  const withSat = report.fanOut.filter(r => r.saturated !== null)
+  if (withSat.length > 0) {
+    out['fanout-throughput.svg'] = barChart({
+      title: 'Delivered updates per second at saturation (higher is better)',
+      unit: '/s',
+      bars: withSat.map(r => ({ label: r.label, value: (r.saturated as PhaseResult).deliveredPerSecond, highlight: isGeorelay(r.kind), ...(loadGenBound(r.saturated) ? { note: 'load generator bound' } : {}) })),
+    })
+  }
+  const mem = report.memory.filter(r => r.error === undefined)
+  if (mem.length > 0) {
+    const ywss = mem.find(r => r.kind === 'ywss')
+    out['memory.svg'] = barChart({
+      title: `RSS with ${mem[0]?.docs ?? 0} open documents (lower is better)`,
+      unit: 'MB',
+      bars: mem.map(r => ({ label: r.label, value: r.rssBytes / 2 ** 20, highlight: isGeorelay(r.kind) })),
+      ...(ywss === undefined ? {} : { goal: { value: ywss.rssBytes / 2 ** 20 / 4, label: 'goal: ¼ of @y/websocket-server' } }),
+    })
+  }
+  if (report.durableAck !== null && report.durableAck.latencyQuantiles.length > 0) {
+    out['ack-latency.svg'] = distributionChart({ title: 'Durable local ack latency (goal p99 ≤ 5 ms)', unit: 'ms from edit to ack', series: [{ label: 'georelay (sqlite)', quantiles: report.durableAck.latencyQuantiles, highlight: true }] })
+  }
+  return out
+}
+
+/** Writes results/<stamp>.json, latest.json, latest.md and the charts; returns the markdown path. */
+export const writeReport = (report: BenchReport, dir: string): string => {
+  fs.mkdirSync(dir, { recursive: true })
+  const stamp = report.startedAt.replace(/[:.]/g, '-')
+  const json = JSON.stringify(report, null, 2)
+  fs.writeFileSync(path.join(dir, `bench-${stamp}.json`), json)
+  fs.writeFileSync(path.join(dir, 'latest.json'), json)
+  const markdown = markdownReport(report)
+  fs.writeFileSync(path.join(dir, `bench-${stamp}.md`), markdown)
+  fs.writeFileSync(path.join(dir, 'latest.md'), markdown)
+  for (const [name, svg] of Object.entries(charts(report))) fs.writeFileSync(path.join(dir, name), svg)
+  return path.join(dir, 'latest.md')
+}

@@ -1,0 +1,136 @@
+/**
+ * `npm run bench`: every workload, every contender as its own process, one run, one report.
+ */
+import path from 'node:path'
+import { type EditingTrace, loadTrace, syntheticTrace } from '@georelay/testkit'
+import { type ContenderKind, isContenderKind } from './contenders.js'
+import { machineInfo } from './machine.js'
+import { type BenchReport, goalTable, writeReport } from './report.js'
+import { finalStateOf, keystrokeUpdates } from './trace-updates.js'
+import { runConvergence } from './workloads/convergence.js'
+import { runDurableAck } from './workloads/durable-ack.js'
+import { runFailover } from './workloads/failover.js'
+import { runFanOut } from './workloads/fan-out.js'
+import { runMemory } from './workloads/memory.js'
+
+export const WORKLOADS = ['fanout', 'convergence', 'memory', 'ack', 'failover'] as const
+export type Workload = typeof WORKLOADS[number]
+
+export interface BenchOptions {
+  quick: boolean
+  /** A sequential trace file; default a seeded synthetic one. */
+  trace?: string
+  seed: number
+  workloads: Workload[]
+  contenders: ContenderKind[]
+  docs: number
+  readersPerDoc: number
+  pacedRate: number
+  /** One-way delay between regions for the convergence workload. */
+  delayMs: number
+  memoryDocs: number
+  /** Profile every contender during fan-out, and the relay during durable ack (`--cpu-prof`, profiles in `<out>/profiles`; the profiler costs CPU too). */
+  cpuProf: boolean
+  outDir: string
+  log: (line: string) => void
+}
+
+/** How long each workload runs in quick and full mode. */
+const SIZES = {
+  quick: { pacedCount: 1500, saturatedCount: 3000, fastUpdates: 1000, humanUpdates: 60, memoryKeystrokes: 20000, ackSeconds: 3, memoryContenders: ['ywss', 'georelay'] as ContenderKind[] },
+  full: { pacedCount: 5000, saturatedCount: 10000, fastUpdates: 3000, humanUpdates: 200, memoryKeystrokes: 40000, ackSeconds: 10, memoryContenders: ['echo', 'ywss', 'hocuspocus', 'georelay'] as ContenderKind[] },
+}
+const HUMAN_INTERVAL_MS = 150
+const WINDOW = 64
+
+export const defaultOptions = (quick: boolean): BenchOptions => ({
+  quick,
+  seed: 1,
+  workloads: [...WORKLOADS],
+  contenders: quick ? ['ywss', 'hocuspocus', 'echo', 'georelay'] : ['ywss', 'hocuspocus', 'echo', 'georelay', 'georelay-memory'],
+  docs: 4,
+  readersPerDoc: 16,
+  pacedRate: 500,
+  delayMs: 40,
+  memoryDocs: 1000,
+  cpuProf: false,
+  outDir: path.resolve('packages/bench/results'),
+  log: line => process.stderr.write(`${line}\n`),
+})
+
+export const parseContenders = (list: string): ContenderKind[] => list.split(',').map(name => {
+  if (!isContenderKind(name)) throw new Error(`unknown contender "${name}"`)
+  return name
+})
+
+export const parseWorkloads = (list: string): Workload[] => list.split(',').map(name => {
+  if (!(WORKLOADS as readonly string[]).includes(name)) throw new Error(`unknown workload "${name}" (one of ${WORKLOADS.join(', ')})`)
+  return name as Workload
+})
+
+const profileFlags = (options: BenchOptions, name: string): string[] => options.cpuProf
+  ? ['--cpu-prof', `--cpu-prof-dir=${path.join(options.outDir, 'profiles')}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`]
+  : []
+
+export const runBench = async (options: BenchOptions): Promise<{ report: BenchReport, markdownPath: string }> => {
+  const { log } = options
+  const size = SIZES[options.quick ? 'quick' : 'full']
+  const started = performance.now()
+  const fanOutCount = Math.max(size.pacedCount, size.saturatedCount)
+  const trace: EditingTrace = options.trace === undefined ? syntheticTrace(Math.max(fanOutCount, size.fastUpdates, 20_000), options.seed) : loadTrace(options.trace)
+  const report: BenchReport = {
+    startedAt: new Date().toISOString(),
+    durationSeconds: 0,
+    machine: machineInfo(),
+    mode: options.quick ? 'quick' : 'full',
+    trace: options.trace === undefined ? `synthetic (seed ${options.seed})` : path.basename(options.trace),
+    settings: { docs: options.docs, readersPerDoc: options.readersPerDoc, pacedRate: options.pacedRate, pacedCount: size.pacedCount, saturatedCount: size.saturatedCount, window: WINDOW, delayMs: options.delayMs, humanIntervalMs: HUMAN_INTERVAL_MS, profiled: options.cpuProf ? 'yes (CPU figures include the profiler)' : 'no' },
+    fanOut: [],
+    convergence: null,
+    memory: [],
+    durableAck: null,
+    failover: null,
+  }
+  const has = (w: Workload): boolean => options.workloads.includes(w)
+
+  if (has('fanout')) {
+    const keystrokes = keystrokeUpdates(trace, fanOutCount)
+    for (const kind of options.contenders) {
+      log(`fan-out: ${kind}…`)
+      const nodeFlags = profileFlags(options, `${kind}-fanout`)
+      const result = await runFanOut(kind, {
+        docs: options.docs, readersPerDoc: options.readersPerDoc, keystrokes, pacedRate: options.pacedRate,
+        pacedCount: size.pacedCount, saturatedCount: size.saturatedCount, window: WINDOW,
+      }, { nodeFlags })
+      if (result.error !== undefined) log(`  failed: ${result.error}`)
+      else log(`  paced ${result.paced?.cpuPer10k.toFixed(3)} s/10k, saturated ${result.saturated?.deliveredPerSecond.toFixed(0)}/s`)
+      report.fanOut.push(result)
+    }
+  }
+  if (has('convergence')) {
+    log('convergence and cross-region bytes: 3 regions…')
+    report.convergence = await runConvergence({ trace, delayMs: options.delayMs, fastUpdates: size.fastUpdates, humanUpdates: size.humanUpdates, humanIntervalMs: HUMAN_INTERVAL_MS })
+    if (report.convergence.error !== undefined) log(`  failed: ${report.convergence.error}`)
+  }
+  if (has('memory')) {
+    const state = finalStateOf(options.trace === undefined ? syntheticTrace(size.memoryKeystrokes, options.seed) : trace)
+    for (const kind of size.memoryContenders) {
+      log(`memory: ${kind}, ${options.memoryDocs} documents of ${(state.length / 1024).toFixed(0)} KB…`)
+      const result = await runMemory(kind, { docs: options.memoryDocs, state })
+      if (result.error !== undefined) log(`  failed: ${result.error}`)
+      report.memory.push(result)
+    }
+  }
+  if (has('ack')) {
+    log('durable ack at 1k updates/s…')
+    report.durableAck = await runDurableAck({ trace, rate: 1000, seconds: size.ackSeconds }, { nodeFlags: profileFlags(options, 'georelay-ack') })
+  }
+  if (has('failover')) {
+    log('failover: kill -9, then a silent cut…')
+    report.failover = await runFailover()
+  }
+  report.durationSeconds = (performance.now() - started) / 1000
+  const markdownPath = writeReport(report, options.outDir)
+  log(`\n${goalTable(report)}\n\nreport: ${markdownPath}`)
+  return { report, markdownPath }
+}

@@ -1,0 +1,60 @@
+/**
+ * Failover: an SDK client writing every few milliseconds to the nearest of two regions, whose
+ * relay is then killed (kill -9) or silently cut off; the time from that moment to the next
+ * write acknowledged (at `local`) through the other region. Default client timing: what users get.
+ */
+import * as Y from 'yjs'
+import { GeoClient } from '@georelay/client'
+import { TestCluster } from '@georelay/testkit'
+
+export interface FailoverResult {
+  /** kill -9 of the relay in use. */
+  crashMs: number
+  /** The client's link to its relay goes silent (packets held, no close). */
+  silentCutMs: number
+  error?: string
+}
+
+const NEAR_A = { a: 1, b: 5 }
+
+const measureOne = async (how: 'crash' | 'cut', writeEveryMs: number): Promise<number> => {
+  const cluster = await TestCluster.start({ regions: ['a', 'b'], mode: how === 'crash' ? 'process' : 'in-process', store: 'sqlite' })
+  const client = new GeoClient({ regions: await cluster.clientEndpoints('client', NEAR_A), probeIntervalMs: 0 })
+  const doc = new Y.Doc()
+  let writer: ReturnType<typeof setInterval> | undefined
+  try {
+    const session = client.open('bench/failover', doc, { ack: 'local' })
+    await session.synced
+    // Probes on a busy machine may pick either region: fail the one in use.
+    const used = client.region
+    if (used === null) throw new Error('the client has no region after its first sync')
+    let n = 0
+    writer = setInterval(() => { doc.getArray<number>('writes').push([n++]) }, writeEveryMs)
+    await session.flush(5_000)
+    let failedAt = 0
+    // Write ids count from 1 in this session, one per push: the first `made` were made before.
+    let made = Infinity
+    const acked = new Promise<number>(resolve => {
+      session.on('ack', (writeId: number) => { if (writeId > made) resolve(performance.now() - failedAt) })
+    })
+    failedAt = performance.now()
+    made = n
+    if (how === 'crash') await cluster.killRegion(used)
+    else cluster.wan.cut('client', used)
+    return await Promise.race([acked, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no write acknowledged within 30 s after the ${how}`)), 30_000).unref())])
+  } finally {
+    clearInterval(writer)
+    await client.close()
+    doc.destroy()
+    await cluster.close()
+  }
+}
+
+export const runFailover = async (writeEveryMs = 10): Promise<FailoverResult> => {
+  const result: FailoverResult = { crashMs: NaN, silentCutMs: NaN }
+  const errors: string[] = []
+  try { result.crashMs = await measureOne('crash', writeEveryMs) } catch (err) { errors.push((err as Error).message) }
+  try { result.silentCutMs = await measureOne('cut', writeEveryMs) } catch (err) { errors.push((err as Error).message) }
+  if (errors.length > 0) result.error = errors.join('; ')
+  return result
+}

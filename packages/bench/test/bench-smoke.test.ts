@@ -1,0 +1,39 @@
+import { describe, expect, it } from '@jest/globals'
+import { syntheticTrace } from '@georelay/testkit'
+import { type BenchReport, charts, keystrokeUpdates, machineInfo, markdownReport, runFanOut } from '@georelay/bench'
+
+// One tiny fan-out per kind of child (a server of ours, georelay's CLI) keeps the harness
+// working; speed itself is measured by `npm run bench`, never asserted here.
+describe('benchmark harness', () => {
+  const keystrokes = keystrokeUpdates(syntheticTrace(400, 7))
+  const options = { docs: 1, readersPerDoc: 3, keystrokes, pacedRate: 1000, pacedCount: 60, saturatedCount: 120, window: 16, timeoutMs: 20_000 }
+
+  it('counts every keystroke at every reader, for the echo and for georelay, and reports them', async () => {
+    const results = [await runFanOut('echo', options), await runFanOut('georelay-memory', options)]
+    for (const result of results) {
+      expect(result.error).toBeUndefined()
+      const paced = result.paced
+      const saturated = result.saturated
+      if (paced === null || saturated === null) throw new Error('a phase is missing')
+      // Each phase ends on an insertion, so the count may drop a trailing deletion or two.
+      expect(paced.delivered).toBeGreaterThanOrEqual(55 * 3)
+      expect(paced.delivered % 3).toBe(0)
+      expect(saturated.delivered).toBeGreaterThanOrEqual(110 * 3)
+      expect(saturated.framesReceived).toBeGreaterThan(0)
+      expect(paced.latencyMs.count).toBeGreaterThan(0)
+      expect(Number.isFinite(paced.cpuPer10k)).toBe(true)
+      expect(result.peakRssBytes).toBeGreaterThan(0)
+    }
+    const report: BenchReport = {
+      startedAt: new Date().toISOString(), durationSeconds: 1, machine: machineInfo(), mode: 'quick', trace: 'synthetic',
+      settings: { docs: 1, readersPerDoc: 3, pacedRate: 1000, pacedCount: 60, saturatedCount: 120, window: 16 },
+      fanOut: results, convergence: null, memory: [], durableAck: null, failover: null,
+    }
+    const markdown = markdownReport(report)
+    expect(markdown).toContain('| bare ws echo |')
+    expect(markdown).toContain('| georelay (memory store) |')
+    const svgs = charts(report)
+    expect(Object.keys(svgs).sort()).toEqual(['fanout-cpu.svg', 'fanout-latency.svg', 'fanout-throughput.svg'])
+    for (const svg of Object.values(svgs)) expect(svg).toMatch(/^<svg [^>]*>[\s\S]*<\/svg>\n$/)
+  })
+})
