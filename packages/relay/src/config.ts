@@ -42,8 +42,8 @@ export const relayConfigSchema = z.object({
     jwksFile: z.string().min(1).optional(),
     issuer: z.string().min(1).optional(),
     audience: z.string().min(1).optional(),
-    /** Without a token: `none` (refused), `ro` (read only) or `rw`. */
-    anonymous: z.enum(['none', 'ro', 'rw']).default('rw'),
+    /** Without a token: `none` (refused, the default), `ro` (read only) or `rw`. */
+    anonymous: z.enum(['none', 'ro', 'rw']).default('none'),
   }).strict().default({}),
   /** Where documents may live and how they are written (DESIGN 4.6); first match wins. */
   namespaces: z.array(z.object({

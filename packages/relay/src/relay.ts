@@ -166,6 +166,11 @@ export class Relay {
     relay.keepalive = setInterval(() => relay.checkClients(), CLIENT_KEEPALIVE_MS)
     relay.keepalive.unref()
     logger.log('info', 'relay listening', { region: config.region, url: relay.url, store: config.store, peers: config.peers.length })
+    if (config.auth.anonymous === 'none' && config.auth.jwtSecret === undefined && config.auth.jwksFile === undefined) {
+      logger.log('warn', 'no client can connect: anonymous access is none and no token keys are set. Set auth.jwtSecret or auth.jwksFile, or --anonymous rw for open access', {})
+    } else if (config.auth.anonymous !== 'none' && !['127.0.0.1', '::1', 'localhost'].includes(config.listen.host)) {
+      logger.log('warn', `anonymous clients may ${config.auth.anonymous === 'rw' ? 'read and write' : 'read'} every document on a non-loopback address`, { host: config.listen.host })
+    }
     relay.mesh.start()
     relay.placement.start(relay.mesh)
     return relay

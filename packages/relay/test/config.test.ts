@@ -50,7 +50,7 @@ describe('parseRelayConfig', () => {
       listen: { host: '127.0.0.1', port: 4001 },
       store: 'sqlite',
       peers: [],
-      auth: { anonymous: 'rw' },
+      auth: { anonymous: 'none' },
       namespaces: [],
       limits: { maxMessageBytes: 1024 * 1024, maxDocsPerConnection: 256, maxConnections: 10_000, maxDocumentBytes: 64 * 1024 * 1024, messagesPerSecond: { rate: 1000, burst: 5000 }, messagesPerSecondPerAddress: { rate: 0, burst: 0 }, maxBufferedBytes: 8 * 1024 * 1024 },
       storage: { compactAfterUpdates: 500, compactAfterBytes: 1024 * 1024, synchronous: 'full' },

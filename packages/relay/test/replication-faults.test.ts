@@ -22,7 +22,7 @@ afterEach(async () => { for (const r of relays.splice(0)) await r.close() })
 
 const start = async (region: string, port: number, peer: string, peerPort: number, store: MemoryStore): Promise<Relay> => {
   const relay = await Relay.start({
-    config: parseRelayConfig({ region, store: 'memory', meshSecret: 'x', listen: { port }, peers: [{ region: peer, url: `ws://127.0.0.1:${peerPort}` }], replication: { heartbeatMs: 200, linkTimeoutMs: 1000 } }),
+    config: parseRelayConfig({ region, store: 'memory', meshSecret: 'x', listen: { port }, peers: [{ region: peer, url: `ws://127.0.0.1:${peerPort}` }], replication: { heartbeatMs: 200, linkTimeoutMs: 1000 }, auth: { anonymous: 'rw' } }),
     store,
     logger: silentLogger,
   })

@@ -397,6 +397,7 @@ export const fuzzRelay = async (options: FuzzRelayOptions): Promise<FuzzSummary>
       // A configured peer that never answers: the peer endpoint only accepts configured regions.
       peers: [{ region: PEER_REGION, url: `ws://127.0.0.1:${await freePort()}` }],
       meshSecret: MESH_SECRET,
+      auth: { anonymous: 'rw' },
       limits: { maxMessageBytes },
     }),
     store,
