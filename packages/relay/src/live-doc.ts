@@ -19,8 +19,14 @@ export interface DocClient {
 /** Where a document's local awareness changes go beyond this relay (the mesh). */
 export type AwarenessSink = (docName: string, update: Uint8Array) => void
 
-/** Past this many unmerged updates the state is merged eagerly, to bound memory and work. */
-const MAX_UNMERGED = 256
+/**
+ * The state is kept as the merged base, then merged chunks, then the latest updates. Past
+ * MAX_UNMERGED updates they are merged into a chunk (cheap: small updates among themselves);
+ * past MAX_CHUNKS chunks everything is merged into the base (costly for a large document, so
+ * rarely: merging a big base on every few hundred writes stalled acknowledgements).
+ */
+const MAX_UNMERGED = 64
+const MAX_CHUNKS = 32
 /** Updates merged into one broadcast at most (merging is superlinear). */
 const MAX_BROADCAST_MERGE = 256
 
@@ -31,6 +37,8 @@ export class LiveDoc {
   /** Awareness client ids announced by other regions' clients, by region. */
   private readonly remoteAwareness = new Map<number, string>()
   private parts: Uint8Array[]
+  /** How many of `parts` after the base are merged chunks (the rest are single updates). */
+  private chunks = 0
   /** At least the merged state's size (the parts' sum), exact right after a merge. */
   private bytes: number
   private stateVectorCache: Uint8Array | null = null
@@ -58,10 +66,21 @@ export class LiveDoc {
     this.awareness.setLocalState(null) // the relay itself is not a participant
   }
 
+  private mergeRecent (): void {
+    if (this.chunks >= MAX_CHUNKS) {
+      this.state()
+      return
+    }
+    const settled = 1 + this.chunks
+    this.parts = [...this.parts.slice(0, settled), mergeUpdates(this.parts.slice(settled))]
+    this.chunks++
+  }
+
   /** Everything durable of the document, as one update. */
   state (): Uint8Array {
     if (this.parts.length > 1) {
       this.parts = [mergeUpdates(this.parts)]
+      this.chunks = 0
       this.bytes = (this.parts[0] as Uint8Array).length
     }
     return this.parts[0] as Uint8Array
@@ -117,7 +136,7 @@ export class LiveDoc {
     this.parts.push(update)
     this.bytes += update.length
     this.stateVectorCache = null
-    if (this.parts.length > MAX_UNMERGED) this.state()
+    if (this.parts.length - 1 - this.chunks > MAX_UNMERGED) this.mergeRecent()
     this.outgoing.push({ update, from })
     if (this.broadcastTimer !== null) return
     // The first update after a quiet spell goes out this turn; a fast stream is sent once per window.
