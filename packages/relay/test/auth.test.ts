@@ -7,7 +7,7 @@ import WebSocket from 'ws'
 import * as Y from 'yjs'
 import { type MuxMessage, type YMessage, decodeFrame, decodeMuxMessage, encodeFrame, encodeMuxMessage } from '@georelay/core'
 import type { Relay } from '@georelay/relay'
-import { nextEvent, on, startTestRelay, waitUntil } from '@georelay/testkit'
+import { nextEvent, on, recordingSocket, startTestRelay, waitUntil } from '@georelay/testkit'
 
 const SECRET = 'a-test-secret-of-at-least-32-chars!!'
 const key = new TextEncoder().encode(SECRET)
@@ -21,16 +21,6 @@ const updateWith = (text: string): Uint8Array => {
   return Y.encodeStateAsUpdate(doc)
 }
 
-/** A raw client socket that records what it receives and how it closed. */
-const open = (url: string) => {
-  const ws = new WebSocket(url)
-  const frames: Uint8Array[] = []
-  ws.on('message', (data: Buffer) => frames.push(new Uint8Array(data)))
-  const closed = nextEvent(ws, 'close', { what: `${url} to close` }).then(([code, reason]) => ({ code: code as number, reason: String(reason) }))
-  closed.catch(() => {})
-  return { ws, frames, closed }
-}
-
 const yMessages = (frames: Uint8Array[]): YMessage[] => frames.flatMap(f => decodeFrame(f))
 const muxMessages = (frames: Uint8Array[]): MuxMessage[] => frames.map(f => decodeMuxMessage(f))
 
@@ -42,7 +32,7 @@ describe('client authentication', () => {
     await relay?.close()
   })
   const connect = (route: string, tokenText?: string) => {
-    const client = open(`${relay.url}/${route}${tokenText === undefined ? '' : `?token=${tokenText}`}`)
+    const client = recordingSocket(`${relay.url}/${route}${tokenText === undefined ? '' : `?token=${tokenText}`}`)
     sockets.push(client.ws)
     return client
   }

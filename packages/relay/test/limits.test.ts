@@ -4,21 +4,12 @@ import WebSocket from 'ws'
 import * as Y from 'yjs'
 import { type MuxMessage, type YMessage, decodeFrame, decodeMuxMessage, encodeFrame, encodeMuxMessage } from '@georelay/core'
 import type { Relay, RelayConfigInput } from '@georelay/relay'
-import { type Subscribe, nextEvent, on, startTestRelay, waitUntil } from '@georelay/testkit'
+import { type Subscribe, nextEvent, on, recordingSocket, startTestRelay, waitUntil } from '@georelay/testkit'
 
 const updateOfSize = (bytes: number, seed = 'x'): Uint8Array => {
   const doc = new Y.Doc()
   doc.getText('t').insert(0, seed.repeat(bytes))
   return Y.encodeStateAsUpdate(doc)
-}
-
-const open = (url: string) => {
-  const ws = new WebSocket(url)
-  const frames: Uint8Array[] = []
-  ws.on('message', (data: Buffer) => frames.push(new Uint8Array(data)))
-  const closed = nextEvent(ws, 'close', { what: `${url} to close` }).then(([code, reason]) => ({ code: code as number, reason: String(reason) }))
-  closed.catch(() => {})
-  return { ws, frames, closed }
 }
 
 /** Re-checks every 50 ms: for state that only /metrics shows. */
@@ -38,7 +29,7 @@ describe('limits', () => {
     relay = await startTestRelay({ config: { limits } })
   }
   const connect = (route: string) => {
-    const client = open(`${relay.url}/${route}`)
+    const client = recordingSocket(`${relay.url}/${route}`)
     sockets.push(client.ws)
     return client
   }

@@ -9,3 +9,4 @@ export { loadTrace, syntheticTrace, type EditingTrace, type Patch } from './edit
 export { measureMesh, type MeshMeasurement } from './measure-mesh.js'
 export { CHROMIUM_ARGS, CHROMIUM_PATH, bundleForBrowser, launchChromium, serveStatic, type ChromiumSession, type LaunchChromiumOptions, type StaticFile, type StaticServer } from './chromium.js'
 export { capturedPayloads, decodeWsCapture, type CapturedMessage } from './ws-capture.js'
+export { recordingSocket, type RecordingSocket } from './recording-socket.js'
