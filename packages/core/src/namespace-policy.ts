@@ -78,6 +78,8 @@ export interface CompiledPolicies {
   resolve(docName: string): ResolvedPolicy
   /** Whether the document may live in the region. */
   allows(docName: string, region: string): boolean
+  /** The policy of rule `i` with its defaults filled in (-1: the default for unmatched names). */
+  ruleAt(i: number): ResolvedPolicy
   readonly rules: readonly NamespaceRule[]
 }
 
@@ -123,7 +125,9 @@ export const compilePolicies = (rules: readonly NamespaceRule[], allRegions: rea
       return regions === undefined || regions.includes(region)
     },
     resolve (docName) {
-      const i = compiled.findIndex(c => c.pattern.test(docName))
+      return this.ruleAt(compiled.findIndex(c => c.pattern.test(docName)))
+    },
+    ruleAt (i) {
       const rule = compiled[i]?.rule
       const mode = rule?.mode ?? 'active-active'
       return {

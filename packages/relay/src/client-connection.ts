@@ -7,7 +7,7 @@
 import type { RawData, WebSocket } from 'ws'
 import { CloseCode, ProtocolError, StoreError, closeReason, decodeFrame, encodeFrame } from '@georelay/core'
 import type { Grants } from './auth.js'
-import { expiryTimer } from './token-expiry.js'
+import { type Expiry, expiryTimer } from './token-expiry.js'
 import { type ConnectionLimits, closeOverrun } from './connection-limits.js'
 import { DocSession, type SessionPlacement, everywhere, validateMessages } from './doc-session.js'
 import { RelayRefusal } from './relay-refusal.js'
@@ -42,7 +42,7 @@ export class ClientConnection {
   private cut = false
   /** Bound once: looking labels up on every frame is a measurable share of fan-out. */
   private readonly bytesOut: { inc(value: number): void }
-  private readonly expiry: NodeJS.Timeout | null
+  private readonly expiry: Expiry | null
 
   constructor (
     private readonly ws: WebSocket,
@@ -73,7 +73,7 @@ export class ClientConnection {
     ws.on('close', () => {
       if (this.closed) return
       this.closed = true
-      if (this.expiry !== null) clearTimeout(this.expiry)
+      this.expiry?.cancel()
       this.limits?.release()
       metrics.connections.dec({ endpoint: 'y-websocket' })
       try {

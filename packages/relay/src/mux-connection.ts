@@ -17,7 +17,7 @@ import type { Logger } from './logger.js'
 import type { RelayMetrics } from './metrics.js'
 import type { WriteAcks } from './write-acks.js'
 import { AuthError, type Grants } from './auth.js'
-import { expiryTimer } from './token-expiry.js'
+import { type Expiry, expiryTimer } from './token-expiry.js'
 import { type ConnectionLimits, closeOverrun } from './connection-limits.js'
 
 export interface MuxContext {
@@ -53,7 +53,7 @@ export class MuxConnection {
   /** Bound once: looking labels up on every frame is a measurable share of fan-out. */
   private readonly bytesOut: { inc(value: number): void }
   private grants: Grants | null
-  private expiry: NodeJS.Timeout | null = null
+  private expiry: Expiry | null = null
   /** Messages that came after an `auth` whose token is still being checked: they run under it. */
   private waiting: MuxMessage[] | null = null
 
@@ -216,7 +216,7 @@ export class MuxConnection {
   }
 
   private armExpiry (): void {
-    if (this.expiry !== null) clearTimeout(this.expiry)
+    this.expiry?.cancel()
     this.expiry = expiryTimer(this.grants, () => this.close(CloseCode.Unauthenticated, 'the token has expired: reconnect with a fresh one'))
   }
 
@@ -261,7 +261,7 @@ export class MuxConnection {
   private onClose (): void {
     if (this.closed) return
     this.closed = true
-    if (this.expiry !== null) clearTimeout(this.expiry)
+    this.expiry?.cancel()
     this.ctx.limits?.release()
     this.ctx.metrics.connections.dec({ endpoint: 'mux' })
     for (const docId of [...this.docs.keys()]) this.closeDoc(docId)

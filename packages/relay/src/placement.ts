@@ -15,7 +15,7 @@
  */
 import crypto from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import { type CompiledPolicies, DEFAULT_PROMOTE_AFTER_MS, type NamespaceRule, type ResolvedPolicy, canonicalRules, compilePolicies, parseCanonicalRules } from '@georelay/core'
+import { type CompiledPolicies, type NamespaceRule, type ResolvedPolicy, canonicalRules, compilePolicies, parseCanonicalRules } from '@georelay/core'
 import type { Logger } from './logger.js'
 
 /** What the placement needs to know of the mesh. */
@@ -178,12 +178,7 @@ export class Placement extends EventEmitter<PlacementEvents> {
     this.policies.rules.forEach((rule, i) => {
       if (rule.mode !== 'active-passive') return
       const previous = this.writers.get(i)
-      // resolve() by the rule's own pattern would need a sample name; build the policy directly.
-      const policy: ResolvedPolicy = {
-        rule: i, mode: 'active-passive', regions: rule.regions ?? [...this.regions], primary: rule.primary ?? null,
-        standby: rule.standby ?? [], ack: rule.ack ?? 'local', promoteAfterMs: rule.promoteAfterMs ?? DEFAULT_PROMOTE_AFTER_MS,
-      }
-      const writer = this.writerOf(policy, previous)
+      const writer = this.writerOf(this.policies.ruleAt(i), previous)
       if (writer === previous) return
       this.writers.set(i, writer)
       if (previous !== undefined) {
