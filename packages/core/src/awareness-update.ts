@@ -13,6 +13,8 @@ export interface AwarenessEntry {
   readonly clock: number
   /** The client's state; null means it left. */
   readonly state: unknown
+  /** Bytes of the state's JSON text, as read (not needed to encode). */
+  readonly bytes?: number
 }
 
 const fail = (why: string): never => {
@@ -40,7 +42,7 @@ export const readAwarenessUpdate = (update: Uint8Array): AwarenessEntry[] => {
       fail(`the state of client ${clientID} is not JSON`)
     }
     decoder.pos += length
-    entries.push({ clientID, clock, state })
+    entries.push({ clientID, clock, state, bytes: length })
   }
   if (decoding.hasContent(decoder)) fail(`${update.length - decoder.pos} bytes after the last entry`)
   return entries

@@ -5,6 +5,10 @@
 export const CloseCode = {
   /** The relay is shutting down and drained this socket: reconnect, possibly elsewhere. */
   GoingAway: 1001,
+  /** The relay failed (its store, a bug): the client keeps its edits and reconnects later. */
+  InternalError: 1011,
+  /** The relay cannot serve this now (no writer in reach): try again later. */
+  TryAgainLater: 1013,
   /** This document (or client) lives in another region; the reason holds the region and URL. */
   Moved: 4307,
   MalformedMessage: 4400,

@@ -19,7 +19,9 @@ export {
   ACK_LEVELS, MUX_PROTOCOL_VERSION, MuxMessageType, decodeMuxMessage, encodeMuxMessage, type AckLevel, type MuxMessage, type RegionEndpoint,
 } from './mux-messages.js'
 export { FrameReader } from './frame-reader.js'
+export { GlobError, MAX_GLOB_LENGTH, compileGlob, type Glob } from './glob.js'
+export { MAX_DOC_NAME_BYTES, RESERVED_NAMES, docNameProblem, isReservedName } from './doc-name.js'
 export {
-  DEFAULT_PROMOTE_AFTER_MS, PolicyError, canonicalRules, compilePolicies, globToRegExp, parseCanonicalRules,
+  DEFAULT_PROMOTE_AFTER_MS, MAX_RULES, PolicyError, canonicalRules, compilePolicies, parseCanonicalRules,
   type CompiledPolicies, type NamespaceMode, type NamespaceRule, type PolicyProblem, type ResolvedPolicy,
 } from './namespace-policy.js'

@@ -20,13 +20,17 @@
  * allows get `error` 4403. A write refused because the document is read-only for this token
  * gets `error` 4403 too, but the document stays open for reading.
  *
+ * `welcome` (protocol 2) ends with the largest message the relay takes, so that the SDK keeps
+ * (and reports) an edit too large to send instead of getting its socket closed over it again and
+ * again; a welcome from protocol 1 lacks it and decodes with 0 (unknown).
+ *
  * Every message is a lib0 varUint type, then its fields; one message per frame.
  */
 import * as encoding from 'lib0/encoding'
 import { FrameReader } from './frame-reader.js'
 import { ProtocolError } from './protocol-error.js'
 
-export const MUX_PROTOCOL_VERSION = 1
+export const MUX_PROTOCOL_VERSION = 2
 
 export const MuxMessageType = {
   Open: 0,
@@ -57,7 +61,8 @@ export type MuxMessage =
   | { type: 'sync', docId: number, payload: Uint8Array }
   | { type: 'write', docId: number, writeId: number, update: Uint8Array }
   | { type: 'ping', nonce: number }
-  | { type: 'welcome', version: number, region: string, regions: RegionEndpoint[] }
+  /** `maxMessageBytes`: the largest frame the relay takes (protocol 2; 0 from a relay that did not say). */
+  | { type: 'welcome', version: number, region: string, regions: RegionEndpoint[], maxMessageBytes: number }
   | { type: 'ack', docId: number, writeId: number, level: AckLevel }
   | { type: 'error', docId: number, code: number, reason: string }
   | { type: 'redirect', docId: number, region: string, url: string }
@@ -82,7 +87,13 @@ export const decodeMuxMessage = (frame: Uint8Array): MuxMessage => {
     case MuxMessageType.Write: message = { type: 'write', docId: r.uint('docId'), writeId: r.uint('writeId'), update: r.bytes('update') }; break
     case MuxMessageType.Ping: message = { type: 'ping', nonce: r.uint('nonce') }; break
     case MuxMessageType.Welcome:
-      message = { type: 'welcome', version: r.uint('version'), region: r.string('region'), regions: r.list('regions', 2, () => ({ name: r.string('region name'), url: r.string('region url') })) }
+      message = {
+        type: 'welcome',
+        version: r.uint('version'),
+        region: r.string('region'),
+        regions: r.list('regions', 2, () => ({ name: r.string('region name'), url: r.string('region url') })),
+        maxMessageBytes: r.left > 0 ? r.uint('max message bytes') : 0,
+      }
       break
     case MuxMessageType.Ack: message = { type: 'ack', docId: r.uint('docId'), writeId: r.uint('writeId'), level: level(r) }; break
     case MuxMessageType.Error: message = { type: 'error', docId: r.uint('docId'), code: r.uint('code'), reason: r.string('reason') }; break
@@ -128,6 +139,7 @@ export const encodeMuxMessage = (message: MuxMessage): Uint8Array => {
         encoding.writeVarString(e, region.name)
         encoding.writeVarString(e, region.url)
       }
+      encoding.writeVarUint(e, message.maxMessageBytes)
       break
     case 'ack':
       encoding.writeVarUint(e, message.docId)

@@ -9,6 +9,7 @@
  * below, so that two relays agree exactly when their canonical forms are equal.
  */
 import { ACK_LEVELS, type AckLevel } from './mux-messages.js'
+import { MAX_GLOB_LENGTH, compileGlob } from './glob.js'
 
 export type NamespaceMode = 'active-active' | 'active-passive'
 
@@ -39,6 +40,8 @@ export interface ResolvedPolicy {
 }
 
 export const DEFAULT_PROMOTE_AFTER_MS = 10_000
+/** Most namespace rules one relay (or a peer's policy) may have. */
+export const MAX_RULES = 256
 
 export interface PolicyProblem { path: string, message: string }
 
@@ -49,29 +52,12 @@ export class PolicyError extends Error {
   }
 }
 
-/** Turns a glob into an anchored regular expression. */
-export const globToRegExp = (glob: string): RegExp => {
-  let source = ''
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i] as string
-    if (c === '*' && glob[i + 1] === '*') {
-      source += '.*'
-      i++
-    } else if (c === '*') {
-      source += '[^/]*'
-    } else {
-      source += c.replace(/[.+?^${}()|[\]\\]/g, '\\$&')
-    }
-  }
-  return new RegExp(`^${source}$`)
-}
-
 /** True when every name `later` can match, `earlier` matches first (so `later` never applies). */
 const shadows = (earlier: string, later: string): boolean => {
   if (earlier === later || earlier === '**') return true
   // A pattern ending in slash-double-star covers anything under its prefix.
   if (earlier.endsWith('/**')) return later.startsWith(earlier.slice(0, -2))
-  return !later.includes('*') && globToRegExp(earlier).test(later)
+  return !later.includes('*') && compileGlob(earlier).test(later)
 }
 
 export interface CompiledPolicies {
@@ -89,6 +75,39 @@ export interface CompiledPolicies {
  * this relay does not know).
  */
 export const compilePolicies = (rules: readonly NamespaceRule[], allRegions: readonly string[], { validate = true } = {}): CompiledPolicies => {
+  // Bounded even unvalidated: a peer's rules are input too.
+  if (rules.length > MAX_RULES) throw new PolicyError([{ path: 'namespaces', message: `at most ${MAX_RULES} rules; there are ${rules.length}` }])
+  const long = rules.findIndex(rule => rule.match.length > MAX_GLOB_LENGTH)
+  if (long !== -1) throw new PolicyError([{ path: `namespaces.${long}.match`, message: `a pattern is at most ${MAX_GLOB_LENGTH} characters` }])
+  if (validate) checkRules(rules, allRegions)
+  const compiled = rules.map(rule => ({ rule, pattern: compileGlob(rule.match) }))
+  return {
+    rules,
+    allows (docName, region) {
+      const regions = compiled.find(c => c.pattern.test(docName))?.rule.regions
+      return regions === undefined || regions.includes(region)
+    },
+    resolve (docName) {
+      return this.ruleAt(compiled.findIndex(c => c.pattern.test(docName)))
+    },
+    ruleAt (i) {
+      const rule = compiled[i]?.rule
+      const mode = rule?.mode ?? 'active-active'
+      return {
+        rule: i,
+        mode,
+        regions: [...(rule?.regions ?? allRegions)],
+        primary: mode === 'active-passive' ? rule?.primary ?? null : null,
+        standby: [...(rule?.standby ?? [])],
+        ack: rule?.ack ?? 'local',
+        promoteAfterMs: rule?.promoteAfterMs ?? DEFAULT_PROMOTE_AFTER_MS,
+      }
+    },
+  }
+}
+
+/** Throws a PolicyError listing every problem of `rules` in a mesh of `allRegions`. */
+const checkRules = (rules: readonly NamespaceRule[], allRegions: readonly string[]): void => {
   const problems: PolicyProblem[] = []
   const known = new Set(allRegions)
   rules.forEach((rule, i) => {
@@ -116,31 +135,7 @@ export const compilePolicies = (rules: readonly NamespaceRule[], allRegions: rea
     const earlier = rules.slice(0, i).findIndex(e => shadows(e.match, rule.match))
     if (earlier !== -1) problems.push({ path: `${at}.match`, message: `never applies: rule ${earlier} ("${rules[earlier]?.match}") matches every name this one does` })
   })
-  if (validate && problems.length > 0) throw new PolicyError(problems)
-  const compiled = rules.map(rule => ({ rule, pattern: globToRegExp(rule.match) }))
-  return {
-    rules,
-    allows (docName, region) {
-      const regions = compiled.find(c => c.pattern.test(docName))?.rule.regions
-      return regions === undefined || regions.includes(region)
-    },
-    resolve (docName) {
-      return this.ruleAt(compiled.findIndex(c => c.pattern.test(docName)))
-    },
-    ruleAt (i) {
-      const rule = compiled[i]?.rule
-      const mode = rule?.mode ?? 'active-active'
-      return {
-        rule: i,
-        mode,
-        regions: [...(rule?.regions ?? allRegions)],
-        primary: mode === 'active-passive' ? rule?.primary ?? null : null,
-        standby: [...(rule?.standby ?? [])],
-        ack: rule?.ack ?? 'local',
-        promoteAfterMs: rule?.promoteAfterMs ?? DEFAULT_PROMOTE_AFTER_MS,
-      }
-    },
-  }
+  if (problems.length > 0) throw new PolicyError(problems)
 }
 
 /**

@@ -25,6 +25,8 @@ export const validateUpdate = (update: Uint8Array): void => {
   // What follows decodes but makes Y.applyUpdate throw; merging keeps it, so once stored it
   // would break every client that syncs the document. The relay itself never applies updates.
   for (const struct of decoded.structs) {
+    // Yjs never writes a struct that covers no clock; applying one throws.
+    if (!(struct.length > 0)) throw new ProtocolError('ERR_INVALID_UPDATE', `not a valid Yjs update (struct ${struct.id.client}:${struct.id.clock} has length ${struct.length})`)
     if (!(struct instanceof Y.Item)) continue
     const { client, clock } = struct.id
     // A client's items can only refer to its own earlier items (Yjs checks other clients'

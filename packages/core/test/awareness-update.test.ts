@@ -26,11 +26,11 @@ describe('readAwarenessUpdate', () => {
       awareness.setLocalState({ user: { name: 'Ann' }, cursor: 3 })
       const clock = () => (awareness.meta.get(doc.clientID) as { clock: number }).clock
       expect(readAwarenessUpdate(encodeAwarenessUpdate(awareness, [doc.clientID]))).toEqual([
-        { clientID: doc.clientID, clock: clock(), state: { user: { name: 'Ann' }, cursor: 3 } },
+        { clientID: doc.clientID, clock: clock(), state: { user: { name: 'Ann' }, cursor: 3 }, bytes: JSON.stringify({ user: { name: 'Ann' }, cursor: 3 }).length },
       ])
       removeAwarenessStates(awareness, [doc.clientID], 'test')
       expect(readAwarenessUpdate(encodeAwarenessUpdate(awareness, [doc.clientID]))).toEqual([
-        { clientID: doc.clientID, clock: clock(), state: null },
+        { clientID: doc.clientID, clock: clock(), state: null, bytes: 4 },
       ])
     } finally {
       awareness.destroy()

@@ -11,6 +11,8 @@ const FOUND: { name: string, update: number[], reason: RegExp }[] = [
   { name: 'an empty delete range past the state (and bytes after it)', update: [0, 1, 0, 1, 167, 0, 0, 2, 1, 0, 1, 0, 1], reason: /empty delete range of client 0 at clock 39/ },
   { name: 'an item whose parent is a later item of its own client', update: [1, 1, 1, 0, 4, 18, 1, 116, 1, 32, 0], reason: /item 1:0 has its parent at 1:116/ },
   { name: 'an item whose right origin is itself', update: [1, 2, 0, 0, 4, 1, 1, 116, 2, 32, 32, 68, 0, 2, 12, 240, 144, 128, 128, 240, 144, 128, 128, 240, 144, 128, 128, 0], reason: /item 0:2 has its right origin at 0:2/ },
+  { name: 'a GC struct of length 0', update: [1, 2, 31, 0, 40, 1, 1, 109, 3, 112, 120, 68, 1, 121, 0, 0, 0, 0, 0, 0, 0, 5, 40, 9, 1, 109, 3, 101, 121, 35, 1, 120, 0], reason: /struct 31:1 has length 0/ },
+  { name: 'a string item of length 0', update: [1, 2, 9, 0, 39, 0, 1, 109, 4, 93, 46, 116, 61, 2, 36, 0, 9, 0, 2, 84, 125, 0, 1, 2, 9, 0, 39, 17, 1, 109, 4, 93, 46, 116, 61, 2, 36, 0, 9, 0, 2, 84, 125], reason: /struct 9:1 has length 0/ },
   { name: 'an item whose parent is itself', update: [1, 3, 5, 0, 40, 1, 1, 109, 1, 32, 1, 119, 1, 32, 39, 1, 1, 109, 1, 33, 2, 4, 0, 5, 2, 1, 32, 0, 0], reason: /item 5:2 has its parent at 5:2/ },
 ]
 
