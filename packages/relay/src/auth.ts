@@ -10,7 +10,7 @@
  */
 import fs from 'node:fs'
 import { type JWTVerifyGetKey, createLocalJWKSet, errors, jwtVerify } from 'jose'
-import { globToRegExp } from '@georelay/core'
+import { GlobError, MAX_GLOB_LENGTH, compileGlob } from '@georelay/core'
 
 export type Access = 'none' | 'ro' | 'rw'
 
@@ -40,6 +40,9 @@ export class AuthError extends Error {
   }
 }
 
+/** Most globs a token's `docs` claim may hold. */
+export const MAX_TOKEN_GLOBS = 64
+
 const everything = (access: Access): Grants => ({ subject: null, expiresAt: null, access: () => access })
 
 /** Reads the `docs` claim: globs to `rw`/`ro`; a document matched by any `rw` glob is writable. */
@@ -48,9 +51,17 @@ const grantsOf = (claims: Record<string, unknown>, expiresAt: number): Grants =>
   if (typeof docs !== 'object' || docs === null || Array.isArray(docs)) {
     throw new AuthError('ERR_TOKEN_CLAIMS', 'the token has no "docs" claim (an object mapping document globs to "rw" or "ro")')
   }
-  const rules = Object.entries(docs as Record<string, unknown>).map(([glob, access]) => {
-    if (access !== 'rw' && access !== 'ro') throw new AuthError('ERR_TOKEN_CLAIMS', `the token's docs claim gives "${glob}" access ${JSON.stringify(access)}; use "rw" or "ro"`)
-    return { pattern: globToRegExp(glob), access: access as Access }
+  const entries = Object.entries(docs as Record<string, unknown>)
+  // Every document a client opens is matched against every glob: a token is input, so bound it.
+  if (entries.length > MAX_TOKEN_GLOBS) throw new AuthError('ERR_TOKEN_CLAIMS', `the token's docs claim has ${entries.length} globs; at most ${MAX_TOKEN_GLOBS} are accepted`)
+  const rules = entries.map(([glob, access]) => {
+    if (access !== 'rw' && access !== 'ro') throw new AuthError('ERR_TOKEN_CLAIMS', `the token's docs claim gives "${glob.slice(0, 64)}" access ${JSON.stringify(access)}; use "rw" or "ro"`)
+    try {
+      return { pattern: compileGlob(glob), access: access as Access }
+    } catch (err) {
+      if (err instanceof GlobError) throw new AuthError('ERR_TOKEN_CLAIMS', `a glob of the token's docs claim is longer than ${MAX_GLOB_LENGTH} characters`)
+      throw err
+    }
   })
   return {
     subject: typeof claims.sub === 'string' ? claims.sub : null,

@@ -2,7 +2,7 @@
  * The `georelay` command. Exit codes: 0 done, 1 runtime failure, 2 bad usage or configuration.
  */
 import { parseArgs } from 'node:util'
-import { ConfigError, type ConfigOverrides, dataDirOf, loadRelayConfig } from './config.js'
+import { ConfigError, type ConfigOverrides, MIN_SECRET_BYTES, dataDirOf, loadRelayConfig } from './config.js'
 import { stderrLogger, type LogLevel } from './logger.js'
 import { Relay } from './relay.js'
 import { LocalCluster } from './local-cluster.js'
@@ -30,8 +30,12 @@ georelay relay
   --store KIND         sqlite (default, durable) or memory        GEORELAY_STORE
   --public-url URL     URL that clients and peers use to reach it GEORELAY_PUBLIC_URL
   --peer REGION=URL    a peer region's relay; repeat per peer     GEORELAY_PEERS (comma-separated)
+  --mesh-secret-file FILE  file holding the mesh secret          GEORELAY_MESH_SECRET_FILE
   --mesh-secret SECRET shared secret of the relays of one mesh    GEORELAY_MESH_SECRET
-                       (required with --peer; the same on every relay)
+                       (required with --peer; the same on every relay;
+                       at least 32 bytes: openssl rand -hex 32; on the
+                       command line other users see it in ps, so prefer
+                       the file or the environment variable)
   --anonymous ACCESS   what clients without a token may do:       GEORELAY_ANONYMOUS
                        none, ro or rw (auth.anonymous; tokens need
                        auth.jwtSecret or auth.jwksFile in --config)
@@ -102,6 +106,7 @@ const runRelay = async (args: string[]): Promise<number> => {
         'public-url': { type: 'string' },
         peer: { type: 'string', multiple: true },
         'mesh-secret': { type: 'string' },
+        'mesh-secret-file': { type: 'string' },
         anonymous: { type: 'string' },
         synchronous: { type: 'string' },
         'log-level': { type: 'string' },
@@ -126,6 +131,9 @@ const runRelay = async (args: string[]): Promise<number> => {
     throw err
   }
   const logger = stderrLogger(logLevel as LogLevel)
+  if (flags['mesh-secret'] !== undefined) {
+    logger.log('warn', 'the mesh secret is on the command line, where any user of this machine can read it (ps); use --mesh-secret-file or GEORELAY_MESH_SECRET', {})
+  }
   let relay: Relay
   try {
     relay = await Relay.start({ config, logger })
@@ -173,6 +181,8 @@ const runCluster = async (args: string[]): Promise<number> => {
   if (!/^\d+$/.test(v['base-port']) || Number(v['base-port']) + regions.length - 1 > 65535) return usage(`--base-port must be a port number, not "${v['base-port']}"`)
   if (v.store !== 'sqlite' && v.store !== 'memory') return usage(`--store must be sqlite or memory, not "${v.store}"`)
   if (!LOG_LEVELS.has(v['log-level'])) return usage(`--log-level must be debug, info, warn or error, not "${v['log-level']}"`)
+  const secret = v['mesh-secret']
+  if (secret !== undefined && Buffer.byteLength(secret) < MIN_SECRET_BYTES) return usage(`--mesh-secret must be at least ${MIN_SECRET_BYTES} bytes (openssl rand -hex 32)`)
   const latency: Record<string, number> = {}
   try {
     for (const text of v.latency ?? []) {

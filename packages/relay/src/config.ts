@@ -11,6 +11,9 @@ import { PolicyError, compilePolicies } from '@georelay/core'
 const regionName = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'a region name is lowercase letters, digits and dashes, like "eu-west"')
 const wsUrl = z.string().regex(/^wss?:\/\/[^\s/]+/, 'must be a ws:// or wss:// URL, like "ws://127.0.0.1:4001"')
 
+/** Shortest mesh secret accepted, in bytes. */
+export const MIN_SECRET_BYTES = 32
+
 const rateLimit = z.object({
   rate: z.number().min(0),
   burst: z.number().int().min(0),
@@ -35,7 +38,13 @@ export const relayConfigSchema = z.object({
     /** Where clients reach the peer, when it differs from `url` (a private mesh network). */
     publicUrl: wsUrl.optional(),
   }).strict()).default([]),
-  meshSecret: z.string().min(1).optional(),
+  /**
+   * The secret every relay of the mesh shares: at least 32 bytes. Prefer `meshSecretFile` or
+   * GEORELAY_MESH_SECRET to the command line, where `ps` shows it.
+   */
+  meshSecret: z.string().refine(s => Buffer.byteLength(s) >= MIN_SECRET_BYTES, `must be at least ${MIN_SECRET_BYTES} bytes; make one with \`openssl rand -hex 32\``).optional(),
+  /** A file holding the mesh secret (a trailing newline is ignored). */
+  meshSecretFile: z.string().min(1).optional(),
   /** Client authentication: JWTs (HS256 secret or a JWKS file) and what anonymous clients may do. */
   auth: z.object({
     jwtSecret: z.string().min(32, 'an HS256 secret needs at least 32 characters').optional(),
@@ -56,7 +65,24 @@ export const relayConfigSchema = z.object({
     promoteAfterMs: z.number().int().optional(),
   }).strict()).default([]),
   limits: z.object({
-    maxMessageBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+    /**
+     * The largest message a socket may send; larger ones close it with 4413. Default: enough for
+     * one update of `maxDocumentBytes`, so a large paste or import is stored, not refused.
+     */
+    maxMessageBytes: z.number().int().min(1024).max(1024 * 1024 * 1024).optional(),
+    /**
+     * Bytes of large messages still arriving, over every socket, that the relay holds at once;
+     * past it, sockets sending more are not read until others complete (see receive-budget.ts).
+     */
+    maxReceivingBytes: z.number().int().min(1024 * 1024).default(256 * 1024 * 1024),
+    /** How long a socket may stay over its rate (and be slowed) before it is closed with 4429. */
+    throttledCloseAfterMs: z.number().int().min(100).default(30_000),
+    /** Presence (awareness) bounds, see presence.ts. */
+    presence: z.object({
+      perClient: z.number().int().min(1).default(4),
+      perDocument: z.number().int().min(1).default(1000),
+      stateBytes: z.number().int().min(64).default(16 * 1024),
+    }).strict().default({}),
     maxDocsPerConnection: z.number().int().min(1).default(256),
     /** Client sockets open at once; one more is closed with 4429. */
     maxConnections: z.number().int().min(1).default(10_000),
@@ -95,10 +121,28 @@ export const relayConfigSchema = z.object({
   fanoutWindowMs: z.number().int().min(0).max(1000).default(5),
   /** How long a document with no clients stays in memory before it is released. */
   idleReleaseMs: z.number().int().min(0).default(30_000),
+  /** The HTTP side of the port. */
+  http: z.object({
+    /**
+     * What GET /v1/regions shows: `discovery` (the default: regions, their public URLs and
+     * whether they are up — what an SDK needs), `full` (also every peer link's state, lag and
+     * namespace rules, for operators), or `off` (404). A request with
+     * `Authorization: Bearer <adminToken>` always gets `full`.
+     */
+    regions: z.enum(['discovery', 'full', 'off']).default('discovery'),
+    /** Origins browsers may read /healthz and /v1/regions from (`*`: any; SDKs probe every region). */
+    allowOrigins: z.array(z.string().min(1)).default(['*']),
+    adminToken: z.string().refine(s => Buffer.byteLength(s) >= MIN_SECRET_BYTES, `must be at least ${MIN_SECRET_BYTES} bytes`).optional(),
+  }).strict().default({}),
 }).strict()
 
 export type RelayConfigInput = z.input<typeof relayConfigSchema>
-export type RelayConfig = z.output<typeof relayConfigSchema>
+type ParsedConfig = z.output<typeof relayConfigSchema>
+/** A checked configuration, with the defaults that depend on other fields filled in. */
+export type RelayConfig = Omit<ParsedConfig, 'limits'> & { limits: ParsedConfig['limits'] & { maxMessageBytes: number } }
+
+/** Room for the framing around one update (mux and sync headers). */
+const FRAMING_BYTES = 64 * 1024
 
 export interface ConfigProblem { path: string, message: string }
 
@@ -124,8 +168,23 @@ const describeIssue = (issue: z.ZodIssue): ConfigProblem[] => {
 export const parseRelayConfig = (input: unknown, source = 'configuration'): RelayConfig => {
   const result = relayConfigSchema.safeParse(input)
   if (!result.success) throw new ConfigError(result.error.issues.flatMap(describeIssue), source)
-  const config = result.data
+  const parsed = result.data
   const problems: ConfigProblem[] = []
+  let meshSecret = parsed.meshSecret
+  if (parsed.meshSecretFile !== undefined) {
+    if (meshSecret !== undefined) problems.push({ path: 'meshSecretFile', message: 'give meshSecret or meshSecretFile, not both' })
+    try {
+      meshSecret = fs.readFileSync(parsed.meshSecretFile, 'utf8').replace(/\r?\n$/, '')
+      if (Buffer.byteLength(meshSecret) < MIN_SECRET_BYTES) problems.push({ path: 'meshSecretFile', message: `the secret in ${parsed.meshSecretFile} is shorter than ${MIN_SECRET_BYTES} bytes` })
+    } catch (err) {
+      problems.push({ path: 'meshSecretFile', message: `cannot read ${parsed.meshSecretFile}: ${(err as Error).message}` })
+    }
+  }
+  const config: RelayConfig = {
+    ...parsed,
+    ...(meshSecret === undefined ? {} : { meshSecret }),
+    limits: { ...parsed.limits, maxMessageBytes: parsed.limits.maxMessageBytes ?? parsed.limits.maxDocumentBytes + FRAMING_BYTES },
+  }
   if (config.peers.length > 0 && config.meshSecret === undefined) {
     problems.push({ path: 'meshSecret', message: 'peers are configured but no meshSecret: set the same secret on every relay of the mesh' })
   }
@@ -174,6 +233,7 @@ export interface ConfigOverrides {
   'mesh-secret'?: string
   anonymous?: string
   synchronous?: string
+  'mesh-secret-file'?: string
   peer?: string[]
 }
 
@@ -197,6 +257,7 @@ export const applyOverrides = (base: Record<string, unknown>, o: ConfigOverrides
   if (o.store !== undefined) out.store = o.store
   if (o['public-url'] !== undefined) out.publicUrl = o['public-url']
   if (o['mesh-secret'] !== undefined) out.meshSecret = o['mesh-secret']
+  if (o['mesh-secret-file'] !== undefined) out.meshSecretFile = o['mesh-secret-file']
   if (o.synchronous !== undefined) out.storage = { ...(typeof base.storage === 'object' && base.storage !== null ? base.storage as Record<string, unknown> : {}), synchronous: o.synchronous }
   if (o.anonymous !== undefined) out.auth = { ...(typeof base.auth === 'object' && base.auth !== null ? base.auth as Record<string, unknown> : {}), anonymous: o.anonymous }
   if (o.peer !== undefined && o.peer.length > 0) out.peers = o.peer.map(parsePeer)
@@ -216,6 +277,7 @@ export const overridesFromEnv = (env: NodeJS.ProcessEnv): ConfigOverrides => {
   take('store', 'GEORELAY_STORE')
   take('public-url', 'GEORELAY_PUBLIC_URL')
   take('mesh-secret', 'GEORELAY_MESH_SECRET')
+  take('mesh-secret-file', 'GEORELAY_MESH_SECRET_FILE')
   take('anonymous', 'GEORELAY_ANONYMOUS')
   take('synchronous', 'GEORELAY_SYNCHRONOUS')
   if (env.GEORELAY_PEERS) o.peer = env.GEORELAY_PEERS.split(',').map(s => s.trim()).filter(Boolean)

@@ -1,24 +1,33 @@
 /**
- * The limits one client socket lives under (DESIGN 4.5, 4429): how fast it may send (its own
- * token bucket, and one shared by every socket from its address), and how much may wait in its
- * send buffer before it counts as a slow reader and is cut, rather than growing the relay's memory.
+ * The limits one client socket lives under (DESIGN 4.5, 5 "Bad input"): what its messages may
+ * cost per second (its own token bucket, and one shared by every socket from its address), and
+ * how much may wait in its send buffer before it counts as a slow reader.
+ *
+ * Limits count work, not frames: each message costs a token plus one per COST_UNIT_BYTES of
+ * what handling it touches (see message-cost.ts). A socket over its rate is first slowed —
+ * the relay stops reading it until the debt is paid, so TCP pushes back on the sender — and
+ * closed with 4429 only when it has stayed over the limit for `throttledCloseAfterMs`.
  */
 import type { WebSocket } from 'ws'
 import { type BucketsByKey, type RateLimit, TokenBucket } from './token-bucket.js'
 
-/** How long a slow reader gets to take its close frame before the socket is cut. */
-const SLOW_READER_GRACE_MS = 1000
-
 export interface LimitsConfig {
   messagesPerSecond: RateLimit
   maxBufferedBytes: number
+  /** How long a socket may stay throttled without a break before it is closed (4429). */
+  throttledCloseAfterMs: number
 }
 
 export type Overrun = { code: 'ERR_RATE_LIMITED' | 'ERR_SLOW_READER', reason: string }
 
+/** What a charge decided: read on (`waitMs` 0), pause reading for `waitMs`, or close. */
+export type Verdict = { waitMs: number } | { overrun: Overrun }
+
 export class ConnectionLimits {
   private readonly own: TokenBucket | null
   private readonly shared: { bucket: TokenBucket | null, release: () => void }
+  /** When the socket last went over its rate without being back under it since (null: it is not throttled). */
+  private throttledSince: number | null = null
 
   constructor (private readonly config: LimitsConfig, perAddress: BucketsByKey, address: string) {
     const { rate, burst } = config.messagesPerSecond
@@ -26,15 +35,29 @@ export class ConnectionLimits {
     this.shared = perAddress.acquire(address)
   }
 
-  /** Counts one received message; the overrun when this socket or its address sends too fast. */
-  admit (): Overrun | null {
-    if (this.own !== null && !this.own.take()) {
-      return { code: 'ERR_RATE_LIMITED', reason: `rate limited: more than ${this.config.messagesPerSecond.rate} messages/s on this socket (limits.messagesPerSecond); slow down` }
+  /** Charges the cost of work just done for this socket. */
+  charge (cost: number, now = performance.now()): Verdict {
+    const own = this.own?.spend(cost, now) ?? 0
+    const shared = this.shared.bucket?.spend(cost, now) ?? 0
+    const waitMs = Math.max(own, shared)
+    if (waitMs === 0) {
+      this.throttledSince = null
+      return { waitMs }
     }
-    if (this.shared.bucket !== null && !this.shared.bucket.take()) {
-      return { code: 'ERR_RATE_LIMITED', reason: 'rate limited: too many messages from your address (limits.messagesPerSecondPerAddress); slow down' }
+    this.throttledSince ??= now
+    if (now - this.throttledSince > this.config.throttledCloseAfterMs) {
+      const held = `${(this.config.throttledCloseAfterMs / 1000).toFixed(this.config.throttledCloseAfterMs < 10_000 ? 1 : 0)} s`
+      const reason = shared > own
+        ? `rate limited: too many messages from your address for ${held} (limits.messagesPerSecondPerAddress); slow down`
+        : `rate limited: over ${this.config.messagesPerSecond.rate} messages/s on this socket for ${held} (limits.messagesPerSecond); slow down`
+      return { overrun: { code: 'ERR_RATE_LIMITED', reason } }
     }
-    return null
+    return { waitMs }
+  }
+
+  /** How long until this socket is out of debt (0: read on). */
+  debtMs (now = performance.now()): number {
+    return Math.max(this.own?.debtMs(now) ?? 0, this.shared.bucket?.debtMs(now) ?? 0)
   }
 
   /** After a send: the overrun when the socket's unsent bytes passed the bound. */
@@ -46,10 +69,4 @@ export class ConnectionLimits {
   release (): void {
     this.shared.release()
   }
-}
-
-/** Closes with 4429 and, if the close frame cannot get through a full buffer, cuts the socket. */
-export const closeOverrun = (ws: WebSocket, reason: string): void => {
-  if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(4429, reason)
-  setTimeout(() => ws.terminate(), SLOW_READER_GRACE_MS).unref()
 }

@@ -1,10 +1,10 @@
 /**
  * Maps a request path to what it addresses (DESIGN 4.1): the document name is the path after
  * the first `/`, percent-decoded (`/eu%2Fnotes/42` and `/eu/notes/42` both name `eu/notes/42`).
- * Names under `v1/` and the HTTP endpoints are reserved.
+ * Names under `v1/` and the HTTP endpoints are reserved; which strings are names at all is
+ * core's rule (doc-name.ts), the same on every endpoint.
  */
-export const RESERVED_NAMES = new Set(['healthz', 'readyz', 'metrics'])
-export const MAX_DOC_NAME_BYTES = 512
+import { docNameProblem, isReservedName } from '@georelay/core'
 
 export type PathTarget =
   | { kind: 'doc', name: string }
@@ -21,8 +21,14 @@ export const parseRequestPath = (url: string): PathTarget => {
     return { kind: 'invalid', reason: 'the document name is not valid percent-encoding' }
   }
   if (name === '') return { kind: 'invalid', reason: 'no document name: connect to ws://HOST:PORT/<document name>' }
-  if (name.startsWith('v1/') || RESERVED_NAMES.has(name)) return { kind: 'reserved', path: name }
-  if (Buffer.byteLength(name) > MAX_DOC_NAME_BYTES) return { kind: 'invalid', reason: `the document name is longer than ${MAX_DOC_NAME_BYTES} bytes` }
-  if (/[\u0000-\u001f\u007f]/.test(name)) return { kind: 'invalid', reason: 'the document name holds control characters' }
+  if (isReservedName(name)) return { kind: 'reserved', path: name }
+  return checkedName(name)
+}
+
+/** A name that arrived as a string (mux `open`, a peer message): the same checks. */
+export const checkedName = (name: string): PathTarget => {
+  const problem = docNameProblem(name)
+  if (problem !== null) return { kind: 'invalid', reason: problem }
+  if (isReservedName(name)) return { kind: 'reserved', path: name }
   return { kind: 'doc', name }
 }

@@ -7,7 +7,22 @@ import { mergeUpdatesInBatches } from '@georelay/core'
 import { type AwarenessSink, LiveDoc } from './live-doc.js'
 import type { Logger } from './logger.js'
 import type { RelayMetrics } from './metrics.js'
+import type { PresenceLimits } from './presence.js'
 import type { ReplicationLog } from './replication-log.js'
+
+export interface DocRegistryOptions {
+  log: ReplicationLog
+  metrics: RelayMetrics
+  logger: Logger
+  /** How long a document with no clients stays in memory. */
+  idleMs: number
+  awarenessSink?: AwarenessSink
+  maxDocumentBytes?: number
+  fanoutWindowMs?: number
+  presence?: PresenceLimits
+  /** How a document's name may appear in logs (restricted names never appear outside their regions). */
+  logName?: (name: string) => string
+}
 
 interface Entry {
   doc: Promise<LiveDoc>
@@ -24,17 +39,13 @@ export interface DocRegistryEvents {
 
 export class DocRegistry extends EventEmitter<DocRegistryEvents> {
   private readonly entries = new Map<string, Entry>()
+  private readonly log: ReplicationLog
+  private readonly metrics: RelayMetrics
 
-  constructor (
-    private readonly log: ReplicationLog,
-    private readonly metrics: RelayMetrics,
-    private readonly idleMs: number,
-    private readonly logger: Logger,
-    private readonly awarenessSink: AwarenessSink = () => {},
-    private readonly maxDocumentBytes = Number.POSITIVE_INFINITY,
-    private readonly fanoutWindowMs = 0,
-  ) {
+  constructor (private readonly options: DocRegistryOptions) {
     super()
+    this.log = options.log
+    this.metrics = options.metrics
   }
 
   get size (): number {
@@ -113,8 +124,11 @@ export class DocRegistry extends EventEmitter<DocRegistryEvents> {
   private async load (name: string): Promise<LiveDoc> {
     const state = await this.readState(name)
     this.metrics.documents.inc()
-    this.logger.log('debug', 'document loaded', { doc: name, bytes: state.length })
-    const doc = new LiveDoc(name, state, this.log, this.metrics, this.awarenessSink, this.maxDocumentBytes, this.fanoutWindowMs)
+    this.options.logger.log('debug', 'document loaded', { doc: this.options.logName?.(name) ?? name, bytes: state.length })
+    const { awarenessSink, maxDocumentBytes, fanoutWindowMs, presence } = this.options
+    const doc = new LiveDoc(name, state, {
+      log: this.log, metrics: this.metrics, ...(awarenessSink === undefined ? {} : { awarenessSink }), maxBytes: maxDocumentBytes, fanoutWindowMs, presence,
+    })
     this.emit('loaded', name)
     return doc
   }
@@ -131,7 +145,7 @@ export class DocRegistry extends EventEmitter<DocRegistryEvents> {
         this.metrics.documents.dec()
         this.emit('released', name)
       }, () => {})
-    }, this.idleMs)
+    }, this.options.idleMs)
     entry.idle.unref()
   }
 }

@@ -2,20 +2,26 @@
  * One client's use of one document, whatever carries it: a stock y-websocket socket (one
  * document per socket) or a document on a multiplexed socket. It loads the document, answers
  * the sync, stores the client's updates durably before anyone else sees them, and removes the
- * client's presence when it leaves. Messages that arrive while the document loads wait, then
- * run in order.
+ * client's presence when it leaves. Messages that arrive while the document loads wait (a
+ * bounded amount), then run in order.
  */
-import * as awarenessProtocol from 'y-protocols/awareness'
 import {
-  ProtocolError, type YMessage, diffUpdate, encodeFrame, isEmptyUpdate, readAwarenessUpdate, validateStateVector, validateUpdate,
+  EMPTY_UPDATE, ProtocolError, type YMessage, diffUpdate, encodeFrame, isEmptyUpdate, readAwarenessUpdate, validateStateVector,
+  validateUpdate,
 } from '@georelay/core'
 import type { DocRegistry } from './doc-registry.js'
 import type { DocClient, LiveDoc } from './live-doc.js'
+import { costOf, costOfBytes } from './message-cost.js'
 import type { Route } from './placement.js'
 import { RelayRefusal } from './relay-refusal.js'
 
 /** Writes held while an active-passive document has no writer in reach, per session. */
 const MAX_HELD_BYTES = 16 * 1024 * 1024
+/** Messages that may wait for a document to load, per session. */
+const MAX_PENDING_MESSAGES = 1024
+
+/** An awareness update with no entries. */
+const NO_PRESENCE = new Uint8Array([0])
 
 let nextId = 1
 
@@ -41,6 +47,8 @@ export interface SessionTransport {
   redirect(region: string, url: string): void
   /** A write was refused (read-only session, document too large); the session stays open for reading. */
   refuseWrite(code: string, reason: string): void
+  /** Work done for this client after its frame was charged (loading the document): charge it too. */
+  charge(cost: number): void
 }
 
 /** Where documents belong (see placement.ts), as a session needs it. */
@@ -54,31 +62,54 @@ export interface SessionPlacement {
 /** For relays and tests without namespaces: every document is served and written here. */
 export const everywhere: SessionPlacement = { route: () => ({ kind: 'here' }), urlOf: () => '', onRoles: () => () => {} }
 
+export interface DocSessionOptions {
+  registry: DocRegistry
+  transport: SessionTransport
+  placement?: SessionPlacement
+  /** Bytes that may wait for the document to load (beyond it the session fails with 4429). */
+  maxPendingBytes?: number
+}
+
 type Pending = { kind: 'messages', messages: YMessage[] } | { kind: 'write', update: Uint8Array, done: (seq: number) => void }
+
+const bytesOf = (messages: YMessage[]): number =>
+  messages.reduce((n, m) => n + ('update' in m ? m.update.length : 'stateVector' in m ? m.stateVector.length : 1), 0)
+
+const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((byte, i) => byte === b[i])
 
 export class DocSession implements DocClient {
   readonly id = nextId++
   private doc: LiveDoc | null = null
   private pending: Pending[] | null = []
+  private pendingBytes = 0
   private closed = false
-  /** Awareness client ids this client announced, removed everywhere when it leaves. */
-  private readonly awarenessIds = new Set<number>()
   /** Writes waiting for this region to become the document's writer (null: writes go through). */
   private held: { update: Uint8Array, done: (seq: number) => void }[] | null = null
   private heldBytes = 0
   private unwatch: () => void = () => {}
+  /** The state vector last answered, at which document version: a repeat of it gets an empty answer. */
+  private answered: { stateVector: Uint8Array, version: number } | null = null
+  private readonly registry: DocRegistry
+  private readonly transport: SessionTransport
+  private readonly placement: SessionPlacement
+  private readonly maxPendingBytes: number
   /** A read-only client (its token says `ro`): it syncs and sees updates, its writes are refused. */
   readOnly = false
 
-  constructor (
-    readonly docName: string,
-    private readonly registry: DocRegistry,
-    private readonly transport: SessionTransport,
-    private readonly placement: SessionPlacement = everywhere,
-  ) {
+  constructor (readonly docName: string, options: DocSessionOptions) {
+    this.registry = options.registry
+    this.transport = options.transport
+    this.placement = options.placement ?? everywhere
+    this.maxPendingBytes = options.maxPendingBytes ?? Number.POSITIVE_INFINITY
+    const placement = this.placement
     if (!this.follow(placement.route(docName))) return
     this.unwatch = placement.onRoles(docName, () => { if (!this.closed) this.follow(placement.route(docName)) })
-    this.open().catch(err => transport.fail(err))
+    this.open().catch(err => this.transport.fail(err))
+  }
+
+  /** What handling these messages costs in rate-limit tokens (see message-cost.ts). */
+  costOf (messages: readonly YMessage[]): number {
+    return costOf(messages, { docBytes: this.doc?.byteSize ?? 0, awarenessBytes: this.doc?.presence.bytes ?? 0 })
   }
 
   /** Applies a route; false when the session was sent elsewhere (and is closed). */
@@ -107,7 +138,7 @@ export class DocSession implements DocClient {
   /** Handles validated messages of this document, in order. */
   receive (messages: YMessage[]): void {
     if (this.closed) return
-    if (this.pending !== null) this.pending.push({ kind: 'messages', messages })
+    if (this.pending !== null) this.wait({ kind: 'messages', messages }, bytesOf(messages))
     else if (this.doc !== null) this.run(() => this.handle(this.doc as LiveDoc, messages))
   }
 
@@ -115,7 +146,7 @@ export class DocSession implements DocClient {
   write (update: Uint8Array, done: (seq: number) => void): void {
     if (this.closed) return
     if (this.readOnly) return this.transport.refuseWrite('ERR_READ_ONLY', `read-only: this client may read "${this.docName}" but not write it`)
-    if (this.pending !== null) this.pending.push({ kind: 'write', update, done })
+    if (this.pending !== null) this.wait({ kind: 'write', update, done }, update.length)
     else if (this.doc !== null) this.store(this.doc, update, done)
   }
 
@@ -124,13 +155,26 @@ export class DocSession implements DocClient {
     if (this.closed) return
     this.closed = true
     this.unwatch()
-    // Held writes were never acknowledged: the client sends them again wherever it goes next.
+    // Held and pending writes were never acknowledged: the client sends them again wherever it goes next.
     this.held = null
+    this.pending = null
     const doc = this.doc
     if (doc === null) return // open() releases the document when its load finishes
     doc.clients.delete(this)
-    doc.removeAwareness([...this.awarenessIds], true)
+    doc.removeClient(this)
     this.registry.release(this.docName)
+  }
+
+  /** Bounded: a client cannot park more than a message's worth while the document loads. */
+  private wait (item: Pending, bytes: number): void {
+    const pending = this.pending as Pending[]
+    this.pendingBytes += bytes
+    if (pending.length >= MAX_PENDING_MESSAGES || this.pendingBytes > this.maxPendingBytes) {
+      this.close()
+      this.transport.fail(new RelayRefusal('ERR_TOO_MUCH_PENDING', 4429, 'too much arrived before the document finished loading; wait for the sync, then send'))
+      return
+    }
+    pending.push(item)
   }
 
   private async open (): Promise<void> {
@@ -141,15 +185,27 @@ export class DocSession implements DocClient {
     }
     this.doc = doc
     doc.clients.add(this)
+    // The first client to need a document pays for reading it from the store.
+    if (!doc.loadCharged) {
+      doc.loadCharged = true
+      this.transport.charge(costOfBytes(doc.byteSize))
+    }
     // The relay opens the sync too, as the stock y-websocket server does.
     this.send(encodeFrame({ type: 'sync-step1', stateVector: doc.stateVector() }))
-    const states = doc.awareness.getStates()
-    if (states.size > 0) this.send(encodeFrame({ type: 'awareness', update: awarenessProtocol.encodeAwarenessUpdate(doc.awareness, [...states.keys()]) }))
+    const presence = doc.presence.fullUpdate()
+    if (presence !== null) this.send(encodeFrame({ type: 'awareness', update: presence }))
     const waiting = this.pending ?? []
     this.pending = null
+    this.pendingBytes = 0
     for (const item of waiting) {
-      if (item.kind === 'messages') this.run(() => this.handle(doc, item.messages))
-      else this.store(doc, item.update, item.done)
+      if (this.closed) return
+      if (item.kind === 'messages') {
+        // Questions were priced before the document's size was known.
+        this.transport.charge(this.costOf(item.messages) - item.messages.length)
+        this.run(() => this.handle(doc, item.messages))
+      } else {
+        this.store(doc, item.update, item.done)
+      }
     }
   }
 
@@ -178,11 +234,20 @@ export class DocSession implements DocClient {
     })
   }
 
+  /** The answer to a sync step 1: what the relay has that the state vector lacks. */
+  private answer (doc: LiveDoc, stateVector: Uint8Array): Uint8Array {
+    // The same question on an unchanged document: this client has the answer already.
+    if (this.answered !== null && this.answered.version === doc.version && sameBytes(this.answered.stateVector, stateVector)) return EMPTY_UPDATE
+    this.answered = { stateVector, version: doc.version }
+    return diffUpdate(doc.state(), stateVector)
+  }
+
   private handle (doc: LiveDoc, messages: YMessage[]): void {
     for (const message of messages) {
+      if (this.closed) return
       switch (message.type) {
         case 'sync-step1':
-          this.send(encodeFrame({ type: 'sync-step2', update: diffUpdate(doc.state(), message.stateVector) }))
+          this.send(encodeFrame({ type: 'sync-step2', update: this.answer(doc, message.stateVector) }))
           break
         case 'sync-step2': {
           // A reconnecting client sends everything the relay's state vector lacks by its reckoning;
@@ -196,14 +261,10 @@ export class DocSession implements DocClient {
           break
         case 'awareness':
           doc.applyLocalAwareness(message.update, this)
-          // y-protocols skips stale entries (and a first state at clock 0), so track what it kept.
-          for (const { clientID } of readAwarenessUpdate(message.update)) {
-            if (doc.awareness.states.has(clientID)) this.awarenessIds.add(clientID)
-            else this.awarenessIds.delete(clientID)
-          }
           break
         case 'query-awareness':
-          this.send(encodeFrame({ type: 'awareness', update: awarenessProtocol.encodeAwarenessUpdate(doc.awareness, [...doc.awareness.getStates().keys()]) }))
+          // Answered even when empty, as the stock y-websocket server does.
+          this.send(encodeFrame({ type: 'awareness', update: doc.presence.fullUpdate() ?? NO_PRESENCE }))
           break
         case 'auth-denied':
           break // refused by validateMessages()

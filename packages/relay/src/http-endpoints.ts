@@ -1,7 +1,14 @@
 /**
  * HTTP on the relay's port (DESIGN 4.4): liveness, readiness, Prometheus metrics and the
  * region list that SDKs use for discovery.
+ *
+ * `/v1/regions` is open to anyone who can reach the port, so by default it shows only what
+ * discovery needs — regions, their public URLs, whether they are up. The operators' view (each
+ * peer link's state, lag, the kind of error that keeps it down, the namespace rules) is
+ * `http.regions: "full"`, or any request bearing `http.adminToken`. Internal addresses and
+ * error texts never appear; they are in the relay's log.
  */
+import crypto from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Registry } from 'prom-client'
 import type { PeerInfo } from './mesh.js'
@@ -15,40 +22,62 @@ export interface RegionInfo {
   policy: { digest: string, namespaces: { match: string, mode: string, writer?: string | null }[] }
 }
 
+export interface HttpOptions {
+  regions: 'discovery' | 'full' | 'off'
+  allowOrigins: string[]
+  adminToken?: string | undefined
+}
+
 export interface HttpContext {
   ready(): boolean
   registry: Registry
   regions(): RegionInfo
+  http: HttpOptions
 }
 
-const send = (res: ServerResponse, status: number, type: string, body: string): void => {
+const digest = (text: string): Buffer => crypto.createHash('sha256').update(text).digest()
+
+const isAdmin = (req: IncomingMessage, token: string | undefined): boolean => {
+  if (token === undefined) return false
+  const offered = /^Bearer (.+)$/.exec(String(req.headers.authorization ?? ''))?.[1] ?? ''
+  return crypto.timingSafeEqual(digest(offered), digest(token))
+}
+
+const corsHeaders = (req: IncomingMessage, allow: string[]): Record<string, string> => {
   // Browsers running the SDK probe every region's /healthz and read /v1/regions cross-origin.
-  res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', 'access-control-allow-origin': '*' })
-  res.end(body)
+  if (allow.includes('*')) return { 'access-control-allow-origin': '*' }
+  const origin = req.headers.origin
+  return origin !== undefined && allow.includes(origin) ? { 'access-control-allow-origin': origin, vary: 'Origin' } : { vary: 'Origin' }
 }
-
-const json = (res: ServerResponse, status: number, value: unknown): void =>
-  send(res, status, 'application/json; charset=utf-8', JSON.stringify(value, null, 2) + '\n')
 
 export const handleHttp = async (ctx: HttpContext, req: IncomingMessage, res: ServerResponse): Promise<void> => {
+  const send = (status: number, type: string, body: string): void => {
+    res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', ...corsHeaders(req, ctx.http.allowOrigins) })
+    res.end(body)
+  }
+  const json = (status: number, value: unknown): void => send(status, 'application/json; charset=utf-8', JSON.stringify(value, null, 2) + '\n')
   const path = (req.url ?? '/').split('?')[0]
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.setHeader('allow', 'GET, HEAD')
-    return json(res, 405, { error: `${req.method} is not allowed; the relay's HTTP endpoints are read-only (GET)` })
+    return json(405, { error: `${req.method} is not allowed; the relay's HTTP endpoints are read-only (GET)` })
   }
   switch (path) {
     case '/healthz':
-      return send(res, 200, 'text/plain; charset=utf-8', 'ok\n')
+      return send(200, 'text/plain; charset=utf-8', 'ok\n')
     case '/readyz':
       return ctx.ready()
-        ? send(res, 200, 'text/plain; charset=utf-8', 'ready\n')
-        : send(res, 503, 'text/plain; charset=utf-8', 'not ready: the relay is starting or draining\n')
+        ? send(200, 'text/plain; charset=utf-8', 'ready\n')
+        : send(503, 'text/plain; charset=utf-8', 'not ready: the relay is starting or draining\n')
     case '/metrics':
-      return send(res, 200, ctx.registry.contentType, await ctx.registry.metrics())
-    case '/v1/regions':
-      return json(res, 200, ctx.regions())
+      return send(200, ctx.registry.contentType, await ctx.registry.metrics())
+    case '/v1/regions': {
+      const view = isAdmin(req, ctx.http.adminToken) ? 'full' : ctx.http.regions
+      if (view === 'off') return json(404, { error: 'this relay does not publish /v1/regions (http.regions is "off")' })
+      const info = ctx.regions()
+      return json(200, view === 'full' ? info : { region: info.region, publicUrl: info.publicUrl, regions: info.regions })
+    }
     default:
-      return json(res, 404, {
+      return json(404, {
         error: `no endpoint at ${path}: documents are WebSocket URLs (ws://HOST:PORT/<document>); HTTP serves /healthz, /readyz, /metrics and /v1/regions`,
       })
   }

@@ -3,7 +3,8 @@ export {
   ConfigError, applyOverrides, dataDirOf, loadRelayConfig, overridesFromEnv, parseRelayConfig, relayConfigSchema,
   type ConfigOverrides, type ConfigProblem, type RelayConfig, type RelayConfigInput,
 } from './config.js'
-export { parseRequestPath, RESERVED_NAMES, MAX_DOC_NAME_BYTES, type PathTarget } from './doc-path.js'
+export { checkedName, parseRequestPath, type PathTarget } from './doc-path.js'
+export { MAX_DOC_NAME_BYTES, RESERVED_NAMES } from '@georelay/core'
 export { type Logger, type LogLevel, type LogFields, silentLogger, stderrLogger, streamLogger, formatLine } from './logger.js'
 export { createRelayMetrics, type RelayMetrics } from './metrics.js'
 export type { RegionInfo } from './http-endpoints.js'

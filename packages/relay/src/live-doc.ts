@@ -3,10 +3,9 @@
  * `Y.Doc`: answering a sync needs only the merged state, its state vector and `diffUpdate`.
  * Every write is appended durably before anyone else sees it.
  */
-import * as Y from 'yjs'
-import * as awarenessProtocol from 'y-protocols/awareness'
-import { encodeFrame, mergeUpdates, readAwarenessUpdate, stateVectorOf } from '@georelay/core'
+import { encodeFrame, mergeUpdates, stateVectorOf } from '@georelay/core'
 import type { RelayMetrics } from './metrics.js'
+import { DEFAULT_PRESENCE_LIMITS, Presence, type PresenceLimits } from './presence.js'
 import type { ReplicationLog } from './replication-log.js'
 import { RelayRefusal } from './relay-refusal.js'
 
@@ -30,12 +29,30 @@ const MAX_CHUNKS = 32
 /** Updates merged into one broadcast at most (merging is superlinear). */
 const MAX_BROADCAST_MERGE = 256
 
+export interface LiveDocOptions {
+  log: ReplicationLog
+  metrics: RelayMetrics
+  awarenessSink?: AwarenessSink
+  /** A document's stored size past which client writes are refused. */
+  maxBytes?: number
+  /** After a broadcast, later updates gather this long before the next (0: once per turn). */
+  fanoutWindowMs?: number
+  presence?: PresenceLimits
+}
+
 export class LiveDoc {
   readonly clients = new Set<DocClient>()
   /** Ephemeral presence; never stored. */
-  readonly awareness: awarenessProtocol.Awareness
-  /** Awareness client ids announced by other regions' clients, by region. */
-  private readonly remoteAwareness = new Map<number, string>()
+  readonly presence: Presence
+  /** Grows with every update taken in: an answer computed at one version holds until the next. */
+  version = 0
+  /** Whether the cost of loading this document was charged to a client already. */
+  loadCharged = false
+  private readonly log: ReplicationLog
+  private readonly metrics: RelayMetrics
+  private readonly awarenessSink: AwarenessSink
+  private readonly maxBytes: number
+  private readonly fanoutWindowMs: number
   private parts: Uint8Array[]
   /** How many of `parts` after the base are merged chunks (the rest are single updates). */
   private chunks = 0
@@ -50,20 +67,20 @@ export class LiveDoc {
   private broadcastTimer: NodeJS.Immediate | NodeJS.Timeout | null = null
   private lastBroadcastAt = -Infinity
 
-  constructor (
-    readonly name: string,
-    state: Uint8Array,
-    private readonly log: ReplicationLog,
-    private readonly metrics: RelayMetrics,
-    private readonly awarenessSink: AwarenessSink,
-    private readonly maxBytes = Number.POSITIVE_INFINITY,
-    /** After a broadcast, later updates gather this long before the next (0: once per turn). */
-    private readonly fanoutWindowMs = 0,
-  ) {
+  constructor (readonly name: string, state: Uint8Array, options: LiveDocOptions) {
+    this.log = options.log
+    this.metrics = options.metrics
+    this.awarenessSink = options.awarenessSink ?? (() => {})
+    this.maxBytes = options.maxBytes ?? Number.POSITIVE_INFINITY
+    this.fanoutWindowMs = options.fanoutWindowMs ?? 0
     this.parts = [state]
     this.bytes = state.length
-    this.awareness = new awarenessProtocol.Awareness(new Y.Doc({ gc: false }))
-    this.awareness.setLocalState(null) // the relay itself is not a participant
+    this.presence = new Presence(options.presence ?? DEFAULT_PRESENCE_LIMITS)
+  }
+
+  /** About the size of the merged state (at least it; exact right after a merge). */
+  get byteSize (): number {
+    return this.bytes
   }
 
   private mergeRecent (): void {
@@ -135,6 +152,7 @@ export class LiveDoc {
   applyDurable (update: Uint8Array, from: DocClient | null): void {
     this.parts.push(update)
     this.bytes += update.length
+    this.version++
     this.stateVectorCache = null
     if (this.parts.length - 1 - this.chunks > MAX_UNMERGED) this.mergeRecent()
     this.outgoing.push({ update, from })
@@ -174,46 +192,48 @@ export class LiveDoc {
     return sent
   }
 
-  /** Applies a local client's awareness update and passes it to other clients and regions. */
+  /**
+   * Applies what a local client may change of an awareness update (see presence.ts) and passes
+   * that on to the other clients and regions.
+   */
   applyLocalAwareness (update: Uint8Array, from: DocClient): void {
-    awarenessProtocol.applyAwarenessUpdate(this.awareness, update, from)
-    this.broadcast(encodeFrame({ type: 'awareness', update }), from)
-    this.awarenessSink(this.name, update)
+    const applied = this.applyPresence(update, from)
+    if (applied === null) return
+    this.broadcast(encodeFrame({ type: 'awareness', update: applied }), from)
+    this.awarenessSink(this.name, applied)
   }
 
   /** Applies an awareness update from another region's client. */
   applyRemoteAwareness (update: Uint8Array, region: string): void {
-    awarenessProtocol.applyAwarenessUpdate(this.awareness, update, region)
-    for (const { clientID } of readAwarenessUpdate(update)) {
-      if (this.awareness.states.has(clientID)) this.remoteAwareness.set(clientID, region)
-      else this.remoteAwareness.delete(clientID)
-    }
-    this.broadcast(encodeFrame({ type: 'awareness', update }), null)
+    const applied = this.applyPresence(update, region)
+    if (applied !== null) this.broadcast(encodeFrame({ type: 'awareness', update: applied }), null)
   }
 
-  /**
-   * Removes awareness states (a client left, or its region died) and tells the clients;
-   * `publish` also tells other regions (for this region's own clients).
-   */
-  removeAwareness (clientIDs: number[], publish: boolean): void {
-    const ids = clientIDs.filter(id => this.awareness.states.has(id))
-    if (ids.length === 0) return
-    awarenessProtocol.removeAwarenessStates(this.awareness, ids, null)
-    const update = awarenessProtocol.encodeAwarenessUpdate(this.awareness, ids)
-    for (const id of ids) this.remoteAwareness.delete(id)
+  private applyPresence (update: Uint8Array, owner: DocClient | string): Uint8Array | null {
+    const refusedBefore = this.presence.refused
+    const applied = this.presence.apply(update, owner)
+    const refused = this.presence.refused - refusedBefore
+    if (refused > 0) this.metrics.presenceRefused.inc(refused)
+    return applied
+  }
+
+  /** A local client left: its presence goes, here and in other regions. */
+  removeClient (client: DocClient): void {
+    const update = this.presence.removeAll(client)
+    if (update === null) return
     this.broadcast(encodeFrame({ type: 'awareness', update }), null)
-    if (publish) this.awarenessSink(this.name, update)
+    this.awarenessSink(this.name, update)
   }
 
   /** The awareness states of this region's own clients, as one update (null when none). */
   localAwareness (): Uint8Array | null {
-    const ids = [...this.awareness.getStates().keys()].filter(id => !this.remoteAwareness.has(id))
-    return ids.length === 0 ? null : awarenessProtocol.encodeAwarenessUpdate(this.awareness, ids)
+    return this.presence.localUpdate()
   }
 
   /** Removes every awareness state a region's clients had set here. */
   forgetRegion (region: string): void {
-    this.removeAwareness([...this.remoteAwareness].filter(([, r]) => r === region).map(([id]) => id), false)
+    const update = this.presence.removeAll(region)
+    if (update !== null) this.broadcast(encodeFrame({ type: 'awareness', update }), null)
   }
 
   destroy (): void {
@@ -222,6 +242,6 @@ export class LiveDoc {
       clearTimeout(this.broadcastTimer as NodeJS.Timeout)
     }
     this.outgoing = []
-    this.awareness.destroy()
+    this.presence.destroy()
   }
 }

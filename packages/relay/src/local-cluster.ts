@@ -95,8 +95,10 @@ export class LocalCluster {
           store: options.store,
           peers: peersOf.get(region),
           meshSecret,
-          // A cluster on one machine is for trying things out: anyone on it may read and write.
+          // A cluster on one machine is for trying things out: anyone on it may read and write,
+          // and see every link's state.
           auth: { anonymous: 'rw' },
+          http: { regions: 'full' },
         }, `cluster region ${region}`)
         const relay = await Relay.start({ config, logger })
         // With port 0 a relay binds any port; a restart must find it at the same one.

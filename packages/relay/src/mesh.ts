@@ -15,7 +15,8 @@ import { LinkStateTable, shouldForward } from './link-state.js'
 import type { Logger } from './logger.js'
 import type { RelayMetrics } from './metrics.js'
 import { PeerInbound } from './peer-inbound.js'
-import { PeerLink } from './peer-link.js'
+import { type LinkErrorKind, PeerLink } from './peer-link.js'
+import { throttledLogger } from './log-throttle.js'
 import type { MeshView, Placement, PeerPolicyInfo } from './placement.js'
 import type { ReplicationLog } from './replication-log.js'
 
@@ -32,7 +33,8 @@ export interface MeshTiming {
 
 export interface MeshOptions {
   region: string
-  peers: { region: string, url: string }[]
+  /** `url` is where this relay dials the peer; `publicUrl` what others may be shown. */
+  peers: { region: string, url: string, publicUrl?: string | undefined }[]
   meshSecret: string | undefined
   timing: MeshTiming
   log: ReplicationLog
@@ -40,10 +42,13 @@ export interface MeshOptions {
   metrics: RelayMetrics
   logger: Logger
   placement: Placement
+  /** The largest peer message taken or sent, in bytes. */
+  maxPayload: number
 }
 
 export interface PeerInfo {
   region: string
+  /** The peer's public URL (never the address this relay dials, which may be internal). */
   url: string
   /** This relay's link to the peer. */
   state: 'up' | 'connecting' | 'down'
@@ -57,7 +62,8 @@ export interface PeerInfo {
   rttMs: number | null
   /** The peer's namespace rules: their digest, and whether they equal ours. */
   policy: PeerPolicyInfo
-  error?: string
+  /** Why this relay's link is down, as a kind (the details are in this relay's log). */
+  error?: LinkErrorKind
 }
 
 const digest = (text: string): Buffer => crypto.createHash('sha256').update(text).digest()
@@ -79,7 +85,10 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
   readonly logger: Logger
   readonly linkStates: LinkStateTable
   readonly placement: Placement
-  private readonly peers: { region: string, url: string }[]
+  readonly maxPayload: number
+  /** For lines anyone who can reach the port can cause (refused links). */
+  readonly refusalLog: Logger
+  private readonly peers: { region: string, url: string, publicUrl?: string | undefined }[]
   private readonly links = new Map<string, PeerLink>()
   private readonly inbound = new Map<string, PeerInbound>()
   private readonly deadRegions = new Set<string>()
@@ -102,6 +111,8 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
     this.logger = options.logger
     this.peers = options.peers
     this.placement = options.placement
+    this.maxPayload = options.maxPayload
+    this.refusalLog = throttledLogger(options.logger)
     this.linkStates = new LinkStateTable(options.timing.linkTimeoutMs)
   }
 
@@ -152,35 +163,44 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
   }
 
   /**
-   * Regions, this one first, that durably hold this region's entry `localSeq`: from each
-   * peer's acknowledgements on our link, or its link state when the word came another way.
-   * (What later work builds `majority` and `all` write acknowledgements on.)
+   * Up to which local sequence number `region` durably holds this region's entries: from its
+   * acknowledgements on our link, or its link state when the word came another way.
    */
+  heldUpTo (region: string): number {
+    if (region === this.region) return Number.POSITIVE_INFINITY
+    return Math.max(this.links.get(region)?.peerHave[this.region] ?? 0, this.linkStates.get(region)?.have[this.region] ?? 0)
+  }
+
+  /** Regions, this one first, that durably hold this region's entry `localSeq`. */
   holders (localSeq: number): string[] {
-    return [this.region, ...this.peers.map(p => p.region).filter(region => {
-      const acked = Math.max(this.links.get(region)?.peerHave[this.region] ?? 0, this.linkStates.get(region)?.have[this.region] ?? 0)
-      return acked >= localSeq
-    })]
+    return [this.region, ...this.peers.map(p => p.region).filter(region => this.heldUpTo(region) >= localSeq)]
   }
 
   /**
-   * Accepts a peer's link after checking the mesh secret (constant time) and that the
-   * region is a configured peer. Refusals are logged without the secret.
+   * Checks a peer's upgrade request before any WebSocket exists: the mesh secret (constant
+   * time) and that the region is a configured peer. A refusal is an HTTP status, so a socket
+   * without the secret never gets to send a (compressed) frame. Refusals are logged without
+   * the secret, a few a second at most.
    */
-  accept (ws: WebSocket, req: IncomingMessage): void {
-    const region = String(req.headers['x-georelay-region'] ?? '')
+  admit (req: IncomingMessage): { region: string } | { status: 401 | 403, reason: string } {
+    const region = String(req.headers['x-georelay-region'] ?? '').slice(0, 64)
     const offered = /^Bearer (.+)$/.exec(String(req.headers.authorization ?? ''))?.[1] ?? ''
     const ok = this.meshSecret !== '' && crypto.timingSafeEqual(digest(offered), digest(this.meshSecret))
     if (!ok) {
       this.metrics.peerRefused.inc({ reason: 'secret' })
-      this.logger.log('warn', 'refused a peer link: wrong or missing mesh secret', { claimedRegion: region, address: req.socket.remoteAddress })
-      return ws.close(CloseCode.Unauthenticated, this.meshSecret === '' ? 'this relay has no mesh configured' : 'wrong or missing mesh secret')
+      this.refusalLog.log('warn', 'refused a peer link: wrong or missing mesh secret', { claimedRegion: region, address: req.socket.remoteAddress })
+      return { status: 401, reason: this.meshSecret === '' ? 'this relay has no mesh configured' : 'wrong or missing mesh secret' }
     }
     if (!this.links.has(region)) {
       this.metrics.peerRefused.inc({ reason: 'region' })
-      this.logger.log('warn', 'refused a peer link: region is not a configured peer', { claimedRegion: region })
-      return ws.close(CloseCode.Forbidden, closeReasonFor(region, this.peers.map(p => p.region)))
+      this.refusalLog.log('warn', 'refused a peer link: region is not a configured peer', { claimedRegion: region })
+      return { status: 403, reason: closeReasonFor(region, this.peers.map(p => p.region)) }
     }
+    return { region }
+  }
+
+  /** Takes a peer's link once `admit` let it in; a newer link from the same region replaces the older. */
+  accept (ws: WebSocket, region: string): void {
     this.inbound.get(region)?.ws.terminate()
     const inbound = new PeerInbound(this, ws, region)
     this.inbound.set(region, inbound)
@@ -255,7 +275,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
       const since = this.log.pendingSince(acked)
       return {
         region: peer.region,
-        url: peer.url,
+        url: peer.publicUrl ?? peer.url,
         state: link?.status ?? 'down',
         inbound: this.inbound.get(peer.region)?.open ?? false,
         reaches: this.linkStates.fresh(peer.region, now)?.reaches ?? [],
@@ -263,7 +283,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
         pendingUpdates: this.log.pendingCount(acked),
         rttMs: link?.rttMs ?? null,
         policy: this.placement.peerPolicy(peer.region),
-        ...(link?.lastError === undefined ? {} : { error: link.lastError }),
+        ...(link?.lastErrorKind === undefined || link.status === 'up' ? {} : { error: link.lastErrorKind }),
       }
     })
   }

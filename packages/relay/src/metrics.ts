@@ -36,6 +36,11 @@ export const createRelayMetrics = (region: string) => {
     catchUps: new Counter({ name: 'georelay_peer_catch_ups_total', help: 'State-vector catch-ups run because compaction passed a peer\'s mark', labelNames: ['peer'] as const, registers }),
     residencyRefused: new Counter({ name: 'georelay_residency_refused_total', help: 'Messages of a document a peer sent although this region\'s namespace rules exclude it (dropped)', labelNames: ['peer', 'kind'] as const, registers }),
     policyMismatch: new Gauge({ name: 'georelay_policy_mismatch', help: '1 while a peer\'s namespace rules differ from this relay\'s', labelNames: ['peer'] as const, registers }),
+    throttled: new Counter({ name: 'georelay_client_throttled_total', help: 'Times a client socket went over its rate and was not read until its debt was paid', labelNames: ['endpoint'] as const, registers }),
+    droppedAfterClose: new Counter({ name: 'georelay_messages_dropped_after_close_total', help: 'Frames not handled because the relay had decided to close their socket (they arrived after, or were waiting when it closed)', registers }),
+    presenceRefused: new Counter({ name: 'georelay_presence_refused_total', help: 'Awareness entries dropped: another client\'s id, or past a presence bound', registers }),
+    receivingBytes: new Gauge({ name: 'georelay_receiving_bytes', help: 'Bytes of large messages still arriving, drawn from limits.maxReceivingBytes', registers }),
+    receiveWaits: new Gauge({ name: 'georelay_receive_waiting_sockets', help: 'Sockets not read while limits.maxReceivingBytes is spent', registers }),
     storeErrors: new Counter({ name: 'georelay_store_errors_total', help: 'Store operations that failed', labelNames: ['op'] as const, registers }),
   }
   // Present from the start, so that an alert on "no clients" has a sample to look at.

@@ -9,9 +9,6 @@ import {
 import { checkPeerMessage } from './peer-message-checks.js'
 import type { Mesh } from './mesh.js'
 
-/** The state vector of a document with nothing in it. */
-const EMPTY_STATE_VECTOR = new Uint8Array([0])
-
 export class PeerInbound {
   /** Batches, catch-ups and state-vector requests are answered in arrival order. */
   private chain: Promise<void> = Promise.resolve()
@@ -60,7 +57,7 @@ export class PeerInbound {
    * nothing more is acknowledged on this link: the peer redials and resends from the marks
    * that were durable.
    */
-  private then (step: () => Promise<void>): void {
+  private enqueue (step: () => Promise<void>): void {
     this.chain = this.chain.then(() => this.failed || !this.open ? undefined : step()).catch(err => {
       this.failed = true
       this.close(1011, `could not store replicated updates: ${(err as Error).message}`)
@@ -84,7 +81,7 @@ export class PeerInbound {
           if (append !== null) appends.push(append.then(() => registry.applyDurable(entry.docName, entry.update)))
         }
         metrics.peerUpdatesIn.inc({ peer: this.region }, appends.length)
-        return this.then(async () => {
+        return this.enqueue(async () => {
           await Promise.all(appends)
           for (const [origin, seq] of Object.entries(message.upTo)) await log.recordHave(origin, seq)
           this.send({ type: 'ack', have: log.marks() })
@@ -94,16 +91,21 @@ export class PeerInbound {
         if (this.failed || !this.open) return
         if (!placement.allowsHere(message.docName)) return this.mesh.refuse(this.region, 'catch-up')
         const append = log.appendLocal(message.docName, message.update).then(() => registry.applyDurable(message.docName, message.update))
-        return this.then(() => append)
+        return this.enqueue(() => append)
       }
       case 'sv-request':
-        return this.then(async () => {
-          // A document that may not live here is not looked up (and so not created): it has nothing.
-          const docs = await Promise.all(message.docNames.map(async docName => {
-            if (placement.allowsHere(docName)) return { docName, stateVector: stateVectorOf(await registry.stateOf(docName)) }
-            this.mesh.refuse(this.region, 'sv-request')
-            return { docName, stateVector: EMPTY_STATE_VECTOR }
-          }))
+        return this.enqueue(async () => {
+          // Only documents that may live here and go to the asking peer are looked up: a state
+          // vector says the document exists, and which clients wrote it. The others are left
+          // out of the reply, so the peer sends nothing for them.
+          const docs: { docName: string, stateVector: Uint8Array }[] = []
+          for (const docName of message.docNames) {
+            if (placement.allowsHere(docName) && placement.mayReceive(docName, this.region)) {
+              docs.push({ docName, stateVector: stateVectorOf(await registry.stateOf(docName)) })
+            } else {
+              this.mesh.refuse(this.region, 'sv-request')
+            }
+          }
           this.send({ type: 'sv-reply', docs })
         })
       case 'link-state':

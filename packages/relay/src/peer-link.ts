@@ -28,6 +28,18 @@ export const PEER_DEFLATE = { threshold: 64, serverNoContextTakeover: false, cli
 
 export type LinkStatus = 'down' | 'connecting' | 'up'
 
+/**
+ * Why a link is down, as a kind: what /v1/regions shows (the words, which may hold addresses,
+ * go to the log only).
+ */
+export type LinkErrorKind =
+  | 'refused-secret' | 'refused-region' | 'refused' | 'unreachable' | 'timeout' | 'protocol' | 'wrong-region' | 'replication' | 'closed'
+
+const kindOfSocketError = (err: Error & { code?: string }): LinkErrorKind =>
+  err.code === 'ECONNREFUSED' || err.code === 'ENOTFOUND' || err.code === 'EHOSTUNREACH' || err.code === 'ENETUNREACH' || err.code === 'EAI_AGAIN'
+    ? 'unreachable'
+    : /timed? ?out/i.test(err.message) ? 'timeout' : 'closed'
+
 /** Groups a read's entries by document and merges each group into one update. */
 export const mergeByDoc = (entries: readonly OriginEntry[], origin: string): BatchEntry[] => {
   const groups = new Map<string, OriginEntry[]>()
@@ -60,7 +72,13 @@ export class PeerLink {
   /** The peer's durable marks, from its welcome and acks. */
   peerHave: Marks = {}
   lastError: string | undefined
+  /** The kind of `lastError`. */
+  lastErrorKind: LinkErrorKind | undefined
   private ws: WebSocket | null = null
+  /** The HTTP status of a refused upgrade, until the close that follows it. */
+  private refusedWith: number | null = null
+  /** This side closed the link (a drop): its close code is ours, not a refusal. */
+  private droppedByUs = false
   private readonly sent = new Map<string, number>()
   /** Per origin: the fold generation and mark the last catch-up covered. */
   private readonly covered = new Map<string, { generation: number, upTo: number }>()
@@ -108,7 +126,7 @@ export class PeerLink {
     if (this.status !== 'up' || this.pumpTimer !== null) return
     this.pumpTimer = setTimeout(() => {
       this.pumpTimer = null
-      this.pump().catch(err => this.drop(`replication failed: ${(err as Error).message}`))
+      this.pump().catch(err => this.drop(`replication failed: ${(err as Error).message}`, 1011, 'replication'))
     }, delayMs)
   }
 
@@ -126,7 +144,13 @@ export class PeerLink {
       headers: { authorization: `Bearer ${this.mesh.meshSecret}`, 'x-georelay-region': this.mesh.region },
       perMessageDeflate: this.mesh.timing.compress === false ? false : PEER_DEFLATE,
       handshakeTimeout: this.mesh.timing.linkTimeoutMs,
-      maxPayload: 64 * 1024 * 1024,
+      maxPayload: this.mesh.maxPayload,
+    })
+    // A relay refuses a link before the upgrade (401 wrong secret, 403 not a peer there).
+    ws.on('unexpected-response', (_req, res) => {
+      this.refusedWith = res.statusCode ?? 0
+      res.resume()
+      ws.terminate()
     })
     this.ws = ws
     this.lastHeard = Date.now()
@@ -139,7 +163,7 @@ export class PeerLink {
         message = decodePeerMessage(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
         checkPeerMessage(message)
       } catch (err) {
-        return this.drop(`malformed message from the peer: ${(err as Error).message}`, CloseCode.MalformedMessage)
+        return this.drop(`malformed message from the peer: ${(err as Error).message}`, CloseCode.MalformedMessage, 'protocol')
       }
       this.handle(message)
     })
@@ -151,19 +175,22 @@ export class PeerLink {
     ws.on('open', () => {
       this.send({ type: 'policy', rules: this.mesh.placement.canonical })
       this.heartbeat = setInterval(() => {
-        if (Date.now() - this.lastHeard > this.mesh.timing.linkTimeoutMs) return this.drop('the peer went silent past the link timeout')
+        if (Date.now() - this.lastHeard > this.mesh.timing.linkTimeoutMs) return this.drop('the peer went silent past the link timeout', 1011, 'timeout')
         this.pingSentAt = Date.now()
         ws.ping()
       }, this.mesh.timing.heartbeatMs)
     })
     ws.on('close', (code, reason) => this.onClose(ws, code, reason.toString()))
-    ws.on('error', err => { this.lastError = err.message })
+    ws.on('error', err => {
+      this.lastError = err.message
+      this.lastErrorKind = kindOfSocketError(err)
+    })
   }
 
   private handle (message: PeerMessage): void {
     switch (message.type) {
       case 'welcome':
-        if (message.region !== this.region) return this.drop(`expected region ${this.region} but ${message.region} answered`, CloseCode.Forbidden)
+        if (message.region !== this.region) return this.drop(`expected region ${this.region} but ${message.region} answered`, CloseCode.Forbidden, 'wrong-region')
         this.peerHave = { ...message.have }
         this.welcomed = true
         return this.handshakeDone()
@@ -182,7 +209,7 @@ export class PeerLink {
       case 'awareness':
         return this.mesh.handleControl(message, this.region)
       default:
-        return this.drop(`unexpected ${message.type} on an outbound link`, CloseCode.MalformedMessage)
+        return this.drop(`unexpected ${message.type} on an outbound link`, CloseCode.MalformedMessage, 'protocol')
     }
   }
 
@@ -192,9 +219,10 @@ export class PeerLink {
     this.status = 'up'
     this.attempts = 0
     this.lastError = undefined
+    this.lastErrorKind = undefined
     this.mesh.linkChanged(this.region)
     this.schedulePump(0)
-    this.reconcileRestricted().catch(err => this.drop(`reconciling restricted documents failed: ${(err as Error).message}`))
+    this.reconcileRestricted().catch(err => this.drop(`reconciling restricted documents failed: ${(err as Error).message}`, 1011, 'replication'))
   }
 
   /**
@@ -210,8 +238,10 @@ export class PeerLink {
     if (restricted.length > 0 && this.status === 'up') await this.sendMissing(restricted)
   }
 
-  private drop (reason: string, code = 1011): void {
+  private drop (reason: string, code = 1011, kind: LinkErrorKind = 'closed'): void {
     this.lastError = reason
+    this.lastErrorKind = kind
+    this.droppedByUs = true
     this.mesh.logger.log('warn', 'peer link dropped', { peer: this.region, reason })
     this.ws?.close(code, closeReason(reason))
     this.ws?.terminate()
@@ -231,9 +261,15 @@ export class PeerLink {
     this.sent.clear()
     this.covered.clear()
     for (const waiter of this.svWaiters.splice(0)) waiter.reject(new Error('link closed'))
-    if (code === CloseCode.Unauthenticated || code === CloseCode.Forbidden) {
-      this.lastError = `refused by ${this.region} (${code}): ${reason}`
-      this.mesh.logger.log('error', 'peer refused the link; check meshSecret and peers on both sides', { peer: this.region, code, reason })
+    // A peer refuses before the upgrade; one of an older version closed with 4401/4403 after it.
+    const closedWith = this.droppedByUs ? null : code === CloseCode.Unauthenticated ? 401 : code === CloseCode.Forbidden ? 403 : null
+    const refused = this.refusedWith ?? closedWith
+    this.refusedWith = null
+    this.droppedByUs = false
+    if (refused !== null) {
+      this.lastErrorKind = refused === 401 ? 'refused-secret' : refused === 403 ? 'refused-region' : 'refused'
+      this.lastError = `refused by ${this.region} (${refused}${reason === '' ? '' : `: ${reason}`})`
+      this.mesh.refusalLog.log('error', 'peer refused the link; check meshSecret and peers on both sides', { peer: this.region, status: refused, kind: this.lastErrorKind })
     }
     if (wasUp) this.mesh.linkChanged(this.region)
     if (this.closed) return

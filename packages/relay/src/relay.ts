@@ -9,16 +9,19 @@ import { WebSocket, WebSocketServer } from 'ws'
 import { CloseCode, type DocStore, MemoryStore, SqliteStore, closeReason } from '@georelay/core'
 import { AuthError, Authenticator, type Grants, tokenOf } from './auth.js'
 import { ClientConnection } from './client-connection.js'
+import { CLOSE_HANDSHAKE_MS } from './client-socket.js'
 import { ConnectionLimits } from './connection-limits.js'
 import { BucketsByKey } from './token-bucket.js'
 import { type RelayConfig, dataDirOf } from './config.js'
 import { parseRequestPath } from './doc-path.js'
 import { DocRegistry } from './doc-registry.js'
 import { handleHttp, type RegionInfo } from './http-endpoints.js'
+import { throttledLogger } from './log-throttle.js'
 import { Mesh } from './mesh.js'
 import { MuxConnection } from './mux-connection.js'
 import type { SessionPlacement } from './doc-session.js'
 import { Placement } from './placement.js'
+import { ReceiveBudget } from './receive-budget.js'
 import { WriteAcks } from './write-acks.js'
 import { PEER_DEFLATE } from './peer-link.js'
 import { ReplicationLog } from './replication-log.js'
@@ -43,8 +46,16 @@ class RelaySocket extends WebSocket {
 const socketClassFor = (maxMessageBytes: number): typeof WebSocket =>
   class extends RelaySocket { static override maxMessageBytes = maxMessageBytes }
 
-/** Peer batches are capped at 512 KiB of updates; this leaves room for a large catch-up. */
-const PEER_MAX_PAYLOAD = 64 * 1024 * 1024
+/**
+ * Peer batches are capped at 512 KiB of updates, but one entry may be a whole large write and a
+ * catch-up a whole document, which replicated writes can grow past maxDocumentBytes.
+ */
+const peerMaxPayload = (config: RelayConfig): number => Math.max(64 * 1024 * 1024, config.limits.maxMessageBytes, 2 * config.limits.maxDocumentBytes)
+/** Authenticated peer sockets open at once: a few, and per configured peer its link, a replacement and some half-open. */
+const PEER_SOCKETS_BASE = 8
+const PEER_SOCKETS_PER_PEER = 4
+/** Bytes that may wait for a document to load, beyond the one message being handled. */
+const PENDING_SLACK_BYTES = 1024 * 1024
 
 /** How long a drain waits for clients to finish the close handshake. */
 const DRAIN_GRACE_MS = 2000
@@ -60,7 +71,13 @@ export interface RelayOptions {
 
 const refuseUpgrade = (socket: Duplex, status: number, text: string, reason: string): void => {
   socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n${reason}\n`)
+  // Nothing more is read from a refused socket, and it does not linger.
+  socket.once('finish', () => socket.destroy())
+  setTimeout(() => socket.destroy(), CLOSE_HANDSHAKE_MS).unref()
 }
+
+/** A request's path without its query (which may hold a token), for logs. */
+const pathOf = (url: string | undefined): string => (url ?? '/').split('?')[0] as string
 
 export class Relay {
   readonly metrics: RelayMetrics
@@ -70,6 +87,10 @@ export class Relay {
   readonly placement: Placement
   private readonly authenticator: Authenticator
   private readonly perAddress: BucketsByKey
+  private readonly receiveBudget: ReceiveBudget
+  /** For lines any client can cause at will (refused tokens, names). */
+  private readonly refusalLog: Logger
+  private peerSockets = 0
   private readonly sessionPlacement: SessionPlacement
   /** Documents in memory; emits 'loaded' and 'released'. */
   readonly documents: DocRegistry
@@ -89,6 +110,14 @@ export class Relay {
     this.metrics = createRelayMetrics(config.region)
     this.authenticator = Authenticator.create(config.auth)
     this.perAddress = new BucketsByKey(config.limits.messagesPerSecondPerAddress)
+    this.refusalLog = throttledLogger(logger)
+    this.receiveBudget = new ReceiveBudget(config.limits.maxReceivingBytes, reason => {
+      this.metrics.rejected.inc({ code: 'ERR_TOO_SLOW' })
+      this.refusalLog.log('info', 'cut a socket whose large message crawled while others waited', { reason })
+    }, stats => {
+      this.metrics.receivingBytes.set(stats.drawn)
+      this.metrics.receiveWaits.set(stats.waiting)
+    })
     this.placement = new Placement(config.region, [config.region, ...config.peers.map(p => p.region)], config.namespaces, logger,
       (peer, agreement) => this.metrics.policyMismatch.set({ peer }, agreement === 'mismatch' ? 1 : 0))
     this.sessionPlacement = {
@@ -101,7 +130,17 @@ export class Relay {
         return () => this.placement.off('roles', listener)
       },
     }
-    this.documents = new DocRegistry(log, this.metrics, config.idleReleaseMs, logger, (doc, update) => this.mesh.publishAwareness(doc, update), config.limits.maxDocumentBytes, config.fanoutWindowMs)
+    this.documents = new DocRegistry({
+      log,
+      metrics: this.metrics,
+      logger,
+      idleMs: config.idleReleaseMs,
+      awarenessSink: (doc, update) => this.mesh.publishAwareness(doc, update),
+      maxDocumentBytes: config.limits.maxDocumentBytes,
+      fanoutWindowMs: config.fanoutWindowMs,
+      presence: config.limits.presence,
+      logName: name => this.logName(name),
+    })
     this.mesh = new Mesh({
       region: config.region,
       peers: config.peers,
@@ -112,13 +151,33 @@ export class Relay {
       metrics: this.metrics,
       logger,
       placement: this.placement,
+      maxPayload: peerMaxPayload(config),
     })
-    this.acks = new WriteAcks(this.mesh, () => 1 + config.peers.length)
+    const regions = [config.region, ...config.peers.map(p => p.region)]
+    this.acks = new WriteAcks({
+      regions: () => regions,
+      heldUpTo: region => this.mesh.heldUpTo(region),
+      subscribe: listener => {
+        this.mesh.on('acknowledged', listener)
+        this.mesh.on('change', listener)
+        return () => {
+          this.mesh.off('acknowledged', listener)
+          this.mesh.off('change', listener)
+        }
+      },
+    })
     wss.on('connection', ws => {
       this.alive.add(ws)
       ws.on('pong', () => this.alive.add(ws))
-      ws.on('message', () => this.alive.add(ws))
     })
+  }
+
+  /**
+   * How a document's name may appear in this relay's logs: a name its rules keep out of this
+   * region is itself restricted data (DESIGN 5, residency), so it never does.
+   */
+  logName (name: string): string {
+    return this.placement.allowsHere(name) ? name : '(restricted)'
   }
 
   static async start ({ config, store, logger = stderrLogger() }: RelayOptions): Promise<Relay> {
@@ -135,20 +194,21 @@ export class Relay {
       perMessageDeflate: false,
       WebSocket: socketClassFor(config.limits.maxMessageBytes),
     })
+    const peerPayload = peerMaxPayload(config)
     // Peer links compress (zlib, context kept across messages): Yjs updates repeat client ids
     // and document names, and update-level merging alone barely shrinks keystroke runs.
     const peerWss = new WebSocketServer({
       noServer: true,
       perMessageDeflate: config.replication.compress ? PEER_DEFLATE : false,
-      maxPayload: PEER_MAX_PAYLOAD,
-      WebSocket: socketClassFor(PEER_MAX_PAYLOAD),
+      maxPayload: peerPayload,
+      WebSocket: socketClassFor(peerPayload),
     })
     // A relay without peers has no replication lag to report, so it keeps no write times.
     const log = await ReplicationLog.open(config.region, docStore, { trackLag: config.peers.length > 0 })
     const relay = new Relay(config, docStore, log, logger, server, wss, peerWss)
     server.on('request', (req, res) => {
       handleHttp(relay.httpContext(), req, res).catch(err => {
-        logger.log('error', 'http handler failed', { path: req.url, error: (err as Error).message })
+        logger.log('error', 'http handler failed', { path: pathOf(req.url), error: (err as Error).message })
         if (!res.headersSent) res.writeHead(500)
         res.end()
       })
@@ -265,6 +325,7 @@ export class Relay {
     this.mesh.close()
     this.placement.close()
     this.acks.close()
+    this.receiveBudget.close()
     for (const ws of this.peerWss.clients) ws.terminate()
     const stopped = new Promise<void>(resolve => this.server.close(() => resolve()))
     this.server.closeIdleConnections()
@@ -287,21 +348,22 @@ export class Relay {
   }
 
   private httpContext () {
-    return { ready: () => !this.draining, registry: this.metrics.registry, regions: () => this.regionInfo() }
+    return {
+      ready: () => !this.draining,
+      registry: this.metrics.registry,
+      regions: () => this.regionInfo(),
+      http: this.config.http,
+    }
   }
 
   private upgrade (req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
     if (this.draining) return refuseUpgrade(socket, 503, 'Service Unavailable', 'relay shutting down; connect to another region')
     const target = parseRequestPath(req.url ?? '/')
-    if (target.kind === 'reserved' && target.path === 'v1/peer') {
-      return this.peerWss.handleUpgrade(req, socket, head, ws => {
-        // Before anything else: a protocol violation on a socket without an 'error' listener
-        // would throw and take the whole relay down.
-        ws.on('error', err => this.logger.log('debug', 'peer socket error', { error: err.message }))
-        this.mesh.accept(ws, req)
-      })
+    if (target.kind === 'reserved' && target.path === 'v1/peer') return this.upgradePeer(req, socket, head)
+    if (target.kind === 'invalid') {
+      this.metrics.rejected.inc({ code: 'ERR_BAD_NAME' })
+      return refuseUpgrade(socket, 400, 'Bad Request', target.reason)
     }
-    if (target.kind === 'invalid') return refuseUpgrade(socket, 400, 'Bad Request', target.reason)
     if (target.kind === 'reserved' && target.path !== 'v1/mux') return refuseUpgrade(socket, 404, 'Not Found', `/${target.path} is reserved and not a WebSocket endpoint of this relay`)
     // The token is checked before the upgrade completes, so no message can arrive unchecked;
     // a refusal still completes it, so that the client sees a close code and words.
@@ -309,6 +371,38 @@ export class Relay {
       grants => this.acceptClient(req, socket, head, target, grants),
       err => this.acceptClient(req, socket, head, target, err instanceof AuthError ? err : new AuthError('ERR_TOKEN', 'the token could not be checked')),
     )
+  }
+
+  /**
+   * A peer's link: the secret and region are checked on the upgrade request, so a socket
+   * without them is refused with an HTTP status and never inflates a frame.
+   */
+  private upgradePeer (req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+    const admitted = this.mesh.admit(req)
+    if ('status' in admitted) return refuseUpgrade(socket, admitted.status, admitted.status === 401 ? 'Unauthorized' : 'Forbidden', admitted.reason)
+    if (this.peerSockets >= PEER_SOCKETS_BASE + PEER_SOCKETS_PER_PEER * this.config.peers.length) {
+      this.metrics.peerRefused.inc({ reason: 'busy' })
+      return refuseUpgrade(socket, 503, 'Service Unavailable', 'too many peer sockets open; retry later')
+    }
+    this.peerSockets++
+    socket.once('close', () => { this.peerSockets-- })
+    this.peerWss.handleUpgrade(req, socket, head, ws => {
+      // Before anything else: a protocol violation on a socket without an 'error' listener
+      // would throw and take the whole relay down.
+      ws.on('error', err => this.logger.log('debug', 'peer socket error', { error: err.message }))
+      this.receiveBudget.track(ws, socket)
+      this.mesh.accept(ws, admitted.region)
+    })
+  }
+
+  /** Completes the upgrade only to say why not, then cuts the socket if it does not close promptly. */
+  private refuseClient (req: http.IncomingMessage, socket: Duplex, head: Buffer, code: number, reason: string): void {
+    this.wss.handleUpgrade(req, socket, head, ws => {
+      ws.on('error', () => {})
+      ws.on('message', () => this.metrics.droppedAfterClose.inc())
+      ws.close(code, closeReason(reason))
+      setTimeout(() => ws.terminate(), CLOSE_HANDSHAKE_MS).unref()
+    })
   }
 
   private limitsFor (req: http.IncomingMessage): ConnectionLimits {
@@ -320,22 +414,24 @@ export class Relay {
     if (this.draining) return refuseUpgrade(socket, 503, 'Service Unavailable', 'relay shutting down; connect to another region')
     if (this.connections.size >= this.config.limits.maxConnections) {
       this.metrics.rejected.inc({ code: 'ERR_TOO_MANY_CONNECTIONS' })
-      return this.wss.handleUpgrade(req, socket, head, ws => ws.close(CloseCode.RateLimited, `this relay is full (limits.maxConnections ${this.config.limits.maxConnections}); try another region`))
+      return this.refuseClient(req, socket, head, CloseCode.RateLimited, `this relay is full (limits.maxConnections ${this.config.limits.maxConnections}); try another region`)
     }
     if (grants instanceof AuthError) {
       this.metrics.rejected.inc({ code: grants.code })
-      this.logger.log('info', 'refused a client: authentication failed', { code: grants.code, address: req.socket.remoteAddress })
-      return this.wss.handleUpgrade(req, socket, head, ws => ws.close(CloseCode.Unauthenticated, closeReason(grants.message)))
+      this.refusalLog.log('info', 'refused a client: authentication failed', { code: grants.code, address: req.socket.remoteAddress })
+      return this.refuseClient(req, socket, head, CloseCode.Unauthenticated, grants.message)
     }
     if (target.kind === 'reserved') {
       return this.wss.handleUpgrade(req, socket, head, ws => {
         this.wss.emit('connection', ws, req)
+        this.receiveBudget.track(ws, socket, () => this.alive.add(ws))
         const connection = new MuxConnection(ws, {
           registry: this.documents,
           metrics: this.metrics,
           logger: this.logger,
           acks: this.acks,
           maxDocs: this.config.limits.maxDocsPerConnection,
+          maxMessageBytes: this.config.limits.maxMessageBytes,
           region: this.config.region,
           regions: () => this.endpoints(),
           placement: this.sessionPlacement,
@@ -343,6 +439,7 @@ export class Relay {
           grants,
           verify: token => this.authenticator.verify(token),
           limits: this.limitsFor(req),
+          maxPendingBytes: this.config.limits.maxMessageBytes + PENDING_SLACK_BYTES,
         })
         this.connections.add(connection)
         ws.once('close', () => this.connections.delete(connection))
@@ -351,13 +448,25 @@ export class Relay {
     if (target.kind !== 'doc') return
     if (grants.access(target.name) === 'none') {
       this.metrics.rejected.inc({ code: 'ERR_FORBIDDEN' })
-      return this.wss.handleUpgrade(req, socket, head, ws => ws.close(CloseCode.Forbidden, closeReason(`this token does not allow "${target.name}"`)))
+      return this.refuseClient(req, socket, head, CloseCode.Forbidden, `this token does not allow "${target.name}"`)
     }
     this.wss.handleUpgrade(req, socket, head, ws => {
       this.wss.emit('connection', ws, req)
-      const connection = new ClientConnection(ws, target.name, this.documents, this.metrics, this.logger, this.sessionPlacement, grants, this.limitsFor(req))
+      this.receiveBudget.track(ws, socket, () => this.alive.add(ws))
+      const connection = new ClientConnection(ws, {
+        docName: target.name,
+        registry: this.documents,
+        metrics: this.metrics,
+        logger: this.logger,
+        placement: this.sessionPlacement,
+        grants,
+        limits: this.limitsFor(req),
+        maxPendingBytes: this.config.limits.maxMessageBytes + PENDING_SLACK_BYTES,
+        logName: name => this.logName(name),
+      })
       this.connections.add(connection)
       ws.once('close', () => this.connections.delete(connection))
     })
   }
+
 }

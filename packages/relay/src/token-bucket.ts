@@ -1,6 +1,8 @@
 /**
- * A token bucket: `ratePerSecond` tokens flow in, at most `burst` wait; each message takes one.
- * Refilled lazily from the clock on each take, so an idle bucket costs nothing.
+ * A token bucket: `ratePerSecond` tokens flow in, at most `burst` wait. Work is charged after
+ * it is known (`spend`), so the bucket may go into debt; the caller then stops taking work
+ * from that client until the debt is paid (`debtMs`). Refilled lazily from the clock, so an
+ * idle bucket costs nothing.
  */
 export class TokenBucket {
   private tokens: number
@@ -11,13 +13,22 @@ export class TokenBucket {
     this.last = now
   }
 
-  /** Takes `n` tokens if there are that many; false (and nothing taken) otherwise. */
-  take (n = 1, now = performance.now()): boolean {
+  private refill (now: number): void {
     this.tokens = Math.min(this.burst, this.tokens + (now - this.last) * this.ratePerSecond / 1000)
     this.last = now
-    if (this.tokens < n) return false
+  }
+
+  /** Takes `n` tokens, into debt if need be; returns how long until the bucket is out of debt (0: it is not in debt). */
+  spend (n: number, now = performance.now()): number {
+    this.refill(now)
     this.tokens -= n
-    return true
+    return this.debtMs(now)
+  }
+
+  /** Milliseconds until the bucket holds at least 0 tokens again. */
+  debtMs (now = performance.now()): number {
+    this.refill(now)
+    return this.tokens >= 0 ? 0 : -this.tokens * 1000 / this.ratePerSecond
   }
 }
 

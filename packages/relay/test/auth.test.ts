@@ -6,8 +6,8 @@ import { SignJWT, exportJWK, generateKeyPair } from 'jose'
 import WebSocket from 'ws'
 import * as Y from 'yjs'
 import { type MuxMessage, type YMessage, decodeFrame, decodeMuxMessage, encodeFrame, encodeMuxMessage } from '@georelay/core'
-import type { Relay } from '@georelay/relay'
-import { nextEvent, on, recordingSocket, startTestRelay, waitUntil } from '@georelay/testkit'
+import { type Relay, streamLogger } from '@georelay/relay'
+import { nextEvent, on, rawWebSocket, recordingSocket, startTestRelay, waitUntil } from '@georelay/testkit'
 
 const SECRET = 'a-test-secret-of-at-least-32-chars!!'
 const key = new TextEncoder().encode(SECRET)
@@ -102,6 +102,28 @@ describe('client authentication', () => {
     writer.ws.send(encodeFrame({ type: 'sync-update', update: updateWith('later') }))
     await waitUntil([on(mux.ws, 'message')], () => muxMessages(mux.frames).some(m => m.type === 'sync'), { what: 'the read-only mux document to keep receiving updates' })
     expect((await relay.store.read('public/1')).log).toHaveLength(2)
+  })
+
+  it('matches a token\'s globs without backtracking, and refuses a token with too many', async () => {
+    await startWithSecret()
+    // As a backtracking regular expression this glob took 18.7 s against 72 characters.
+    const evil = await token({ '*a*a*a*a*a*a*a*a*a*a*a*a*a*b': 'rw' })
+    const name = 'a'.repeat(400)
+    const refused = connect(name, evil)
+    expect(await refused.closed).toEqual({ code: 4403, reason: expect.stringMatching(/does not allow/) })
+    const many = await token(Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`n${i}/**`, 'rw' as const])))
+    expect(await connect('n1/x', many).closed).toEqual({ code: 4401, reason: expect.stringMatching(/65 globs; at most 64/) })
+  })
+
+  it('a refused socket that never answers the close is cut at once, and a flood of bad tokens writes a bounded log', async () => {
+    const lines: string[] = []
+    relay = await startTestRelay({ config: { auth: { jwtSecret: SECRET, anonymous: 'none' } }, logger: streamLogger(line => lines.push(line), 'debug') })
+    const raw = await rawWebSocket(`${relay.url}/notes/1?token=nope`)
+    expect((await raw.closeFrame).code).toBe(4401)
+    await raw.ended // not held for ws's 30 s close timeout
+    const refusals = Array.from({ length: 60 }, () => connect('notes/1', 'not-a-jwt'))
+    await Promise.all(refusals.map(r => r.closed))
+    expect(lines.filter(l => /refused a client: authentication failed/.test(l)).length).toBeLessThanOrEqual(20)
   })
 
   it('anonymous access follows the configuration: ro reads, rw writes', async () => {

@@ -118,8 +118,14 @@ describe('georelay command line', () => {
     expect(stderr).toMatch(/auth\.jwtSecret: an HS256 secret needs at least 32 characters/)
   })
 
+  it.concurrent('a mesh secret shorter than 32 bytes exits 2 and says how to make one', async () => {
+    const { code, stderr } = await runCli(['relay', '--region', 'x', '--mesh-secret', 'short', '--peer', 'y=ws://127.0.0.1:9'])
+    expect(code).toBe(2)
+    expect(stderr).toMatch(/meshSecret: must be at least 32 bytes; make one with `openssl rand -hex 32`/)
+  })
+
   it.concurrent('--peer without "=" exits 2', async () => {
-    const { code, stderr } = await runCli(['relay', '--region', 'x', '--mesh-secret', 's', '--peer', 'us-east'])
+    const { code, stderr } = await runCli(['relay', '--region', 'x', '--mesh-secret', 's'.repeat(32), '--peer', 'us-east'])
     expect(code).toBe(2)
     expect(stderr).toMatch(/"us-east" is not REGION=URL/)
   })
@@ -157,6 +163,17 @@ describe('a running georelay relay', () => {
     expect(relay.port).toBeGreaterThan(1)
     const regions = await (await fetch(`${relay.url.replace(/^ws:/, 'http:')}/v1/regions`)).json() as { region: string }
     expect(regions.region).toBe('from-env')
+  })
+
+  it('warns when the mesh secret comes from the command line, and takes it from a file silently', async () => {
+    const secret = 'k'.repeat(40)
+    const fromArgv = await start(['--region', 'a', '--port', '0', '--store', 'memory', '--peer', 'b=ws://127.0.0.1:9', '--mesh-secret', secret])
+    expect(fromArgv.stderr()).toMatch(/the mesh secret is on the command line, where any user of this machine can read it \(ps\); use --mesh-secret-file or GEORELAY_MESH_SECRET/)
+    const file = path.join(tmp, 'mesh-secret')
+    fs.writeFileSync(file, `${secret}\n`)
+    const fromFile = await start(['--region', 'a', '--port', '0', '--store', 'memory', '--peer', 'b=ws://127.0.0.1:9', '--mesh-secret-file', file])
+    expect(fromFile.stderr()).not.toMatch(/command line/)
+    expect(fromFile.stderr()).not.toContain(secret)
   })
 
   it('exits 1 and says the port is taken when another process holds it', async () => {

@@ -6,6 +6,9 @@ import {
   applyOverrides, ConfigError, type ConfigProblem, dataDirOf, loadRelayConfig, overridesFromEnv, parseRelayConfig,
 } from '@georelay/relay'
 
+/** A mesh secret of the shortest accepted length. */
+const S32 = 's'.repeat(32)
+
 /** The problems a ConfigError carries; fails the test if anything else (or nothing) is thrown. */
 const problemsOf = (fn: () => unknown): ConfigProblem[] => {
   try {
@@ -52,18 +55,35 @@ describe('parseRelayConfig', () => {
       peers: [],
       auth: { anonymous: 'none' },
       namespaces: [],
-      limits: { maxMessageBytes: 1024 * 1024, maxDocsPerConnection: 256, maxConnections: 10_000, maxDocumentBytes: 64 * 1024 * 1024, messagesPerSecond: { rate: 1000, burst: 5000 }, messagesPerSecondPerAddress: { rate: 0, burst: 0 }, maxBufferedBytes: 8 * 1024 * 1024 },
+      // One update as large as a document may be fits in a message, with room for its framing.
+      limits: { maxMessageBytes: 64 * 1024 * 1024 + 64 * 1024, maxDocsPerConnection: 256, maxConnections: 10_000, maxDocumentBytes: 64 * 1024 * 1024, messagesPerSecond: { rate: 1000, burst: 5000 }, messagesPerSecondPerAddress: { rate: 0, burst: 0 }, maxBufferedBytes: 8 * 1024 * 1024, maxReceivingBytes: 256 * 1024 * 1024, throttledCloseAfterMs: 30_000, presence: { perClient: 4, perDocument: 1000, stateBytes: 16 * 1024 } },
       storage: { compactAfterUpdates: 500, compactAfterBytes: 1024 * 1024, synchronous: 'full' },
       replication: { batchWindowMs: 5, heartbeatMs: 1000, linkTimeoutMs: 3000, compress: true },
       fanoutWindowMs: 5,
       idleReleaseMs: 30_000,
+      http: { regions: 'discovery', allowOrigins: ['*'] },
     })
+  })
+
+  it('makes maxMessageBytes follow maxDocumentBytes unless it is given', () => {
+    expect(parseRelayConfig({ region: 'a', limits: { maxDocumentBytes: 1024 * 1024 } }).limits.maxMessageBytes).toBe(1024 * 1024 + 64 * 1024)
+    expect(parseRelayConfig({ region: 'a', limits: { maxMessageBytes: 4096 } }).limits.maxMessageBytes).toBe(4096)
+  })
+
+  it('refuses a mesh secret shorter than 32 bytes, and reads one from a file', () => {
+    expect(problemAt(() => parseRelayConfig({ region: 'a', meshSecret: 'short' }), 'meshSecret').message).toMatch(/at least 32 bytes/)
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'georelay-secret-')), 'secret')
+    fs.writeFileSync(file, `${S32}\n`)
+    expect(parseRelayConfig({ region: 'a', meshSecretFile: file }).meshSecret).toBe(S32)
+    fs.writeFileSync(file, 'short\n')
+    expect(problemAt(() => parseRelayConfig({ region: 'a', meshSecretFile: file }), 'meshSecretFile').message).toMatch(/shorter than 32 bytes/)
+    expect(problemAt(() => parseRelayConfig({ region: 'a', meshSecretFile: `${file}.missing` }), 'meshSecretFile').message).toMatch(/cannot read/)
   })
 
   it('fills in defaults inside a partly given section', () => {
     const config = parseRelayConfig({ region: 'eu-west', listen: { port: 0 }, limits: { maxMessageBytes: 4096 } })
     expect(config.listen).toEqual({ host: '127.0.0.1', port: 0 })
-    expect(config.limits).toEqual({ maxMessageBytes: 4096, maxDocsPerConnection: 256, maxConnections: 10_000, maxDocumentBytes: 64 * 1024 * 1024, messagesPerSecond: { rate: 1000, burst: 5000 }, messagesPerSecondPerAddress: { rate: 0, burst: 0 }, maxBufferedBytes: 8 * 1024 * 1024 })
+    expect(config.limits).toEqual({ maxMessageBytes: 4096, maxDocsPerConnection: 256, maxConnections: 10_000, maxDocumentBytes: 64 * 1024 * 1024, messagesPerSecond: { rate: 1000, burst: 5000 }, messagesPerSecondPerAddress: { rate: 0, burst: 0 }, maxBufferedBytes: 8 * 1024 * 1024, maxReceivingBytes: 256 * 1024 * 1024, throttledCloseAfterMs: 30_000, presence: { perClient: 4, perDocument: 1000, stateBytes: 16 * 1024 } })
   })
 
   it('keeps what a full file gives', () => {
@@ -74,14 +94,18 @@ describe('parseRelayConfig', () => {
       dataDir: '/var/lib/georelay',
       store: 'memory' as const,
       peers: [{ region: 'eu-west', url: 'ws://10.0.0.2:4001' }],
-      meshSecret: 's3cret',
+      meshSecret: S32,
       auth: { jwtSecret: 'x'.repeat(32), issuer: 'https://id.example.com', audience: 'georelay', anonymous: 'none' as const },
       namespaces: [{ match: 'eu/**', regions: ['eu-west'] }],
-      limits: { maxMessageBytes: 2048, maxDocsPerConnection: 8, maxConnections: 3, maxDocumentBytes: 4096, messagesPerSecond: { rate: 0, burst: 0 }, messagesPerSecondPerAddress: { rate: 50, burst: 100 }, maxBufferedBytes: 65536 },
+      limits: {
+        maxMessageBytes: 2048, maxDocsPerConnection: 8, maxConnections: 3, maxDocumentBytes: 4096, messagesPerSecond: { rate: 0, burst: 0 }, messagesPerSecondPerAddress: { rate: 50, burst: 100 }, maxBufferedBytes: 65536,
+        maxReceivingBytes: 2 * 1024 * 1024, throttledCloseAfterMs: 500, presence: { perClient: 1, perDocument: 10, stateBytes: 100 },
+      },
       storage: { compactAfterUpdates: 10, compactAfterBytes: 4096, synchronous: 'normal' as const },
       replication: { batchWindowMs: 0, heartbeatMs: 100, linkTimeoutMs: 500, compress: false },
       fanoutWindowMs: 0,
       idleReleaseMs: 0,
+      http: { regions: 'full' as const, allowOrigins: ['https://app.example.com'], adminToken: 't'.repeat(32) },
     }
     expect(parseRelayConfig(input)).toEqual(input)
   })
@@ -98,8 +122,8 @@ describe('parseRelayConfig', () => {
     ['listen.host', 'that is empty', { region: 'x', listen: { host: '' } }, /at least 1/],
     ['publicUrl', 'that is http', { region: 'x', publicUrl: 'http://example.com' }, /ws:\/\/ or wss:\/\/ URL/],
     ['store', 'that does not exist', { region: 'x', store: 'postgres' }, /'sqlite' \| 'memory'/],
-    ['peers.0.url', 'that is https', { region: 'x', meshSecret: 's', peers: [{ region: 'y', url: 'https://y.example.com' }] }, /ws:\/\/ or wss:\/\/ URL/],
-    ['peers.1.region', 'that is no region name', { region: 'x', meshSecret: 's', peers: [{ region: 'y', url: 'ws://y' }, { region: 'Z!', url: 'ws://z' }] }, /lowercase/],
+    ['peers.0.url', 'that is https', { region: 'x', meshSecret: S32, peers: [{ region: 'y', url: 'https://y.example.com' }] }, /ws:\/\/ or wss:\/\/ URL/],
+    ['peers.1.region', 'that is no region name', { region: 'x', meshSecret: S32, peers: [{ region: 'y', url: 'ws://y' }, { region: 'Z!', url: 'ws://z' }] }, /lowercase/],
     ['limits.maxMessageBytes', 'below 1 KiB', { region: 'x', limits: { maxMessageBytes: 10 } }, /greater than or equal to 1024/],
     ['limits.maxDocsPerConnection', 'of zero', { region: 'x', limits: { maxDocsPerConnection: 0 } }, /greater than or equal to 1/],
     ['limits.messagesPerSecond', 'a rate without a burst', { region: 'x', limits: { messagesPerSecond: { rate: 5, burst: 0 } } }, /a burst of at least 1/],
@@ -132,7 +156,7 @@ describe('parseRelayConfig', () => {
   })
 
   describe('namespaces', () => {
-    const mesh = { region: 'eu-west', meshSecret: 's', peers: [{ region: 'us-east', url: 'ws://127.0.0.1:4002' }, { region: 'eu-central', url: 'ws://127.0.0.1:4003' }] }
+    const mesh = { region: 'eu-west', meshSecret: S32, peers: [{ region: 'us-east', url: 'ws://127.0.0.1:4002' }, { region: 'eu-central', url: 'ws://127.0.0.1:4003' }] }
 
     it('accepts the rules of the design', () => {
       const config = parseRelayConfig({
@@ -176,7 +200,7 @@ describe('parseRelayConfig', () => {
     const peer = { region: 'us-east', url: 'ws://127.0.0.1:4002' }
 
     it('accepts peers with a mesh secret', () => {
-      expect(parseRelayConfig({ region: 'eu-west', peers: [peer], meshSecret: 's' }).peers).toEqual([peer])
+      expect(parseRelayConfig({ region: 'eu-west', peers: [peer], meshSecret: S32 }).peers).toEqual([peer])
     })
 
     it('refuses peers without a mesh secret, since links would be unauthenticated', () => {
@@ -184,9 +208,9 @@ describe('parseRelayConfig', () => {
     })
 
     it('refuses this relay\'s own region and a region listed twice', () => {
-      expect(problemAt(() => parseRelayConfig({ region: 'us-east', peers: [peer], meshSecret: 's' }), 'peers.0.region').message)
+      expect(problemAt(() => parseRelayConfig({ region: 'us-east', peers: [peer], meshSecret: S32 }), 'peers.0.region').message)
         .toMatch(/this relay's own region/)
-      expect(problemAt(() => parseRelayConfig({ region: 'eu-west', peers: [peer, peer], meshSecret: 's' }), 'peers.1.region').message)
+      expect(problemAt(() => parseRelayConfig({ region: 'eu-west', peers: [peer, peer], meshSecret: S32 }), 'peers.1.region').message)
         .toMatch(/listed twice/)
     })
 
@@ -206,7 +230,7 @@ describe('overrides from flags and the environment', () => {
       GEORELAY_DATA: '/data',
       GEORELAY_STORE: 'memory',
       GEORELAY_PUBLIC_URL: 'wss://eu.example.com',
-      GEORELAY_MESH_SECRET: 's',
+      GEORELAY_MESH_SECRET: S32,
       GEORELAY_PEERS: ' us-east=ws://a:1, ap-south=ws://b:2 ,',
       GEORELAY_CONFIG: 'ignored-here.json',
       HOME: '/root',
@@ -217,7 +241,7 @@ describe('overrides from flags and the environment', () => {
       data: '/data',
       store: 'memory',
       'public-url': 'wss://eu.example.com',
-      'mesh-secret': 's',
+      'mesh-secret': S32,
       peer: ['us-east=ws://a:1', 'ap-south=ws://b:2'],
     })
     expect(overridesFromEnv({ GEORELAY_REGION: '', GEORELAY_PEERS: '' })).toEqual({})

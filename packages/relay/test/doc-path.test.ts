@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals'
-import { MAX_DOC_NAME_BYTES, parseRequestPath, RESERVED_NAMES } from '@georelay/relay'
+import { MAX_DOC_NAME_BYTES, checkedName, parseRequestPath, RESERVED_NAMES } from '@georelay/relay'
 
 describe('parseRequestPath', () => {
   it('takes the document name from the path after the first slash', () => {
@@ -68,5 +68,21 @@ describe('parseRequestPath', () => {
     for (const url of ['/a%00b', '/a%0Ab', '/a%0Db', '/%1F', '/tab%09', '/del%7F']) {
       expect(parseRequestPath(url)).toEqual({ kind: 'invalid', reason: expect.stringMatching(/control characters/) })
     }
+  })
+
+  it('refuses C1 controls, Unicode line and paragraph separators and direction marks: they escape line-based matching and logs', () => {
+    // U+2028 once escaped every glob rule (`**` compiled to `.*` without the `s` flag).
+    const cases: [string, string][] = [
+      ['/eu/patients/%E2%80%A842', 'U+2028'], ['/eu/%E2%80%A9', 'U+2029'], ['/a%C2%85b', 'U+0085'], ['/a%C2%9Fb', 'U+009F'],
+      ['/a%E2%80%AEb', 'U+202E'], ['/a%E2%81%A6b', 'U+2066'], ['/a%E2%80%8Fb', 'U+200F'],
+    ]
+    for (const [url, code] of cases) {
+      expect(parseRequestPath(url)).toEqual({ kind: 'invalid', reason: expect.stringContaining(`holds ${code}`) })
+    }
+    expect(checkedName('eu/patients/\u2028' + '42')).toMatchObject({ kind: 'invalid' })
+    expect(checkedName('notes/42')).toEqual({ kind: 'doc', name: 'notes/42' })
+    expect(checkedName('v1/mux')).toEqual({ kind: 'reserved', path: 'v1/mux' })
+    // Everything else of Unicode stays a valid name.
+    expect(parseRequestPath('/%E2%80%8B%F0%9F%98%80%E4%B8%AD')).toEqual({ kind: 'doc', name: '\u200b\u{1F600}中' })
   })
 })

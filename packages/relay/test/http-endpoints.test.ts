@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http'
 import WebSocket from 'ws'
 import type { WebsocketProvider } from 'y-websocket'
 import { MemoryStore } from '@georelay/core'
-import type { Relay } from '@georelay/relay'
+import { type Relay, streamLogger } from '@georelay/relay'
 import { connectProvider, DEFAULT_TIMEOUT_MS, destroyProvider, nextEvent, startTestRelay, waitForText, waitSynced } from '@georelay/testkit'
 
 const httpUrl = (relay: Relay, path: string): string => `${relay.url.replace(/^ws:/, 'http:')}${path}`
@@ -106,16 +106,15 @@ describe('HTTP endpoints', () => {
     expect(text).toMatch(/^georelay_process_resident_memory_bytes\{region="eu-west"\} \d+/m)
   })
 
-  it('GET /v1/regions lists this region, its public URL, and no peers', async () => {
+  it('GET /v1/regions shows anyone what discovery needs: regions, public URLs, up or down', async () => {
     const res = await fetch(httpUrl(relay, '/v1/regions'))
     expect(res.status).toBe(200)
     expect(res.headers.get('content-type')).toBe('application/json; charset=utf-8')
+    expect(res.headers.get('access-control-allow-origin')).toBe('*')
     expect(await res.json()).toEqual({
       region: 'eu-west',
       publicUrl: relay.url,
       regions: [{ name: 'eu-west', url: relay.url, self: true, state: 'up' }],
-      peers: [],
-      policy: { digest: expect.stringMatching(/^[0-9a-f]{16}$/), namespaces: [] },
     })
   })
 
@@ -167,12 +166,70 @@ describe('HTTP endpoints with a configured public URL', () => {
         region: 'us-east',
         publicUrl: 'wss://us-east.relay.example.com',
         regions: [{ name: 'us-east', url: 'wss://us-east.relay.example.com', self: true, state: 'up' }],
-        peers: [],
-        policy: { digest: expect.stringMatching(/^[0-9a-f]{16}$/), namespaces: [] },
       })
     } finally {
       await relay.close()
     }
+  })
+})
+
+describe('a failing HTTP handler', () => {
+  it('logs the path without its query, which may hold a token', async () => {
+    const lines: string[] = []
+    const relay = await startTestRelay({ logger: streamLogger(line => lines.push(line), 'debug') })
+    try {
+      // The one way to make a handler throw from outside: a metrics registry that fails.
+      relay.metrics.registry.metrics = () => Promise.reject(new Error('collect failed'))
+      const res = await fetch(httpUrl(relay, '/metrics?token=eyJ.secret.token'))
+      expect(res.status).toBe(500)
+      const line = lines.find(l => /http handler failed/.test(l))
+      expect(line).toMatch(/path=\/metrics /)
+      expect(lines.join('\n')).not.toContain('eyJ.secret.token')
+    } finally {
+      await relay.close()
+    }
+  })
+})
+
+describe('/v1/regions exposure', () => {
+  const ADMIN = 'admin-token-of-at-least-32-bytes!'
+  let relay: Relay
+  afterEach(async () => { await relay?.close() })
+
+  it('http.regions "full" adds peers with their public URLs and an error kind, and the rules', async () => {
+    relay = await startTestRelay({
+      config: {
+        region: 'eu-west', http: { regions: 'full' }, meshSecret: 'm'.repeat(32),
+        peers: [{ region: 'us-east', url: 'ws://10.0.0.9:1', publicUrl: 'wss://us-east.example.com' }],
+      },
+    })
+    const body = await (await fetch(httpUrl(relay, '/v1/regions'))).json() as { peers: Record<string, unknown>[], policy: unknown, regions: unknown[] }
+    expect(body.regions).toEqual([
+      { name: 'eu-west', url: relay.url, self: true, state: 'up' },
+      { name: 'us-east', url: 'wss://us-east.example.com', self: false, state: 'down' },
+    ])
+    expect(body.peers[0]).toMatchObject({ region: 'us-east', url: 'wss://us-east.example.com' })
+    // The internal address this relay dials is never shown, nor an error's words.
+    expect(JSON.stringify(body)).not.toContain('10.0.0.9')
+    if (body.peers[0]?.error !== undefined) expect(body.peers[0]?.error).toMatch(/^[a-z-]+$/)
+    expect(body.policy).toEqual({ digest: expect.stringMatching(/^[0-9a-f]{16}$/), namespaces: [] })
+  })
+
+  it('http.regions "off" answers 404; the admin token still gets the full view', async () => {
+    relay = await startTestRelay({ config: { region: 'eu-west', http: { regions: 'off', adminToken: ADMIN } } })
+    expect((await fetch(httpUrl(relay, '/v1/regions'))).status).toBe(404)
+    expect((await fetch(httpUrl(relay, '/v1/regions'), { headers: { authorization: 'Bearer wrong' } })).status).toBe(404)
+    const full = await fetch(httpUrl(relay, '/v1/regions'), { headers: { authorization: `Bearer ${ADMIN}` } })
+    expect(full.status).toBe(200)
+    expect(await full.json()).toMatchObject({ peers: [], policy: { namespaces: [] } })
+  })
+
+  it('http.allowOrigins limits which browser origins may read it', async () => {
+    relay = await startTestRelay({ config: { region: 'eu-west', http: { allowOrigins: ['https://app.example.com'] } } })
+    const allowed = await fetch(httpUrl(relay, '/v1/regions'), { headers: { origin: 'https://app.example.com' } })
+    expect(allowed.headers.get('access-control-allow-origin')).toBe('https://app.example.com')
+    const other = await fetch(httpUrl(relay, '/healthz'), { headers: { origin: 'https://evil.example.com' } })
+    expect(other.headers.get('access-control-allow-origin')).toBeNull()
   })
 })
 

@@ -4,6 +4,12 @@ import type { WebsocketProvider } from 'y-websocket'
 import { streamLogger } from '@georelay/relay'
 import { TEST_MESH_SECRET, TestCluster, connectProvider, destroyProvider, nextEvent, on, waitSynced, waitUntil } from '@georelay/testkit'
 
+/** Re-checks every 100 ms: for state without an event of its own. */
+const every100ms = (notify: () => void): (() => void) => {
+  const timer = setInterval(notify, 100)
+  return () => clearInterval(timer)
+}
+
 describe('peer links', () => {
   let cluster: TestCluster
   const log: string[] = []
@@ -14,17 +20,28 @@ describe('peer links', () => {
     log.length = 0
   })
 
-  const dialPeer = async (url: string, headers: Record<string, string>): Promise<[number, string]> => {
-    const ws = new WebSocket(`${url}/v1/peer`, { headers })
-    const [code, reason] = await nextEvent<[number, Buffer]>(ws, 'close', { what: 'the relay to close the peer socket' })
-    return [code, reason.toString()]
-  }
+  /** Dials /v1/peer (offering compression, as an attacker would); resolves with the HTTP refusal. */
+  const dialPeer = (url: string, headers: Record<string, string>): Promise<{ status: number, body: string }> => new Promise((resolve, reject) => {
+    const ws = new WebSocket(`${url}/v1/peer`, { headers, perMessageDeflate: true })
+    ws.on('unexpected-response', (_req, res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (chunk: string) => { body += chunk })
+      res.on('end', () => {
+        resolve({ status: res.statusCode ?? 0, body: body.trim() })
+        ws.terminate()
+      })
+    })
+    ws.on('open', () => reject(new Error('the relay completed a peer upgrade it should have refused')))
+    ws.on('error', () => {})
+  })
 
-  it('refuse a wrong or missing mesh secret with 4401 and never log the secret', async () => {
+  it('refuse a wrong or missing mesh secret with HTTP 401 before the upgrade, and never log the secret', async () => {
     cluster = await TestCluster.start({ regions: ['a', 'b'], logger: streamLogger(line => log.push(line), 'debug') })
     const url = cluster.url('a')
-    expect(await dialPeer(url, { 'x-georelay-region': 'b', authorization: 'Bearer not-the-secret-123' })).toEqual([4401, 'wrong or missing mesh secret'])
-    expect(await dialPeer(url, { 'x-georelay-region': 'b' })).toEqual([4401, 'wrong or missing mesh secret'])
+    // No WebSocket is made, so a socket without the secret never sends a frame to inflate.
+    expect(await dialPeer(url, { 'x-georelay-region': 'b', authorization: 'Bearer not-the-secret-123' })).toEqual({ status: 401, body: 'wrong or missing mesh secret' })
+    expect(await dialPeer(url, { 'x-georelay-region': 'b' })).toEqual({ status: 401, body: 'wrong or missing mesh secret' })
     expect(log.join('\n')).toMatch(/refused a peer link: wrong or missing mesh secret/)
     expect(log.join('\n')).not.toContain('not-the-secret-123')
     expect(log.join('\n')).not.toContain(TEST_MESH_SECRET)
@@ -32,11 +49,18 @@ describe('peer links', () => {
     expect(metrics).toMatch(/reason="secret"[^}]*\} 2/)
   })
 
-  it('refuse a region that is not a configured peer with 4403', async () => {
+  it('refuse a region that is not a configured peer with HTTP 403', async () => {
     cluster = await TestCluster.start({ regions: ['a', 'b'] })
-    const [code, reason] = await dialPeer(cluster.url('a'), { 'x-georelay-region': 'mallory', authorization: `Bearer ${TEST_MESH_SECRET}` })
-    expect(code).toBe(4403)
-    expect(reason).toMatch(/"mallory" is not a configured peer/)
+    const { status, body } = await dialPeer(cluster.url('a'), { 'x-georelay-region': 'mallory', authorization: `Bearer ${TEST_MESH_SECRET}` })
+    expect(status).toBe(403)
+    expect(body).toMatch(/"mallory" is not a configured peer/)
+  })
+
+  it('a relay dialling with the wrong secret shows the link down as refused-secret, without the words', async () => {
+    cluster = await TestCluster.start({ regions: ['a', 'b'], configFor: region => region === 'b' ? { meshSecret: 'another-secret-of-at-least-32-bytes' } : {} })
+    await waitUntil([on(cluster.relay('b').mesh, 'change'), every100ms], () => cluster.relay('b').regionInfo().peers[0]?.error === 'refused-secret', { what: 'b to see its link refused' })
+    const body = await (await fetch(`${cluster.url('b').replace('ws:', 'http:')}/v1/regions`)).json() as { peers: { region: string, state: string, error?: string, url: string }[] }
+    expect(body.peers).toEqual([expect.objectContaining({ region: 'a', state: 'down', error: 'refused-secret' })])
   })
 
   it('drop the presence of a region that went silent', async () => {

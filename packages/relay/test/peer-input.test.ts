@@ -5,7 +5,7 @@ import { type PeerMessage, decodePeerMessage, encodePeerMessage } from '@georela
 import type { Relay } from '@georelay/relay'
 import { nextEvent, startTestRelay } from '@georelay/testkit'
 
-const SECRET = 'peer-input-secret'
+const SECRET = 'peer-input-secret-of-at-least-32-bytes'
 const good = (): Uint8Array => {
   const doc = new Y.Doc()
   doc.getText('t').insert(0, 'hello')

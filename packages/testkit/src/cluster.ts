@@ -10,7 +10,7 @@ import { type DocStore, MemoryStore, SqliteStore } from '@georelay/core'
 import { type Logger, Relay, type RelayConfigInput, WanSimulator, type WanSimulatorOptions, freePort, parseRelayConfig, silentLogger } from '@georelay/relay'
 import { type RelayProcess, startRelayProcess } from './relay-process.js'
 
-export const TEST_MESH_SECRET = 'test-mesh-secret'
+export const TEST_MESH_SECRET = 'test-mesh-secret-of-at-least-32-bytes'
 
 /** Replication timing for tests: quick heartbeats so cuts are noticed in about a second. */
 export const TEST_REPLICATION = { batchWindowMs: 5, heartbeatMs: 200, linkTimeoutMs: 1000 }
@@ -104,8 +104,10 @@ export class TestCluster {
       region,
       listen: { host: '127.0.0.1', port: this.get(region).port },
       peers: this.peerUrls.get(region) ?? [],
-      meshSecret: TEST_MESH_SECRET,
+      meshSecret: this.options.configFor?.(region).meshSecret ?? TEST_MESH_SECRET,
       replication: { ...TEST_REPLICATION, ...config.replication },
+      // Tests read every link's state from /v1/regions, as an operator would.
+      http: { regions: 'full', ...config.http },
       dataDir: path.join(this.dataDir, region),
     }
   }

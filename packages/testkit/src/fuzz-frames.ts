@@ -249,7 +249,7 @@ export const muxMessage: fc.Arbitrary<MuxMessage> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ type: fc.constant('ping' as const), nonce: num }) },
   { weight: 1, arbitrary: fc.record({ type: fc.constant('auth' as const), token: fc.oneof(fc.string({ maxLength: 12 }), fc.constant('eyJhbGciOiJIUzI1NiJ9.e30.x')) }) },
   // Relay-to-client messages, which a relay must refuse from a client.
-  { weight: 1, arbitrary: fc.record({ type: fc.constant('welcome' as const), version: num, region: fc.string({ maxLength: 6 }), regions: fc.array(fc.record({ name: fc.string({ maxLength: 4 }), url: fc.string({ maxLength: 8 }) }), { maxLength: 2 }) }) },
+  { weight: 1, arbitrary: fc.record({ type: fc.constant('welcome' as const), version: num, region: fc.string({ maxLength: 6 }), regions: fc.array(fc.record({ name: fc.string({ maxLength: 4 }), url: fc.string({ maxLength: 8 }) }), { maxLength: 2 }), maxMessageBytes: num }) },
   { weight: 1, arbitrary: fc.record({ type: fc.constant('ack' as const), docId, writeId: num, level: ackLevel }) },
   { weight: 1, arbitrary: fc.record({ type: fc.constant('error' as const), docId, code: num, reason: fc.string({ maxLength: 8 }) }) },
   { weight: 1, arbitrary: fc.record({ type: fc.constant('redirect' as const), docId, region: fc.string({ maxLength: 6 }), url: fc.string({ maxLength: 8 }) }) },

@@ -19,7 +19,7 @@ import fc from 'fast-check'
 import WebSocket from 'ws'
 import * as Y from 'yjs'
 import {
-  CloseCode, type DocStore, ProtocolError, SqliteStore, type YMessage, decodeFrame, decodeMuxMessage, decodePeerMessage,
+  CloseCode, type DocStore, docNameProblem, isReservedName, ProtocolError, SqliteStore, type YMessage, decodeFrame, decodeMuxMessage, decodePeerMessage,
   encodeAwarenessEntries, encodeFrame, encodeMuxMessage, encodePeerMessage, mergeUpdates, readAwarenessUpdate,
   validateStateVector, validateUpdate,
 } from '@georelay/core'
@@ -115,7 +115,7 @@ const EXPECTED_CLOSES: Record<FuzzEndpoint, number[]> = {
  */
 const EXPECTED_DOC_ERRORS: number[] = [CloseCode.MalformedMessage, CloseCode.Forbidden, CloseCode.MessageTooLarge, CloseCode.RateLimited]
 
-const MESH_SECRET = 'fuzz-mesh-secret'
+const MESH_SECRET = 'fuzz-mesh-secret-of-at-least-32-bytes'
 const PEER_REGION = 'fuzz-peer'
 const PROBE_TIMEOUT_MS = 10_000
 const MAX_SAMPLES = 3
@@ -246,6 +246,11 @@ const peerDriver = (): EndpointDriver => {
     const regions = m.type === 'batch' ? [...m.entries.map(e => e.origin), ...Object.keys(m.upTo)]
       : m.type === 'awareness' ? [m.origin]
         : m.type === 'link-state' ? [m.region, ...Object.keys(m.have)] : []
+    // Document names from a peer follow the clients' rule.
+    const names = m.type === 'batch' ? m.entries.map(e => e.docName)
+      : m.type === 'catch-up' || m.type === 'awareness' ? [m.docName]
+        : m.type === 'sv-request' ? m.docNames : []
+    if (names.some(name => docNameProblem(name) !== null || isReservedName(name))) return 'invalid'
     return regions.includes('') ? 'invalid' : 'valid'
   })
   return {
@@ -398,7 +403,9 @@ export const fuzzRelay = async (options: FuzzRelayOptions): Promise<FuzzSummary>
       peers: [{ region: PEER_REGION, url: `ws://127.0.0.1:${await freePort()}` }],
       meshSecret: MESH_SECRET,
       auth: { anonymous: 'rw' },
-      limits: { maxMessageBytes },
+      // Every probe announces a presence id of its own; random awareness frames must not use up
+      // the socket's share of ids first (presence bounds are tested in the relay's abuse tests).
+      limits: { maxMessageBytes, presence: { perClient: 10_000, perDocument: 100_000, stateBytes: 16 * 1024 } },
     }),
     store,
     logger,
@@ -484,6 +491,8 @@ export const fuzzRelay = async (options: FuzzRelayOptions): Promise<FuzzSummary>
       }
       // A document that gets no bad message: it must outlive every other document's errors.
       if (driver.endpoint === 'mux') socket.ws.send(encodeMuxMessage({ type: 'open', docId: ANCHOR_DOC_ID, docName: 'fuzz/anchor', ack: 'local' }))
+      // A real dialer's first message: until a peer's rules are known, nothing of a document goes to it.
+      if (driver.endpoint === 'peer') socket.ws.send(encodePeerMessage({ type: 'policy', rules: '[]' }))
       for (const send of sends) {
         if (!budgetLeft(driver.endpoint)) break
         const verdict = driver.judge(send)
@@ -578,8 +587,16 @@ export const fuzzRelay = async (options: FuzzRelayOptions): Promise<FuzzSummary>
       if (!allowedDocs.has(name)) summary.unexpectedDocs.push(name)
       try {
         await storedView(store, name)
-      } catch {
+      } catch (err) {
         summary.unreadableDocs.push(name)
+        // What is stored, to turn into a regression test.
+        const { snapshot, log } = await store.read(name)
+        options.logger?.log('error', 'unreadable document', {
+          doc: name, error: (err as Error).message, snapshot: snapshot === null ? '' : hex(snapshot), log: log.map(e => hex(e.update)).join(','),
+        })
+        if (process.env.GEORELAY_FUZZ_DUMP !== undefined) {
+          fs.writeFileSync(process.env.GEORELAY_FUZZ_DUMP, JSON.stringify({ doc: name, error: (err as Error).message, snapshot: snapshot === null ? null : hex(snapshot), log: log.map(e => hex(e.update)) }) + '\n', { flag: 'a' })
+        }
       }
     }
   } finally {
