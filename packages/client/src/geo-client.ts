@@ -94,6 +94,8 @@ export class GeoClient extends ObservableV2<GeoClientEvents> {
   private prober: ReturnType<typeof setInterval> | null = null
   private retry: ReturnType<typeof setTimeout> | null = null
   private nonce = 0
+  /** The largest message the relay in use takes (0: it did not say). */
+  private maxMessageBytes = 0
   private readonly options: Required<Pick<GeoClientOptions, 'heartbeatMs' | 'heartbeatTimeoutMs' | 'probeIntervalMs' | 'failoverJitterMs'>> & { backoff: { baseMs: number, maxMs: number } }
 
   /** The token sent when connecting (`setToken` replaces it). */
@@ -128,7 +130,7 @@ export class GeoClient extends ObservableV2<GeoClientEvents> {
     const session = new GeoSession(name, doc, this.nextDocId++, this.storeProxy, s => this.forget(s), options)
     this.sessions.set(name, session)
     this.byId.set(session.docId, session)
-    if (this.socket !== null && this.region !== null) void session.attach(m => this.send(m))
+    if (this.socket !== null && this.region !== null) void session.attach(m => this.send(m), this.maxMessageBytes)
     return session
   }
 
@@ -216,7 +218,7 @@ export class GeoClient extends ObservableV2<GeoClientEvents> {
       if (message.type === 'welcome' && !welcomed) {
         welcomed = true
         clearTimeout(giveUp)
-        return this.adopt(socket, message.region, reason, message.regions)
+        return this.adopt(socket, message.region, reason, message.regions, message.maxMessageBytes)
       }
       if (socket === this.socket) this.handle(message)
     }
@@ -232,17 +234,18 @@ export class GeoClient extends ObservableV2<GeoClientEvents> {
   }
 
   /** A welcomed socket becomes the client's socket; the previous one (failback) is closed. */
-  private adopt (socket: SocketLike, region: string, reason: RegionChangeReason, regions: RegionEndpoint[]): void {
+  private adopt (socket: SocketLike, region: string, reason: RegionChangeReason, regions: RegionEndpoint[], maxMessageBytes: number): void {
     if (this.closed) return socket.close(1000, 'client closed')
     const previousSocket = this.socket
     const previous = this.region
     this.socket = socket
     this.region = region
+    this.maxMessageBytes = maxMessageBytes
     this.attempt = 0
     if (regions.length > 0) this.mergeRegions(regions)
     for (const session of this.sessions.values()) {
       session.detach()
-      void session.attach(m => this.send(m))
+      void session.attach(m => this.send(m), maxMessageBytes)
     }
     if (previousSocket !== null) previousSocket.close(1000, `moving to ${region}`)
     this.startHeartbeat()

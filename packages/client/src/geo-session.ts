@@ -41,6 +41,10 @@ const FORBIDDEN = 4403
 const TOO_LARGE = 4413
 /** A redirect the client cannot follow (see GeoClient's redirect loop). */
 const MOVED = 4307
+/** Room for a mux message's own fields around an update. */
+const MUX_OVERHEAD_BYTES = 32
+
+const sizeOf = (bytes: number): string => bytes < 1024 * 1024 ? `${Math.round(bytes / 1024)} KB` : `${(bytes / 1024 / 1024).toFixed(1)} MB`
 
 export class GeoSession extends ObservableV2<SessionEvents> {
   readonly awareness: awarenessProtocol.Awareness
@@ -50,6 +54,10 @@ export class GeoSession extends ObservableV2<SessionEvents> {
   status: SessionStatus = 'offline'
   private resolveSynced!: () => void
   private outbox: Outbox | null = null
+  /** The largest message the relay in use takes (0: it did not say). */
+  private maxMessageBytes = 0
+  /** Writes too large for the relay in use: kept, not sent, reported once each. */
+  private readonly tooLarge = new Set<number>()
   private readonly pending = new Map<number, Uint8Array>()
   private nextWriteId = 1
   /** Highest write id acknowledged per level. */
@@ -135,10 +143,11 @@ export class GeoSession extends ObservableV2<SessionEvents> {
   }
 
   /** Starts using a relay: open the document, sync, send presence and pending writes. */
-  async attach (outbox: Outbox): Promise<void> {
+  async attach (outbox: Outbox, maxMessageBytes = this.maxMessageBytes): Promise<void> {
     await this.ready
     if (this.closed) return
     this.outbox = outbox
+    this.maxMessageBytes = maxMessageBytes
     this.syncedNow = false
     this.setStatus('syncing')
     outbox({ type: 'open', docId: this.docId, docName: this.name, ack: this.ack })
@@ -146,7 +155,33 @@ export class GeoSession extends ObservableV2<SessionEvents> {
     if (this.awareness.getLocalState() !== null) {
       this.sendFrame({ type: 'awareness', update: awarenessProtocol.encodeAwarenessUpdate(this.awareness, [this.doc.clientID]) })
     }
-    for (const [writeId, update] of this.pending) outbox({ type: 'write', docId: this.docId, writeId, update })
+    for (const [writeId, update] of this.pending) this.sendWrite(writeId, update)
+  }
+
+  /**
+   * Sends a write unless it is larger than the relay takes in one message: then it stays in the
+   * offline store (and in `pendingWrites`), and an error event says so and what to do, once.
+   * Sending it would only get the socket closed, and every reconnect would send it again.
+   */
+  private sendWrite (writeId: number, update: Uint8Array): void {
+    if (this.outbox === null) return
+    if (this.fits(update.length)) {
+      this.tooLarge.delete(writeId)
+      this.outbox({ type: 'write', docId: this.docId, writeId, update })
+      return
+    }
+    if (this.tooLarge.has(writeId)) return
+    // A relay that takes it later (its limit raised) gets it sent again on attach.
+    this.tooLarge.add(writeId)
+    this.emit('error', [Object.assign(new Error(
+      `an edit of "${this.name}" is ${sizeOf(update.length)}, more than the ${sizeOf(this.maxMessageBytes)} the relay takes in one message ` +
+      '(its limits.maxMessageBytes): it is kept in this client\'s offline store and not sent. Ask the relay\'s operator to raise ' +
+      'limits.maxMessageBytes, or make such changes in smaller transactions.',
+    ), { code: TOO_LARGE })])
+  }
+
+  private fits (bytes: number): boolean {
+    return this.maxMessageBytes === 0 || bytes + MUX_OVERHEAD_BYTES <= this.maxMessageBytes
   }
 
   /** The client has a new token: a document it refused may be allowed now. */
@@ -185,9 +220,13 @@ export class GeoSession extends ObservableV2<SessionEvents> {
 
   private handleFrame (message: YMessage): void {
     switch (message.type) {
-      case 'sync-step1':
-        this.sendFrame({ type: 'sync-step2', update: Y.encodeStateAsUpdate(this.doc, message.stateVector) })
+      case 'sync-step1': {
+        const update = Y.encodeStateAsUpdate(this.doc, message.stateVector)
+        // Too large for one message: the edits in it travel as pending writes (or are reported above).
+        if (this.fits(update.length)) this.sendFrame({ type: 'sync-step2', update })
+        else this.sendFrame({ type: 'sync-step2', update: Y.encodeStateAsUpdate(new Y.Doc()) })
         return
+      }
       case 'sync-step2':
         Y.applyUpdate(this.doc, message.update, REMOTE)
         this.syncedNow = true
@@ -276,9 +315,7 @@ export class GeoSession extends ObservableV2<SessionEvents> {
     // Kept before it is sent: if the process dies right after sending, the edit survives.
     const kept = this.store.put(this.name, { writeId, update })
     this.lastKept = this.lastKept.then(() => kept).catch(() => {})
-    kept.then(() => {
-      this.outbox?.({ type: 'write', docId: this.docId, writeId, update })
-    }, err => this.emit('error', [Object.assign(new Error(`the offline store failed; edits are kept in memory only: ${(err as Error).message}`), { code: 0 })]))
+    kept.then(() => this.sendWrite(writeId, update), err => this.emit('error', [Object.assign(new Error(`the offline store failed; edits are kept in memory only: ${(err as Error).message}`), { code: 0 })]))
     this.updateStatus()
   }
 
@@ -289,11 +326,15 @@ export class GeoSession extends ObservableV2<SessionEvents> {
   }
 
   private acknowledge (writeId: number, level: AckLevel): void {
-    // Acknowledgements of one level arrive in write order, so each covers the ones before it.
-    for (const l of ACK_LEVELS.slice(0, ACK_LEVELS.indexOf(level) + 1)) this.acked[l] = Math.max(this.acked[l], writeId)
-    if (ACK_LEVELS.indexOf(level) >= ACK_LEVELS.indexOf(this.ack)) {
-      for (const id of [...this.pending.keys()]) if (id <= writeId) this.pending.delete(id)
-      this.store.remove(this.name, writeId).catch(() => {})
+    // Acknowledgements of one level arrive in write order, so each covers the ones before it;
+    // except a write too large to send, which no acknowledgement covers: it and what follows
+    // stay kept (and count as not durable) until it is sent.
+    const unsent = Math.min(...[...this.tooLarge].filter(id => this.pending.has(id)))
+    const covered = Math.min(writeId, unsent - 1)
+    for (const l of ACK_LEVELS.slice(0, ACK_LEVELS.indexOf(level) + 1)) this.acked[l] = Math.max(this.acked[l], covered)
+    if (ACK_LEVELS.indexOf(level) >= ACK_LEVELS.indexOf(this.ack) && covered > 0) {
+      for (const id of [...this.pending.keys()]) if (id <= covered) this.pending.delete(id)
+      this.store.remove(this.name, covered).catch(() => {})
     }
     this.emit('ack', [writeId, level])
     this.updateStatus()

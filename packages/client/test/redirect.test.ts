@@ -14,7 +14,7 @@ const startRedirector = async (target: () => string, how: 'message' | 'close') =
   const server = new WebSocketServer({ host: '127.0.0.1', port: 0 })
   await nextEvent(server, 'listening', { what: 'the redirector to listen' })
   server.on('connection', ws => {
-    ws.send(encodeMuxMessage({ type: 'welcome', version: MUX_PROTOCOL_VERSION, region: 'us-east', regions: [] }))
+    ws.send(encodeMuxMessage({ type: 'welcome', version: MUX_PROTOCOL_VERSION, region: 'us-east', regions: [], maxMessageBytes: 1 << 20 }))
     ws.on('message', (data: Buffer) => {
       const message = decodeMuxMessage(new Uint8Array(data))
       if (message.type !== 'open') return
