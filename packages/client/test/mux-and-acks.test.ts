@@ -18,7 +18,7 @@ describe('one socket, many documents, acknowledged writes', () => {
     const sessions: GeoSession[] = []
     for (let i = 0; i < 200; i++) sessions.push(client.open(`many/${i}`, new Y.Doc()))
     await Promise.all(sessions.map(s => s.synced))
-    const metrics = await cluster.relay('a').metrics.registry.getSingleMetricAsString('georelay_connections')
+    const metrics = await cluster.relay('a').metrics.getSingleMetricAsString('georelay_connections')
     expect(metrics).toMatch(/endpoint="mux"[^}]*\} 1/)
 
     // Document 13 gets an update the relay must refuse (larger than maxMessageBytes would close
@@ -54,9 +54,9 @@ describe('one socket, many documents, acknowledged writes', () => {
     }
     const [local, majority, all] = [await open('local'), await open('majority'), await open('all')]
     // Wait until a's links to b and c are up, so majority is reachable before the cut.
-    await waitUntil([on(cluster.relay('a').mesh, 'change')], () => cluster.relay('a').mesh.peerInfo().every(p => p.state === 'up'), { what: 'a\'s links up' })
+    await waitUntil([on(cluster.relay('a'), 'peers')], () => cluster.relay('a').peers().every(p => p.state === 'up'), { what: 'a\'s links up' })
     cluster.wan.partition('c')
-    await waitUntil([on(cluster.relay('a').mesh, 'change')], () => cluster.relay('a').mesh.peerInfo().find(p => p.region === 'c')?.state !== 'up', { what: 'a to see c gone' })
+    await waitUntil([on(cluster.relay('a'), 'peers')], () => cluster.relay('a').peers().find(p => p.region === 'c')?.state !== 'up', { what: 'a to see c gone' })
 
     const timed = async (session: GeoSession, timeoutMs: number): Promise<number> => {
       session.doc.getText('t').insert(0, 'x')

@@ -3,7 +3,7 @@ import { SignJWT } from 'jose'
 import * as Y from 'yjs'
 import { GeoClient } from '@georelay/client'
 import type { Relay } from '@georelay/relay'
-import { TestCluster, on, startTestRelay, waitUntil } from '@georelay/testkit'
+import { TestCluster, on, startTestRelay, storeOf, waitUntil } from '@georelay/testkit'
 
 const SECRET = 'a-test-secret-of-at-least-32-chars!!'
 const token = (docs: Record<string, 'rw' | 'ro'>): Promise<string> =>
@@ -34,12 +34,12 @@ describe('GeoClient tokens and refusals', () => {
     await waitUntil([on(session, 'error')], () => errors.length > 0, { what: 'the refusal' })
     expect(errors).toEqual([4403])
     expect(session.pendingWrites).toBe(1)
-    expect(await relay.store.listDocs()).toEqual([])
+    expect(await storeOf(relay).listDocs()).toEqual([])
 
     client.setToken(await token({ 'notes/**': 'rw' }))
     await session.flush(5000)
     expect(errors).toEqual([4403])
-    expect((await relay.store.read('notes/1')).log.length).toBeGreaterThan(0)
+    expect((await storeOf(relay).read('notes/1')).log.length).toBeGreaterThan(0)
   })
 
   it('documents that live in different regions on one client: the second is refused with 4307, no ping-pong', async () => {

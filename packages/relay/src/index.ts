@@ -1,20 +1,18 @@
-export { Relay, type RelayOptions } from './relay.js'
+/**
+ * @georelay/relay: a region relay and its configuration. Everything else in this package is its
+ * inside (see docs/architecture.md for the folders); `georelay cluster` and the WAN simulator are
+ * @georelay/cluster's.
+ */
+export { Relay, type RegionInfo, type RelayEvents, type RelayOptions } from './server/index.js'
 export {
-  ConfigError, applyOverrides, dataDirOf, loadRelayConfig, overridesFromEnv, parseRelayConfig, relayConfigSchema,
+  ConfigError, MIN_SECRET_BYTES, applyOverrides, dataDirOf, loadRelayConfig, overridesFromEnv, parseRelayConfig, relayConfigSchema,
   type ConfigOverrides, type ConfigProblem, type RelayConfig, type RelayConfigInput,
-} from './config.js'
-export { checkedName, parseRequestPath, type PathTarget } from './doc-path.js'
-export { MAX_DOC_NAME_BYTES, RESERVED_NAMES } from '@georelay/core'
-export { type Logger, type LogLevel, type LogFields, silentLogger, stderrLogger, streamLogger, formatLine } from './logger.js'
-export { createRelayMetrics, type RelayMetrics } from './metrics.js'
-export type { RegionInfo } from './http-endpoints.js'
+} from './config/index.js'
+export type { Agreement, LinkErrorKind, MeshTiming, PeerInfo, PeerPolicyInfo } from './mesh/index.js'
+export { type LogFields, type LogLevel, type Logger, formatLine, silentLogger, stderrLogger, streamLogger } from './observability/index.js'
 export {
   WanSimulator, type DirectionOptions, type DirectionStats, type LinkConditions, type LinkEndpoint, type LossConditions, type WanEvents,
   type WanSimulatorOptions,
 } from './wan-simulator.js'
-export { Mesh, type MeshTiming, type PeerInfo } from './mesh.js'
-export { ReplicationLog } from './replication-log.js'
-export { LinkStateTable, shouldForward } from './link-state.js'
 export { LocalCluster, freePort, type ClusterRegionInfo, type LocalClusterOptions } from './local-cluster.js'
 export { DEFAULT_ONE_WAY_MS, knownOneWayMs, oneWayDelayMs, parseLatency } from './latency-table.js'
-export { Placement, digestOf, type Agreement, type MeshView, type PeerPolicyInfo, type Route } from './placement.js'

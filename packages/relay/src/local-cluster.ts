@@ -6,10 +6,10 @@
 import crypto from 'node:crypto'
 import net from 'node:net'
 import path from 'node:path'
-import { type Logger, silentLogger } from './logger.js'
+import { type Logger, silentLogger } from './observability/index.js'
 import { oneWayDelayMs } from './latency-table.js'
-import { type RelayConfig, parseRelayConfig } from './config.js'
-import { Relay } from './relay.js'
+import { type RelayConfig, parseRelayConfig } from './config/index.js'
+import { Relay } from './server/index.js'
 import { WanSimulator } from './wan-simulator.js'
 
 export interface LocalClusterOptions {

@@ -7,7 +7,7 @@ import WebSocket from 'ws'
 import * as Y from 'yjs'
 import { type MuxMessage, type YMessage, decodeFrame, decodeMuxMessage, encodeFrame, encodeMuxMessage } from '@georelay/core'
 import { type Relay, streamLogger } from '@georelay/relay'
-import { nextEvent, on, rawWebSocket, recordingSocket, startTestRelay, waitUntil } from '@georelay/testkit'
+import { nextEvent, on, rawWebSocket, recordingSocket, startTestRelay, storeOf, waitUntil } from '@georelay/testkit'
 
 const SECRET = 'a-test-secret-of-at-least-32-chars!!'
 const key = new TextEncoder().encode(SECRET)
@@ -54,7 +54,7 @@ describe('client authentication', () => {
       expect(code).toBe(4401)
       expect(reason).toMatch(words)
     }
-    expect(await relay.store.listDocs()).toEqual([])
+    expect(await storeOf(relay).listDocs()).toEqual([])
   })
 
   it('refuses a document the token does not name: 4403 on y-websocket, an error for that document on mux', async () => {
@@ -69,7 +69,7 @@ describe('client authentication', () => {
     mux.ws.send(encodeMuxMessage({ type: 'write', docId: 2, writeId: 1, update: updateWith('allowed') }))
     await waitUntil([on(mux.ws, 'message')], () => muxMessages(mux.frames).some(m => m.type === 'ack'), { what: 'the allowed write to be acknowledged' })
     expect(muxMessages(mux.frames)).toContainEqual({ type: 'error', docId: 1, code: 4403, reason: 'this token does not allow "other/1"' })
-    expect(await relay.store.listDocs()).toEqual(['notes/1'])
+    expect(await storeOf(relay).listDocs()).toEqual(['notes/1'])
   })
 
   it('a read-only token syncs and sees updates, and its writes are refused without closing anything', async () => {
@@ -88,7 +88,7 @@ describe('client authentication', () => {
     await waitUntil([on(reader.ws, 'message')], () => yMessages(reader.frames).some(m => m.type === 'auth-denied'), { what: 'the refusal' })
     expect(yMessages(reader.frames)).toContainEqual({ type: 'auth-denied', reason: 'read-only: this client may read "public/1" but not write it' })
     expect(reader.ws.readyState).toBe(WebSocket.OPEN)
-    const stored = await relay.store.read('public/1')
+    const stored = await storeOf(relay).read('public/1')
     expect(stored.log).toHaveLength(1)
 
     // The same on the multiplexed socket: an error for the write, the document stays open.
@@ -101,7 +101,7 @@ describe('client authentication', () => {
     mux.frames.length = 0
     writer.ws.send(encodeFrame({ type: 'sync-update', update: updateWith('later') }))
     await waitUntil([on(mux.ws, 'message')], () => muxMessages(mux.frames).some(m => m.type === 'sync'), { what: 'the read-only mux document to keep receiving updates' })
-    expect((await relay.store.read('public/1')).log).toHaveLength(2)
+    expect((await storeOf(relay).read('public/1')).log).toHaveLength(2)
   })
 
   it('matches a token\'s globs without backtracking, and refuses a token with too many', async () => {
@@ -132,7 +132,7 @@ describe('client authentication', () => {
     await nextEvent(anonymous.ws, 'open', { what: 'the anonymous socket to open' })
     anonymous.ws.send(encodeFrame({ type: 'sync-update', update: updateWith('anonymous') }))
     await waitUntil([on(anonymous.ws, 'message')], () => yMessages(anonymous.frames).some(m => m.type === 'auth-denied'), { what: 'the anonymous write to be refused' })
-    expect(await relay.store.listDocs()).toEqual([])
+    expect(await storeOf(relay).listDocs()).toEqual([])
   })
 
   it('verifies EdDSA tokens against a JWKS file', async () => {

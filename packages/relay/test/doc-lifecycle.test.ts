@@ -15,7 +15,7 @@ describe('documents in memory', () => {
   it('load on first use, are released when idle, and load again from the store', async () => {
     const store = new MemoryStore()
     relay = await startTestRelay({ store, config: { idleReleaseMs: 50 } })
-    const loaded = nextEvent<[string]>(relay.documents, 'loaded', { what: 'the document to load' })
+    const loaded = nextEvent<[string]>(relay, 'loaded', { what: 'the document to load' })
     const first = connectProvider(relay.url, 'idle/doc')
     providers.push(first)
     expect(await loaded).toEqual(['idle/doc'])
@@ -26,7 +26,7 @@ describe('documents in memory', () => {
     await waitForText(second.doc, t => t === 'kept', 'the second client to see the edit')
     expect(relay.loadedDocuments).toBe(1)
 
-    const released = nextEvent<[string]>(relay.documents, 'released', { what: 'the idle document to be released' })
+    const released = nextEvent<[string]>(relay, 'released', { what: 'the idle document to be released' })
     for (const provider of providers.splice(0)) destroyProvider(provider)
     expect(await released).toEqual(['idle/doc'])
     expect(relay.loadedDocuments).toBe(0)
@@ -43,7 +43,7 @@ describe('documents in memory', () => {
     const b = connectProvider(relay.url, 'busy/doc')
     providers.push(a, b)
     await Promise.all([waitSynced(a), waitSynced(b)])
-    const released = nextEvent<[string]>(relay.documents, 'released', { what: 'release after the last client left' })
+    const released = nextEvent<[string]>(relay, 'released', { what: 'release after the last client left' })
     destroyProvider(a)
     providers.splice(providers.indexOf(a), 1)
     // b still writes through the same in-memory document.

@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals'
-import { MAX_DOC_NAME_BYTES, checkedName, parseRequestPath, RESERVED_NAMES } from '@georelay/relay'
+import { MAX_DOC_NAME_BYTES, RESERVED_NAMES } from '@georelay/core'
+import { checkedName, parseRequestPath } from '../src/server/doc-path.js'
 
 describe('parseRequestPath', () => {
   it('takes the document name from the path after the first slash', () => {

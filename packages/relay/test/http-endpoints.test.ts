@@ -179,7 +179,7 @@ describe('a failing HTTP handler', () => {
     const relay = await startTestRelay({ logger: streamLogger(line => lines.push(line), 'debug') })
     try {
       // The one way to make a handler throw from outside: a metrics registry that fails.
-      relay.metrics.registry.metrics = () => Promise.reject(new Error('collect failed'))
+      relay.metrics.metrics = () => Promise.reject(new Error('collect failed'))
       const res = await fetch(httpUrl(relay, '/metrics?token=eyJ.secret.token'))
       expect(res.status).toBe(500)
       const line = lines.find(l => /http handler failed/.test(l))

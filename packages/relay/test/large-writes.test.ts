@@ -62,7 +62,7 @@ describe('large writes', () => {
     const readers = writers.map((_, i) => connectProvider((relay as Relay).url, `paste/many-${i + 1}`))
     providers.push(...readers)
     await waitUntil(readers.flatMap(r => [on(r.doc, 'update'), on(r, 'sync')]), () => readers.every((r, i) => r.doc.getText('t').length === pastes[i]?.length), { what: 'every paste to be stored', timeoutMs: 30_000 })
-    const metrics = await relay.metrics.registry.getSingleMetricAsString('georelay_receiving_bytes')
+    const metrics = await relay.metrics.getSingleMetricAsString('georelay_receiving_bytes')
     expect(metrics).toMatch(/georelay_receiving_bytes\{region="test"\} 0/)
   })
 

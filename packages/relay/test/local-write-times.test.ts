@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals'
 import fc from 'fast-check'
-import { LocalWriteTimes } from '../src/local-write-times.js'
+import { LocalWriteTimes } from '../src/replication/local-write-times.js'
 
 describe('LocalWriteTimes', () => {
   it('counts and dates the writes after a mark, and forgets acknowledged ones', () => {

@@ -51,11 +51,10 @@ describe('region mesh', () => {
     await Promise.all(readers.map(p => waitSynced(p)))
     expect(compareReplicas(replicasOf([clients[0] as WebsocketProvider, ...readers], ['client0', ...regions])).differing).toEqual([])
     expect(setFullCheck(written, replicasOf(readers, regions)).ok).toBe(true)
-    // Region a knows its newest write is durable in every region.
-    const newest = cluster.relay('a').log.lastLocalSeq
-    await waitUntil([on(cluster.relay('a').mesh, 'acknowledged'), on(cluster.relay('a').mesh, 'change')],
-      () => cluster.relay('a').mesh.holders(newest).length === 3, { what: 'b and c to acknowledge a\'s newest write' })
-    expect(cluster.relay('a').mesh.holders(newest).sort()).toEqual(['a', 'b', 'c'])
+    // Region a knows its newest write is durable in every region: no peer lacks any of its writes.
+    await waitUntil([on(cluster.relay('a'), 'peers')],
+      () => cluster.relay('a').peers().every(p => p.pendingUpdates === 0), { what: 'b and c to acknowledge a\'s newest write' })
+    expect(cluster.relay('a').peers().map(p => [p.region, p.pendingUpdates])).toEqual([['b', 0], ['c', 0]])
   })
 
   it('loses nothing across a partition: edits on both sides merge after heal', async () => {
@@ -64,7 +63,7 @@ describe('region mesh', () => {
     await Promise.all([a, b, c].map(p => waitSynced(p)))
     cluster.wan.partition('c')
     // Both sides of the cut notice it through their own link timeouts.
-    await waitUntil([on(cluster.relay('a').mesh, 'change')], () => cluster.relay('a').mesh.peerInfo().find(p => p.region === 'c')?.state !== 'up', { what: 'a to see its link to c down' })
+    await waitUntil([on(cluster.relay('a'), 'peers')], () => cluster.relay('a').peers().find(p => p.region === 'c')?.state !== 'up', { what: 'a to see its link to c down' })
     const majority = Array.from({ length: 30 }, (_, i) => `ab-${i}`)
     const minority = Array.from({ length: 30 }, (_, i) => `c-${i}`)
     majority.forEach((e, i) => (i % 2 === 0 ? a : b).doc.getArray<string>('set').push([e]))
@@ -83,21 +82,19 @@ describe('region mesh', () => {
     const [a, c] = [connect('a', 'doc'), connect('c', 'doc')] as [WebsocketProvider, WebsocketProvider]
     await Promise.all([a, c].map(p => waitSynced(p)))
     const forwardedByB = async (): Promise<number> => {
-      const metrics = await cluster.relay('b').metrics.registry.getSingleMetricAsString('georelay_peer_updates_sent_total')
+      const metrics = await cluster.relay('b').metrics.getSingleMetricAsString('georelay_peer_updates_sent_total')
       return Number(/peer="c"[^}]*\} (\d+)/.exec(metrics)?.[1] ?? 0)
     }
     cluster.wan.cut('a', 'c')
-    await waitUntil([on(cluster.relay('b').mesh, 'change')], () => {
-      const aState = cluster.relay('b').mesh.linkStates.fresh('a')
-      return aState !== undefined && !aState.reaches.includes('c')
-    }, { what: 'b to learn that a no longer reaches c' })
+    await waitUntil([on(cluster.relay('b'), 'peers')], () => cluster.relay('b').peers().find(p => p.region === 'a')?.reaches.includes('c') === false,
+      { what: 'b to learn that a no longer reaches c' })
     const bBefore = await forwardedByB()
     a.doc.getArray<string>('set').push(['during-cut'])
     await waitForAll([c], ['during-cut'], 'c to get a\'s edit through b')
     expect(await forwardedByB()).toBeGreaterThan(bBefore)
 
     cluster.wan.heal('a', 'c')
-    await waitUntil([on(cluster.relay('b').mesh, 'change')], () => cluster.relay('b').mesh.linkStates.fresh('a')?.reaches.includes('c') === true,
+    await waitUntil([on(cluster.relay('b'), 'peers')], () => cluster.relay('b').peers().find(p => p.region === 'a')?.reaches.includes('c') === true,
       { what: 'b to learn that a reaches c again' })
     const bAfterHeal = await forwardedByB()
     a.doc.getArray<string>('set').push(['after-heal'])
@@ -111,18 +108,18 @@ describe('region mesh', () => {
     const [a, a2, b] = [connect('a', 'doc'), connect('a', 'doc'), connect('b', 'doc')] as [WebsocketProvider, WebsocketProvider, WebsocketProvider]
     await Promise.all([a, a2, b].map(p => waitSynced(p)))
     cluster.wan.partition('b')
-    await waitUntil([on(cluster.relay('a').mesh, 'change')], () => cluster.relay('a').mesh.peerInfo()[0]?.state !== 'up', { what: 'a to see b gone' })
+    await waitUntil([on(cluster.relay('a'), 'peers')], () => cluster.relay('a').peers()[0]?.state !== 'up', { what: 'a to see b gone' })
     const elements = Array.from({ length: 60 }, (_, i) => `while-away-${i}`)
     for (const e of elements) a.doc.getArray<string>('set').push([e])
     // a2 sees them only once they are durable in region a; then fold them past b's mark.
     await waitForAll([a2], elements, 'a2 to see a\'s edits')
-    await cluster.relay('a').store.compact('doc')
-    const read = await cluster.relay('a').store.readOrigin('', 0, 1000)
+    await cluster.store('a').compact('doc')
+    const read = await cluster.store('a').readOrigin('', 0, 1000)
     expect(read.foldedUpTo).toBeGreaterThan(0)
     expect(read.entries).toEqual([])
     cluster.wan.healAll()
     await waitForAll([b], elements, 'b to catch up')
-    const catchUps = await cluster.relay('a').metrics.registry.getSingleMetricAsString('georelay_peer_catch_ups_total')
+    const catchUps = await cluster.relay('a').metrics.getSingleMetricAsString('georelay_peer_catch_ups_total')
     expect(catchUps).toMatch(/peer="b"[^}]*\} [1-9]/)
     expect(setFullCheck(elements, { a: a.doc, b: b.doc }).ok).toBe(true)
   })

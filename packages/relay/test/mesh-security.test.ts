@@ -45,7 +45,7 @@ describe('peer links', () => {
     expect(log.join('\n')).toMatch(/refused a peer link: wrong or missing mesh secret/)
     expect(log.join('\n')).not.toContain('not-the-secret-123')
     expect(log.join('\n')).not.toContain(TEST_MESH_SECRET)
-    const metrics = await cluster.relay('a').metrics.registry.getSingleMetricAsString('georelay_peer_links_refused_total')
+    const metrics = await cluster.relay('a').metrics.getSingleMetricAsString('georelay_peer_links_refused_total')
     expect(metrics).toMatch(/reason="secret"[^}]*\} 2/)
   })
 
@@ -58,7 +58,7 @@ describe('peer links', () => {
 
   it('a relay dialling with the wrong secret shows the link down as refused-secret, without the words', async () => {
     cluster = await TestCluster.start({ regions: ['a', 'b'], configFor: region => region === 'b' ? { meshSecret: 'another-secret-of-at-least-32-bytes' } : {} })
-    await waitUntil([on(cluster.relay('b').mesh, 'change'), every100ms], () => cluster.relay('b').regionInfo().peers[0]?.error === 'refused-secret', { what: 'b to see its link refused' })
+    await waitUntil([on(cluster.relay('b'), 'peers'), every100ms], () => cluster.relay('b').regionInfo().peers[0]?.error === 'refused-secret', { what: 'b to see its link refused' })
     const body = await (await fetch(`${cluster.url('b').replace('ws:', 'http:')}/v1/regions`)).json() as { peers: { region: string, state: string, error?: string, url: string }[] }
     expect(body.peers).toEqual([expect.objectContaining({ region: 'a', state: 'down', error: 'refused-secret' })])
   })

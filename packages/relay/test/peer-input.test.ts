@@ -3,7 +3,7 @@ import WebSocket from 'ws'
 import * as Y from 'yjs'
 import { type PeerMessage, decodePeerMessage, encodePeerMessage } from '@georelay/core'
 import type { Relay } from '@georelay/relay'
-import { nextEvent, startTestRelay } from '@georelay/testkit'
+import { nextEvent, startTestRelay, storeOf } from '@georelay/testkit'
 
 const SECRET = 'peer-input-secret-of-at-least-32-bytes'
 const good = (): Uint8Array => {
@@ -39,8 +39,8 @@ describe('what a peer sends is checked before anything is stored', () => {
     expect(code).toBe(4400)
     expect(reason).toMatch(words)
     expect(replies).not.toContain('ack')
-    expect(await relay.store.listDocs()).toEqual([])
-    expect(await relay.store.readHave()).toEqual({})
+    expect(await storeOf(relay).listDocs()).toEqual([])
+    expect(await storeOf(relay).readHave()).toEqual({})
   })
 
   it('a text frame closes the link with 4400', async () => {

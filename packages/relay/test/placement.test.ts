@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals'
 import { canonicalRules, type NamespaceRule } from '@georelay/core'
-import { type MeshView, Placement, silentLogger, streamLogger } from '@georelay/relay'
+import { silentLogger, streamLogger } from '@georelay/relay'
+import { type MeshView, Placement } from '../src/placement/index.js'
 
 const REGIONS = ['us-east', 'eu-west', 'eu-central', 'ap-south']
 const RULES: NamespaceRule[] = [

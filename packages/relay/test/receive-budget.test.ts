@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
 import { describe, expect, it } from '@jest/globals'
 import type { WebSocket } from 'ws'
-import { ReceiveBudget, SMALL_BYTES } from '../src/receive-budget.js'
+import { ReceiveBudget, SMALL_BYTES } from '../src/limits/receive-budget.js'
 
 /** Just what the budget uses of a ws socket and its stream: events, pause and resume. */
 class FakeSocket extends EventEmitter {

@@ -68,7 +68,7 @@ describe('residency against hostile input', () => {
     const peer = await fakePeer(cluster.url('us-east'), 'eu-west')
     peer.ws.send(encodePeerMessage({ type: 'batch', entries: [{ docName: SEPARATOR_NAME, origin: 'eu-west', originSeq: 1, update: updateOf('secret') }], upTo: { 'eu-west': 1 } }))
     expect(await peer.closed).toBe(4400)
-    expect(await cluster.relay('us-east').store.listDocs()).not.toContain(SEPARATOR_NAME)
+    expect(await cluster.store('us-east').listDocs()).not.toContain(SEPARATOR_NAME)
   })
 
   it('a peer asking for state vectors of documents it may not hold gets none', async () => {
@@ -76,7 +76,7 @@ describe('residency against hostile input', () => {
     const writer = connectProvider(cluster.url('eu-west'), 'eu/patients/7')
     await waitSynced(writer)
     writer.doc.getText('t').insert(0, 'kept in the EU')
-    await waitUntil([every100ms], async () => (await cluster.relay('eu-west').store.listDocs()).includes('eu/patients/7'), { what: 'the document to be stored' })
+    await waitUntil([every100ms], async () => (await cluster.store('eu-west').listDocs()).includes('eu/patients/7'), { what: 'the document to be stored' })
     destroyProvider(writer)
     // us-east holds the secret, but the document may never reach it.
     const peer = await fakePeer(cluster.url('eu-west'), 'us-east')
@@ -99,7 +99,7 @@ describe('residency against hostile input', () => {
     const usLog = (logs.get('us-east') ?? []).join('\n')
     expect(usLog).not.toContain('eu/patients/42')
     expect(usLog).not.toContain('eu%2Fpatients')
-    expect(await cluster.relay('us-east').store.listDocs()).toEqual([])
+    expect(await cluster.store('us-east').listDocs()).toEqual([])
   })
 })
 

@@ -61,7 +61,7 @@ describe('data residency', () => {
 
     // A cut and heal of eu-west ↔ us-east: the link comes up again and reconciles restricted documents.
     cluster.wan.cut('eu-west', 'us-east')
-    await waitUntil([on(cluster.relay('eu-west').mesh, 'change')], () => cluster.relay('eu-west').mesh.peerInfo().find(p => p.region === 'us-east')?.state !== 'up', { what: 'the link to go down' })
+    await waitUntil([on(cluster.relay('eu-west'), 'peers')], () => cluster.relay('eu-west').peers().find(p => p.region === 'us-east')?.state !== 'up', { what: 'the link to go down' })
     for (let i = 10; i < 14; i++) writer.doc.getText('t').insert(0, `${MARKER}-${i} `)
     cluster.wan.heal('eu-west', 'us-east')
 
@@ -70,8 +70,7 @@ describe('data residency', () => {
     await waitUntil([on(usReader.doc, 'update')], () => usReader.doc.getText('t').toString().includes(SHARED_MARKER), { what: 'us-east to get the shared document' })
     // Quiescence: us-east holds every eu-west entry (its marks passed the eu document's entries too).
     const euWest = cluster.relay('eu-west')
-    const newest = euWest.log.lastLocalSeq
-    await waitUntil([on(euWest.mesh, 'acknowledged'), on(euWest.mesh, 'change')], () => euWest.mesh.holders(newest).length === 3, { what: 'every region to acknowledge eu-west\'s entries' })
+    await waitUntil([on(euWest, 'peers')], () => euWest.peers().every(p => p.pendingUpdates === 0), { what: 'every region to acknowledge eu-west\'s entries' })
 
     const needles = [MARKER, AWARENESS_MARKER, EU_DOC]
     const leaks = (where: string, bytes: Buffer): string[] => needles.filter(n => bytes.includes(n)).map(n => `${n} in ${where}`)
@@ -98,7 +97,7 @@ describe('data residency', () => {
     expect(euToEu.includes(AWARENESS_MARKER)).toBe(true)
     expect(toUs.includes(SHARED_MARKER)).toBe(true)
     expect(files.length).toBeGreaterThan(0)
-    expect(await cluster.relay('us-east').store.listDocs()).toEqual(['shared/1'])
+    expect(await cluster.store('us-east').listDocs()).toEqual(['shared/1'])
     // Nothing was refused either: the eu document was never sent to us-east.
     expect(metrics.toString()).not.toMatch(/georelay_residency_refused_total\{/)
     process.stdout.write(`residency capture: to us-east ${toUs.length} B, from us-east ${fromUs.length} B decoded; eu-west↔eu-central ${euToEu.length} B; us-east data ${data.length} B in ${files.length} files, logs ${usLogs.length} B, metrics ${metrics.length} B\n`)
@@ -120,7 +119,7 @@ describe('data residency', () => {
     doc.getText('t').insert(0, '+ ')
     await session.flush(5000)
     await waitUntil([on(writer.doc, 'update')], () => writer.doc.getText('t').toString() === '+ kept in europe', { what: 'the edit to reach eu-west' })
-    expect(await cluster.relay('us-east').store.listDocs()).toEqual([])
+    expect(await cluster.store('us-east').listDocs()).toEqual([])
 
     // A stock y-websocket client cannot follow, but is told where to go.
     const ws = new WebSocket(`${cluster.url('us-east')}/${EU_DOC}`)
@@ -148,8 +147,7 @@ describe('data residency', () => {
     sharedEu.doc.getText('t').insert(0, SHARED_MARKER)
     await waitUntil([on(sharedUs.doc, 'update')], () => sharedUs.doc.getText('t').toString() === SHARED_MARKER, { what: 'the shared document to cross' })
     const euWest = cluster.relay('eu-west')
-    const newest = euWest.log.lastLocalSeq
-    await waitUntil([on(euWest.mesh, 'acknowledged')], () => euWest.mesh.holders(newest).length === 2, { what: 'us-east to acknowledge eu-west\'s entries' })
+    await waitUntil([on(euWest, 'peers')], () => euWest.peers().every(p => p.pendingUpdates === 0), { what: 'us-east to acknowledge eu-west\'s entries' })
 
     for (const [region, peer] of [['eu-west', 'us-east'], ['us-east', 'eu-west']] as const) {
       const regions = await (await fetch(httpOf(cluster.url(region), '/v1/regions'))).json() as { peers: { region: string, policy: { agreement: string } }[] }
@@ -165,8 +163,8 @@ describe('data residency', () => {
     ])
     expect([MARKER, EU_DOC, 'us/private'].filter(n => all.includes(n))).toEqual([])
     expect(all.includes(SHARED_MARKER)).toBe(true)
-    expect(await cluster.relay('us-east').store.listDocs()).toEqual(expect.not.arrayContaining([EU_DOC]))
-    expect(await euWest.store.listDocs()).toEqual(expect.not.arrayContaining(['us/private']))
+    expect(await cluster.store('us-east').listDocs()).toEqual(expect.not.arrayContaining([EU_DOC]))
+    expect(await cluster.store('eu-west').listDocs()).toEqual(expect.not.arrayContaining(['us/private']))
   })
 
   it('refuses what a misconfigured peer sends of a document it may not hold: nothing stored, counted, logged without the name', async () => {
@@ -195,7 +193,7 @@ describe('data residency', () => {
     expect(metrics).toMatch(/georelay_residency_refused_total\{peer="eu-west",kind="awareness",region="us-east"\} 1/)
     expect(metrics).toMatch(/georelay_residency_refused_total\{peer="eu-west",kind="update",region="us-east"\} 1/)
     expect(metrics).toMatch(/georelay_residency_refused_total\{peer="eu-west",kind="catch-up",region="us-east"\} 1/)
-    expect(await cluster.relay('us-east').store.listDocs()).toEqual([])
+    expect(await cluster.store('us-east').listDocs()).toEqual([])
     expect(logs.some(line => /refused a document from a peer/.test(line))).toBe(true)
     expect(logs.filter(line => line.includes(EU_DOC) || line.includes(MARKER))).toEqual([])
   })

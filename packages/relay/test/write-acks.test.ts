@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals'
-import { MAX_WAITS_PER_OWNER, WriteAcks, regionsNeeded } from '../src/write-acks.js'
+import { MAX_WAITS_PER_OWNER, WriteAcks, regionsNeeded } from '../src/replication/write-acks.js'
 
 /** A mesh of regions whose marks a test moves by hand. */
 const fakeMesh = (regions: string[]) => {

@@ -88,6 +88,13 @@ export class TestCluster {
   }
 
   /** The in-process relay of a region (throws in process mode or while it is stopped). */
+  /** The store of an in-process region: what a test reads to see what is durable there. */
+  store (region: string): DocStore {
+    const store = this.stores.get(region)
+    if (store === undefined) throw new Error(`region ${region} has no in-process store (process mode, or not started)`)
+    return store
+  }
+
   relay (region: string): Relay {
     const relay = this.get(region).relay
     if (relay === undefined) throw new Error(`region ${region} has no in-process relay running`)

@@ -76,7 +76,7 @@ export const measureMesh = async ({ trace, updates, intervalMs, delayMs, batchWi
     await Promise.all(readers.map((reader, r) => waitUntil([on(reader.doc, 'update')], () => (seenAt[r] as number[]).length >= patches.length,
       { what: `region ${r === 0 ? 'b' : 'c'} to see every keystroke`, timeoutMs: 120_000 })))
     // Let acknowledgements settle so the byte count includes the whole exchange.
-    await waitUntil([on(cluster.relay('a').mesh, 'change')], () => cluster.relay('a').mesh.peerInfo().every(p => p.pendingUpdates === 0),
+    await waitUntil([on(cluster.relay('a'), 'peers')], () => cluster.relay('a').peers().every(p => p.pendingUpdates === 0),
       { what: 'peers to acknowledge everything', timeoutMs: 30_000 })
     const wanAfter = (cluster.wan.stats() as { bytesSent: number }[]).reduce((n, s) => n + s.bytesSent, 0)
     const latencies = seenAt.flatMap(seen => seen.map((t, i) => t - (sentAt[i] as number) - delayMs).filter((_, i) => (clockAfter[i] as number) >= 0)).sort((x, y) => x - y)

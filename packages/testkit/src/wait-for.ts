@@ -15,14 +15,19 @@ export type Subscribe = (notify: () => void) => () => void
 
 export const DEFAULT_TIMEOUT_MS = 10_000
 
+type Falsy = undefined | null | false
+
 /**
  * Resolves with the first truthy value of `check`, evaluated now and after every notification
- * from each source; rejects after the timeout.
+ * from each source; rejects after the timeout. `check` may be async (reading a store, fetching
+ * /metrics): one evaluation runs at a time, and a notification during it runs another after.
  */
-export const waitUntil = <T>(sources: Subscribe[], check: () => T | undefined | null | false, { what, timeoutMs = DEFAULT_TIMEOUT_MS }: WaitOptions): Promise<T> =>
+export const waitUntil = <T>(sources: Subscribe[], check: () => T | Falsy | Promise<T | Falsy>, { what, timeoutMs = DEFAULT_TIMEOUT_MS }: WaitOptions): Promise<T> =>
   new Promise<T>((resolve, reject) => {
     const unsubscribers: (() => void)[] = []
     let done = false
+    let running = false
+    let again = false
     const finish = (fn: () => void): void => {
       if (done) return
       done = true
@@ -30,13 +35,31 @@ export const waitUntil = <T>(sources: Subscribe[], check: () => T | undefined | 
       for (const unsubscribe of unsubscribers) unsubscribe()
       fn()
     }
+    const settle = (value: T | Falsy): void => {
+      if (value) finish(() => resolve(value))
+    }
     const evaluate = (): void => {
-      try {
-        const value = check()
-        if (value) finish(() => resolve(value))
-      } catch (err) {
-        finish(() => reject(err))
+      if (done) return
+      if (running) {
+        again = true
+        return
       }
+      let value: T | Falsy | Promise<T | Falsy>
+      try {
+        value = check()
+      } catch (err) {
+        return finish(() => reject(err))
+      }
+      if (!(value instanceof Promise)) return settle(value)
+      running = true
+      value.then(v => {
+        running = false
+        settle(v)
+        if (again) {
+          again = false
+          evaluate()
+        }
+      }, err => finish(() => reject(err)))
     }
     const timer = setTimeout(() => finish(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`))), timeoutMs)
     for (const subscribe of sources) unsubscribers.push(subscribe(evaluate))

@@ -8,16 +8,16 @@
  */
 import type { WebSocket } from 'ws'
 import { CloseCode, decodeFrame, encodeFrame } from '@georelay/core'
-import type { Grants } from './auth.js'
+import type { Grants } from '../auth/index.js'
 import { ClientSocket } from './client-socket.js'
 import { describeFailure } from './client-failure.js'
-import type { ConnectionLimits } from './connection-limits.js'
-import type { DocRegistry } from './doc-registry.js'
-import { DocSession, type SessionPlacement, validateMessages } from './doc-session.js'
-import type { Logger } from './logger.js'
-import { coalesceQuestions } from './message-cost.js'
-import type { RelayMetrics } from './metrics.js'
-import { type Expiry, expiryTimer } from './token-expiry.js'
+import type { ConnectionLimits } from '../limits/index.js'
+import type { DocRegistry } from '../docs/index.js'
+import { DocSession, type SessionPlacement, validateMessages } from '../docs/index.js'
+import type { Logger } from '../observability/index.js'
+import { coalesceQuestions } from '../limits/index.js'
+import type { RelayMetrics } from '../observability/index.js'
+import { type Expiry, expiryTimer } from '../auth/index.js'
 
 export interface ClientConnectionOptions {
   docName: string

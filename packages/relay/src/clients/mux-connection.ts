@@ -7,20 +7,19 @@
 import type { WebSocket } from 'ws'
 import {
   type AckLevel, CloseCode, MUX_PROTOCOL_VERSION, type MuxMessage, ProtocolError, type RegionEndpoint, decodeFrame, decodeMuxMessage,
-  encodeMuxMessage, validateUpdate,
+  docNameProblem, encodeMuxMessage, isReservedName, validateUpdate,
 } from '@georelay/core'
-import { AuthError, type Grants } from './auth.js'
+import { AuthError, type Grants } from '../auth/index.js'
 import { describeFailure } from './client-failure.js'
 import { ClientSocket } from './client-socket.js'
-import type { ConnectionLimits } from './connection-limits.js'
-import { checkedName } from './doc-path.js'
-import type { DocRegistry } from './doc-registry.js'
-import { DocSession, type SessionPlacement, validateMessages } from './doc-session.js'
-import type { Logger } from './logger.js'
-import { coalesceQuestions, costOfBytes } from './message-cost.js'
-import type { RelayMetrics } from './metrics.js'
-import { type Expiry, expiryTimer } from './token-expiry.js'
-import type { WriteAcks } from './write-acks.js'
+import type { ConnectionLimits } from '../limits/index.js'
+import type { DocRegistry } from '../docs/index.js'
+import { DocSession, type SessionPlacement, validateMessages } from '../docs/index.js'
+import type { Logger } from '../observability/index.js'
+import { coalesceQuestions, costOfBytes } from '../limits/index.js'
+import type { RelayMetrics } from '../observability/index.js'
+import { type Expiry, expiryTimer } from '../auth/index.js'
+import type { WriteAcks } from '../replication/index.js'
 
 /** Checking a token (a signature) costs more than a small message. */
 const AUTH_COST = 16
@@ -164,10 +163,10 @@ export class MuxConnection {
     // Opening an open document starts it over (a client re-attaching after an error).
     if (this.docs.has(docId)) this.closeDoc(docId)
     this.gone.delete(docId)
-    const target = checkedName(docName)
-    if (target.kind !== 'doc') {
+    const problem = docNameProblem(docName) ?? (isReservedName(docName) ? `"${docName}" is a reserved name` : null)
+    if (problem !== null) {
       this.forget(docId)
-      return this.send({ type: 'error', docId, code: CloseCode.MalformedMessage, reason: target.kind === 'invalid' ? target.reason : `"${docName}" is a reserved name` })
+      return this.send({ type: 'error', docId, code: CloseCode.MalformedMessage, reason: problem })
     }
     const access = this.grants?.access(docName) ?? 'rw'
     if (access === 'none') {

@@ -2,11 +2,11 @@
  * The `georelay` command. Exit codes: 0 done, 1 runtime failure, 2 bad usage or configuration.
  */
 import { parseArgs } from 'node:util'
-import { ConfigError, type ConfigOverrides, MIN_SECRET_BYTES, dataDirOf, loadRelayConfig } from './config.js'
-import { stderrLogger, type LogLevel } from './logger.js'
-import { Relay } from './relay.js'
-import { LocalCluster } from './local-cluster.js'
-import { DEFAULT_ONE_WAY_MS, parseLatency } from './latency-table.js'
+import { ConfigError, type ConfigOverrides, MIN_SECRET_BYTES, dataDirOf, loadRelayConfig } from '../config/index.js'
+import { stderrLogger, type LogLevel } from '../observability/index.js'
+import { Relay } from '../server/index.js'
+import { LocalCluster } from '../local-cluster.js'
+import { DEFAULT_ONE_WAY_MS, parseLatency } from '../latency-table.js'
 
 export const HELP = `georelay — multi-region, active-active sync for Yjs documents
 

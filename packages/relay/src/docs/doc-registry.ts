@@ -5,10 +5,10 @@
 import { EventEmitter } from 'node:events'
 import { mergeUpdatesInBatches } from '@georelay/core'
 import { type AwarenessSink, LiveDoc } from './live-doc.js'
-import type { Logger } from './logger.js'
-import type { RelayMetrics } from './metrics.js'
+import type { Logger } from '../observability/index.js'
+import type { RelayMetrics } from '../observability/index.js'
 import type { PresenceLimits } from './presence.js'
-import type { ReplicationLog } from './replication-log.js'
+import type { ReplicationLog } from '../replication/index.js'
 
 export interface DocRegistryOptions {
   log: ReplicationLog

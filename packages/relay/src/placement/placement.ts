@@ -16,7 +16,7 @@
 import crypto from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { type CompiledPolicies, type NamespaceRule, type ResolvedPolicy, canonicalRules, compilePolicies, parseCanonicalRules } from '@georelay/core'
-import type { Logger } from './logger.js'
+import type { Logger } from '../observability/index.js'
 
 /** What the placement needs to know of the mesh. */
 export interface MeshView {

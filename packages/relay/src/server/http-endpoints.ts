@@ -11,7 +11,7 @@
 import crypto from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Registry } from 'prom-client'
-import type { PeerInfo } from './mesh.js'
+import type { PeerInfo } from '../mesh/index.js'
 
 export interface RegionInfo {
   region: string

@@ -6,10 +6,10 @@
  */
 import type { RawData, WebSocket } from 'ws'
 import { CloseCode, ProtocolError, closeReason } from '@georelay/core'
-import type { ConnectionLimits, Overrun } from './connection-limits.js'
-import type { Logger } from './logger.js'
-import type { RelayMetrics } from './metrics.js'
-import { type ReadGate, gateOf } from './read-gate.js'
+import type { ConnectionLimits, Overrun } from '../limits/index.js'
+import type { Logger } from '../observability/index.js'
+import type { RelayMetrics } from '../observability/index.js'
+import { type ReadGate, gateOf } from '../limits/index.js'
 
 /** How long a closed socket has to answer the close frame before it is cut. */
 export const CLOSE_HANDSHAKE_MS = 1000

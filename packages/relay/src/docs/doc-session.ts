@@ -11,8 +11,8 @@ import {
 } from '@georelay/core'
 import type { DocRegistry } from './doc-registry.js'
 import type { DocClient, LiveDoc } from './live-doc.js'
-import { costOf, costOfBytes } from './message-cost.js'
-import type { Route } from './placement.js'
+import { costOf, costOfBytes } from '../limits/index.js'
+import type { Route } from '../placement/index.js'
 import { RelayRefusal } from './relay-refusal.js'
 
 /** Writes held while an active-passive document has no writer in reach, per session. */

@@ -3,7 +3,7 @@
  * the contract gives each kind of failure (DESIGN 4.5).
  */
 import { CloseCode, ProtocolError, StoreError } from '@georelay/core'
-import { RelayRefusal } from './relay-refusal.js'
+import { RelayRefusal } from '../docs/index.js'
 
 export interface Failure {
   code: number

@@ -3,7 +3,7 @@
  * refreshed it first). Timers cannot wait longer than about 24.8 days; a token that lives
  * longer is waited for in steps, and `cancel` stops whichever step is pending.
  */
-import type { Grants } from './auth.js'
+import type { Grants } from './authenticator.js'
 
 const MAX_TIMER_MS = 2 ** 31 - 1
 

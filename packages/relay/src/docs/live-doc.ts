@@ -4,9 +4,9 @@
  * Every write is appended durably before anyone else sees it.
  */
 import { encodeFrame, mergeUpdates, stateVectorOf } from '@georelay/core'
-import type { RelayMetrics } from './metrics.js'
+import type { RelayMetrics } from '../observability/index.js'
 import { DEFAULT_PRESENCE_LIMITS, Presence, type PresenceLimits } from './presence.js'
-import type { ReplicationLog } from './replication-log.js'
+import type { ReplicationLog } from '../replication/index.js'
 import { RelayRefusal } from './relay-refusal.js'
 
 /** Someone a document sends frames to: a client socket. */

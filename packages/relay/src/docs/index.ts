@@ -1,0 +1,4 @@
+// What the rest of the relay uses of docs/: other folders import it from here only.
+export { DocRegistry } from './doc-registry.js'
+export { DocSession, type SessionPlacement, validateMessages } from './doc-session.js'
+export { RelayRefusal } from './relay-refusal.js'

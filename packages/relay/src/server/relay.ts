@@ -1,0 +1,267 @@
+/**
+ * A region relay: one HTTP server whose upgrades are the WebSocket endpoints (upgrades.ts) and
+ * whose plain requests are the HTTP endpoints (http-endpoints.ts). This is where the parts are
+ * put together; `Relay.start` resolves once it listens, `close` drains.
+ */
+import { EventEmitter } from 'node:events'
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { Registry } from 'prom-client'
+import { type DocStore, MemoryStore, SqliteStore } from '@georelay/core'
+import { Authenticator } from '../auth/index.js'
+import { type RelayConfig, dataDirOf } from '../config/index.js'
+import { DocRegistry, type SessionPlacement } from '../docs/index.js'
+import { Mesh, type PeerInfo } from '../mesh/index.js'
+import { type Logger, type RelayMetrics, createRelayMetrics, stderrLogger, throttledLogger } from '../observability/index.js'
+import { Placement } from '../placement/index.js'
+import { ReplicationLog, WriteAcks } from '../replication/index.js'
+import { type RegionInfo, handleHttp } from './http-endpoints.js'
+import { UpgradeRouter, peerMaxPayload } from './upgrades.js'
+
+export interface RelayOptions {
+  config: RelayConfig
+  /** Defaults to the store the configuration names, opened in its data directory. */
+  store?: DocStore
+  logger?: Logger
+}
+
+export interface RelayEvents {
+  /** What `peers()` says may have changed: a link came up or went down, a peer acknowledged. */
+  peers: []
+  /** A document was loaded from the store into memory. */
+  loaded: [docName: string]
+  /** An idle document was released from memory. */
+  released: [docName: string]
+}
+
+/** A request's path without its query (which may hold a token), for logs. */
+const pathOf = (url: string | undefined): string => (url ?? '/').split('?')[0] as string
+
+export class Relay extends EventEmitter<RelayEvents> {
+  /** This relay's Prometheus metrics, in a registry of its own (several relays can share a process). */
+  readonly metrics: Registry
+  private readonly counters: RelayMetrics
+  private readonly mesh: Mesh
+  private readonly acks: WriteAcks
+  private readonly placement: Placement
+  private readonly documents: DocRegistry
+  private readonly upgrades: UpgradeRouter
+  private boundPort = 0
+  private draining = false
+  private closing: Promise<void> | null = null
+
+  private constructor (
+    readonly config: RelayConfig,
+    private readonly store: DocStore,
+    log: ReplicationLog,
+    private readonly logger: Logger,
+    private readonly server: http.Server,
+  ) {
+    super()
+    this.counters = createRelayMetrics(config.region)
+    this.metrics = this.counters.registry
+    const metrics = this.counters
+    this.placement = new Placement(config.region, [config.region, ...config.peers.map(p => p.region)], config.namespaces, logger,
+      (peer, agreement) => metrics.policyMismatch.set({ peer }, agreement === 'mismatch' ? 1 : 0))
+    const sessionPlacement: SessionPlacement = {
+      route: docName => this.placement.route(docName),
+      urlOf: region => this.endpoints().find(e => e.name === region)?.url ?? '',
+      onRoles: (docName, listener) => {
+        // Only active-passive documents change writers; the others need no listener.
+        if (this.placement.resolve(docName).mode !== 'active-passive') return () => {}
+        this.placement.on('roles', listener)
+        return () => this.placement.off('roles', listener)
+      },
+    }
+    this.documents = new DocRegistry({
+      log,
+      metrics,
+      logger,
+      idleMs: config.idleReleaseMs,
+      awarenessSink: (doc, update) => this.mesh.publishAwareness(doc, update),
+      maxDocumentBytes: config.limits.maxDocumentBytes,
+      fanoutWindowMs: config.fanoutWindowMs,
+      presence: config.limits.presence,
+      logName: name => this.logName(name),
+    })
+    this.mesh = new Mesh({
+      region: config.region,
+      peers: config.peers,
+      meshSecret: config.meshSecret,
+      timing: config.replication,
+      log,
+      registry: this.documents,
+      metrics,
+      logger,
+      placement: this.placement,
+      maxPayload: peerMaxPayload(config),
+    })
+    const regions = [config.region, ...config.peers.map(p => p.region)]
+    this.acks = new WriteAcks({
+      regions: () => regions,
+      heldUpTo: region => this.mesh.heldUpTo(region),
+      subscribe: listener => {
+        this.on('peers', listener)
+        return () => this.off('peers', listener)
+      },
+    })
+    this.documents.on('loaded', name => this.emit('loaded', name))
+    this.documents.on('released', name => this.emit('released', name))
+    const peersChanged = (): void => { this.emit('peers') }
+    this.mesh.on('acknowledged', peersChanged)
+    this.mesh.on('change', peersChanged)
+    this.upgrades = new UpgradeRouter({
+      config,
+      metrics,
+      logger,
+      refusalLog: throttledLogger(logger),
+      authenticator: Authenticator.create(config.auth),
+      mesh: this.mesh,
+      documents: this.documents,
+      acks: this.acks,
+      placement: this.placement,
+      sessionPlacement,
+      endpoints: () => this.endpoints(),
+      logName: name => this.logName(name),
+    })
+  }
+
+  static async start ({ config, store, logger = stderrLogger() }: RelayOptions): Promise<Relay> {
+    const compaction = { updates: config.storage.compactAfterUpdates, bytes: config.storage.compactAfterBytes }
+    const onCompactionError = (doc: string, err: unknown): void =>
+      logger.log('error', 'compaction failed; the log is kept and compaction retried later', { doc, error: (err as Error).message })
+    const docStore = store ?? (config.store === 'memory'
+      ? new MemoryStore({ compaction, onCompactionError })
+      : new SqliteStore(dataDirOf(config), { compaction, onCompactionError, synchronous: config.storage.synchronous }))
+    const server = http.createServer()
+    // A relay without peers has no replication lag to report, so it keeps no write times.
+    const log = await ReplicationLog.open(config.region, docStore, { trackLag: config.peers.length > 0 })
+    const relay = new Relay(config, docStore, log, logger, server)
+    server.on('request', (req, res) => {
+      handleHttp(relay.httpContext(), req, res).catch(err => {
+        logger.log('error', 'http handler failed', { path: pathOf(req.url), error: (err as Error).message })
+        if (!res.headersSent) res.writeHead(500)
+        res.end()
+      })
+    })
+    server.on('upgrade', (req, socket, head) => relay.upgrades.handle(req, socket, head))
+    server.on('clientError', (_err, socket) => socket.destroy())
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(config.listen.port, config.listen.host, () => {
+        server.off('error', reject)
+        resolve()
+      })
+    })
+    relay.boundPort = (server.address() as AddressInfo).port
+    logger.log('info', 'relay listening', { region: config.region, url: relay.url, store: config.store, peers: config.peers.length })
+    if (config.auth.anonymous === 'none' && config.auth.jwtSecret === undefined && config.auth.jwksFile === undefined) {
+      logger.log('warn', 'no client can connect: anonymous access is none and no token keys are set. Set auth.jwtSecret or auth.jwksFile, or --anonymous rw for open access', {})
+    } else if (config.auth.anonymous !== 'none' && !['127.0.0.1', '::1', 'localhost'].includes(config.listen.host)) {
+      logger.log('warn', `anonymous clients may ${config.auth.anonymous === 'rw' ? 'read and write' : 'read'} every document on a non-loopback address`, { host: config.listen.host })
+    }
+    relay.mesh.start()
+    relay.placement.start(relay.mesh)
+    return relay
+  }
+
+  get region (): string {
+    return this.config.region
+  }
+
+  /** The port actually bound (useful with port 0); still known after close. */
+  get port (): number {
+    return this.boundPort
+  }
+
+  /** The ws:// URL this relay listens on. */
+  get url (): string {
+    const host = this.config.listen.host.includes(':') ? `[${this.config.listen.host}]` : this.config.listen.host
+    return `ws://${host}:${this.port}`
+  }
+
+  get publicUrl (): string {
+    return this.config.publicUrl ?? this.url
+  }
+
+  /** Number of documents held in memory. */
+  get loadedDocuments (): number {
+    return this.documents.size
+  }
+
+  /** Every region's public URL, this one first: what SDKs choose from. */
+  endpoints (): { name: string, url: string }[] {
+    return [
+      { name: this.config.region, url: this.publicUrl },
+      ...this.config.peers.map(p => ({ name: p.region, url: p.publicUrl ?? p.url })),
+    ]
+  }
+
+  /** Each peer region as this relay sees it now: its link, lag, what it says it reaches, its rules. */
+  peers (): PeerInfo[] {
+    return this.mesh.peerInfo()
+  }
+
+  /** The full view of `GET /v1/regions` (which shows less to strangers, see http.regions). */
+  regionInfo (): RegionInfo {
+    const peers = this.peers()
+    return {
+      region: this.config.region,
+      publicUrl: this.publicUrl,
+      regions: [
+        { name: this.config.region, url: this.publicUrl, self: true, state: 'up' },
+        ...peers.map(p => ({ name: p.region, url: p.url, self: false, state: p.state === 'up' ? 'up' as const : 'down' as const })),
+      ],
+      peers,
+      policy: {
+        digest: this.placement.digest,
+        namespaces: this.placement.rules.map((rule, i) => ({
+          match: rule.match,
+          mode: rule.mode ?? 'active-active',
+          ...(rule.mode === 'active-passive' ? { writer: this.placement.writerFor(i) ?? null } : {}),
+        })),
+      },
+    }
+  }
+
+  /**
+   * How a document's name may appear in this relay's logs: a name its rules keep out of this
+   * region is itself restricted data (residency), so it never does.
+   */
+  private logName (name: string): string {
+    return this.placement.allowsHere(name) ? name : '(restricted)'
+  }
+
+  /**
+   * Drains: stops accepting, closes every client with 1001, lets in-flight appends finish,
+   * closes the store. Safe to call more than once.
+   */
+  close (): Promise<void> {
+    this.closing ??= this.drain()
+    return this.closing
+  }
+
+  private async drain (): Promise<void> {
+    this.draining = true
+    this.mesh.close()
+    this.placement.close()
+    this.acks.close()
+    const stopped = new Promise<void>(resolve => this.server.close(() => resolve()))
+    this.server.closeIdleConnections()
+    await this.upgrades.drain()
+    this.server.closeAllConnections()
+    await stopped
+    await this.store.close()
+    await this.documents.closeAll()
+    this.logger.log('info', 'relay stopped', { region: this.config.region })
+  }
+
+  private httpContext () {
+    return {
+      ready: () => !this.draining,
+      registry: this.metrics,
+      regions: () => this.regionInfo(),
+      http: this.config.http,
+    }
+  }
+}
