@@ -1,7 +1,7 @@
 // One jest project per package; ts-jest's ESM preset so that every path, tests included,
 // loads yjs through `import` (two copies of Yjs break `instanceof`). Run with
 // `node --experimental-vm-modules` (see the `test` script).
-const packages = ['core', 'client', 'relay', 'testkit', 'bench']
+const packages = ['core', 'store-sqlite', 'client', 'relay', 'cluster', 'testkit', 'bench']
 
 const project = (name, dir = `packages/${name}`) => ({
   displayName: name,
@@ -9,7 +9,8 @@ const project = (name, dir = `packages/${name}`) => ({
   testMatch: [`<rootDir>/${dir}/test/**/*.test.ts`],
   extensionsToTreatAsEsm: ['.ts'],
   moduleNameMapper: {
-    '^@georelay/(core|client|relay|testkit|bench)$': '<rootDir>/packages/$1/src/index.ts',
+    '^@georelay/(core|store-sqlite|client|relay|cluster|testkit|bench)$': '<rootDir>/packages/$1/src/index.ts',
+    '^@georelay/core/testing$': '<rootDir>/packages/core/src/testing/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   transform: {

@@ -1,7 +1,7 @@
 import path from 'node:path'
 import { afterEach, describe, expect, it } from '@jest/globals'
 import * as Y from 'yjs'
-import { SqliteStore } from '@georelay/core'
+import { SqliteStore } from '@georelay/store-sqlite'
 import { GeoClient, type GeoSession } from '@georelay/client'
 import { TestCluster, on, setFullCheck, waitUntil } from '@georelay/testkit'
 

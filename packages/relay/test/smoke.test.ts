@@ -4,7 +4,7 @@ import os from 'node:os'
 import path from 'node:path'
 import * as Y from 'yjs'
 import type { WebsocketProvider } from 'y-websocket'
-import { SqliteStore } from '@georelay/core'
+import { SqliteStore } from '@georelay/store-sqlite'
 import type { Relay } from '@georelay/relay'
 import { connectProvider, destroyProvider, startTestRelay, waitForText, waitSynced } from '@georelay/testkit'
 

@@ -6,7 +6,8 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { type DocStore, MemoryStore, SqliteStore } from '@georelay/core'
+import { type DocStore, MemoryStore } from '@georelay/core'
+import { SqliteStore } from '@georelay/store-sqlite'
 import { type Logger, Relay, type RelayConfigInput, WanSimulator, type WanSimulatorOptions, freePort, parseRelayConfig, silentLogger } from '@georelay/relay'
 import { type RelayProcess, startRelayProcess } from './relay-process.js'
 

@@ -18,11 +18,8 @@ import path from 'node:path'
 import fc from 'fast-check'
 import WebSocket from 'ws'
 import * as Y from 'yjs'
-import {
-  CloseCode, type DocStore, docNameProblem, isReservedName, ProtocolError, SqliteStore, type YMessage, decodeFrame, decodeMuxMessage, decodePeerMessage,
-  encodeAwarenessEntries, encodeFrame, encodeMuxMessage, encodePeerMessage, mergeUpdates, readAwarenessUpdate,
-  validateStateVector, validateUpdate,
-} from '@georelay/core'
+import { CloseCode, type DocStore, docNameProblem, isReservedName, ProtocolError, type YMessage, decodeFrame, decodeMuxMessage, decodePeerMessage, encodeAwarenessEntries, encodeFrame, encodeMuxMessage, encodePeerMessage, mergeUpdates, readAwarenessUpdate, validateStateVector, validateUpdate } from '@georelay/core'
+import { SqliteStore } from '@georelay/store-sqlite'
 import { type Logger, Relay, freePort, parseRelayConfig } from '@georelay/relay'
 import { hostile, muxFrame, peerFrame, yFrame } from './fuzz-frames.js'
 import { on, waitUntil } from './wait-for.js'

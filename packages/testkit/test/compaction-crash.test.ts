@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from '@jest/globals'
 import path from 'node:path'
 import * as Y from 'yjs'
-import { SqliteStore, type StoredDoc } from '@georelay/core'
+import { type StoredDoc } from '@georelay/core'
+import { SqliteStore } from '@georelay/store-sqlite'
 import { GeoClient } from '@georelay/client'
 import { TestCluster, connectProvider, destroyProvider, on, setFullCheck, waitSynced, waitUntil } from '@georelay/testkit'
 

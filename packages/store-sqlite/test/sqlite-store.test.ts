@@ -3,8 +3,9 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals'
 import Database from 'better-sqlite3'
-import { SQLITE_FILE, SqliteStore, StoreError, type StoreOptions } from '@georelay/core'
-import { describeDocStore, typedUpdates } from './doc-store-conformance.js'
+import { StoreError, type StoreOptions } from '@georelay/core'
+import { SQLITE_FILE, SqliteStore } from '@georelay/store-sqlite'
+import { describeDocStore, typedUpdates } from '../../core/test/doc-store-conformance.js'
 
 const tempDir = () => fs.mkdtempSync(path.join(os.tmpdir(), 'georelay-sqlite-'))
 

@@ -13,17 +13,15 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import Database from 'better-sqlite3'
-import { CompactionScheduler } from './compaction-scheduler.js'
 import {
-  DEFAULT_COMPACTION, LOCAL_ORIGIN, StoreError, storeClosed, type DocStore, type LogEntry, type Origin, type OriginRead, type StoredDoc,
-} from './doc-store.js'
-import type { StoreOptions } from './memory-store.js'
+  CompactionScheduler, DEFAULT_COMPACTION, LOCAL_ORIGIN, StoreError, mergeUpdatesInBatches, storeClosed, yieldToEventLoop, type DocStore, type LogEntry,
+  type Origin, type OriginRead, type StoreOptions, type StoredDoc, type Yield,
+} from '@georelay/core'
 
 export interface SqliteStoreOptions extends StoreOptions {
   /** When a commit returns: after fsync (`full`, the default) or after the WAL write (`normal`). */
   synchronous?: 'full' | 'normal'
 }
-import { mergeUpdatesInBatches, yieldToEventLoop, type Yield } from './updates.js'
 
 export const SQLITE_FILE = 'georelay.sqlite'
 const SCHEMA_VERSION = 1

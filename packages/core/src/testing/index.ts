@@ -1,0 +1,2 @@
+// The DocStore conformance suite moves here from core/test.
+export {}

@@ -1,0 +1,1 @@
+export { SQLITE_FILE, SqliteStore, type SqliteStoreOptions } from './sqlite-store.js'
