@@ -13,8 +13,7 @@ import { constants, type FileHandle, access, open, readFile, realpath, rm, renam
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import zlib from 'node:zlib'
-import type { OfflineStore, PendingWrite } from './offline-store.js'
-import { checkDocName, checkPut, checkRemove, closedError } from './memory-offline-store.js'
+import { checkDocName, checkPut, checkRemove, closedError, type OfflineStore, type PendingWrite } from './offline-store.js'
 
 export interface FileOfflineStoreOptions {
   /**

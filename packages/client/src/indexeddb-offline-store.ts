@@ -1,5 +1,4 @@
-import type { OfflineStore, PendingWrite } from './offline-store.js'
-import { checkDocName, checkPut, checkRemove, closedError } from './memory-offline-store.js'
+import { checkDocName, checkPut, checkRemove, closedError, type OfflineStore, type PendingWrite } from './offline-store.js'
 
 export interface IndexedDbOfflineStoreOptions {
   /** Database name; one database holds the pending writes of every document. */

@@ -1,36 +1,4 @@
-import type { OfflineStore, PendingWrite } from './offline-store.js'
-
-/**
- * Rejects arguments every store would otherwise mishandle in its own way (a NaN key is an error
- * in IndexedDB, a silent oddity in a file), so that all stores fail alike and early.
- * @internal shared by the stores of this package
- */
-export const checkPut = (docName: unknown, write: PendingWrite): void => {
-  checkDocName(docName)
-  if (!Number.isSafeInteger(write.writeId) || write.writeId < 0) {
-    throw new TypeError(`offline store: writeId must be a non-negative safe integer, got ${String(write.writeId)}`)
-  }
-  if (!(write.update instanceof Uint8Array)) {
-    throw new TypeError(`offline store: update of write ${write.writeId} must be a Uint8Array`)
-  }
-}
-
-/** @internal */
-export const checkRemove = (docName: unknown, upToWriteId: number): void => {
-  checkDocName(docName)
-  if (typeof upToWriteId !== 'number' || Number.isNaN(upToWriteId)) {
-    throw new TypeError(`offline store: upToWriteId must be a number, got ${String(upToWriteId)}`)
-  }
-}
-
-/** @internal */
-export const checkDocName = (docName: unknown): void => {
-  if (typeof docName !== 'string') throw new TypeError(`offline store: docName must be a string, got ${typeof docName}`)
-}
-
-/** @internal */
-export const closedError = (what: string): Error =>
-  new Error(`${what} is closed; open a new store (or a new GeoClient) to keep using it`)
+import { checkDocName, checkPut, checkRemove, closedError, type OfflineStore, type PendingWrite } from './offline-store.js'
 
 /**
  * Pending writes kept in this process only: nothing survives a crash or a reload, so it suits

@@ -12,8 +12,10 @@
  * compaction has folded entries a peer still lacks, `docsFoldedPast` names the documents to
  * bring up to date by state vector instead.
  *
- * Every store must pass the conformance suite in `packages/core/test/doc-store-conformance.ts`.
+ * Every store must pass the conformance suite of `@georelay/core/testing`.
  */
+import type { Yield } from './updates.js'
+
 /** The origin of entries written in this store's own region. */
 export const LOCAL_ORIGIN = ''
 
@@ -67,6 +69,15 @@ export interface CompactionThresholds {
 }
 
 export const DEFAULT_COMPACTION: CompactionThresholds = { updates: 500, bytes: 1 << 20 }
+
+/** Options every store takes; a store may add its own (SqliteStore: `synchronous`). */
+export interface StoreOptions {
+  compaction?: CompactionThresholds
+  /** How compaction yields between merge batches (tests inject a scheduler here). */
+  pause?: Yield
+  /** Called when a background compaction fails; the log is kept and retried on later appends. */
+  onCompactionError?: (docName: string, err: unknown) => void
+}
 
 export interface DocStore {
   /**

@@ -7,9 +7,10 @@ export {
 } from './updates.js'
 export {
   DEFAULT_COMPACTION, LOCAL_ORIGIN, StoreError, storeClosed, type CompactionThresholds, type Origin, type OriginEntry, type OriginRead, type DocStore, type LogEntry, type StoreErrorCode, type StoredDoc,
+  type StoreOptions,
 } from './doc-store.js'
 export { CompactionScheduler } from './compaction-scheduler.js'
-export { MemoryStore, type StoreOptions } from './memory-store.js'
+export { MemoryStore } from './memory-store.js'
 export { coalesceAwarenessUpdates, encodeAwarenessEntries, readAwarenessUpdate, type AwarenessEntry } from './awareness-update.js'
 export {
   PEER_PROTOCOL_VERSION, PeerMessageType, decodePeerMessage, encodePeerMessage, type BatchEntry, type Marks, type PeerMessage,

@@ -1,17 +1,9 @@
 import { CompactionScheduler } from './compaction-scheduler.js'
 import {
-  DEFAULT_COMPACTION, LOCAL_ORIGIN, storeClosed, type CompactionThresholds, type DocStore, type LogEntry, type Origin,
-  type OriginRead, type StoredDoc,
+  DEFAULT_COMPACTION, LOCAL_ORIGIN, storeClosed, type DocStore, type LogEntry, type Origin, type OriginRead, type StoreOptions,
+  type StoredDoc,
 } from './doc-store.js'
 import { mergeUpdatesInBatches, yieldToEventLoop, type Yield } from './updates.js'
-
-export interface StoreOptions {
-  compaction?: CompactionThresholds
-  /** How compaction yields between merge batches (tests inject a scheduler here). */
-  pause?: Yield
-  /** Called when a background compaction fails; the log is kept and retried on later appends. */
-  onCompactionError?: (docName: string, err: unknown) => void
-}
 
 interface MemoryEntry extends LogEntry {
   readonly docName: string

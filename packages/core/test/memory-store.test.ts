@@ -1,5 +1,5 @@
 import { MemoryStore } from '@georelay/core'
-import { describeDocStore } from './doc-store-conformance.js'
+import { describeDocStore } from '@georelay/core/testing'
 
 describeDocStore('MemoryStore', async options => {
   const store = new MemoryStore(options)

@@ -4,7 +4,7 @@ import {
   CloseCode, diffUpdate, EMPTY_UPDATE, isEmptyUpdate, MERGE_BATCH, mergeUpdates, mergeUpdatesInBatches, ProtocolError,
   stateVectorOf, validateStateVector, validateUpdate,
 } from '@georelay/core'
-import { contentOfUpdates, typedUpdates } from './doc-store-conformance.js'
+import { contentOfUpdates, typedUpdates } from '@georelay/core/testing'
 
 const expectProtocolError = (run: () => void, code: string) => {
   let err: unknown

@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from '@jest/globals'
 import Database from 'better-sqlite3'
 import { StoreError, type StoreOptions } from '@georelay/core'
 import { SQLITE_FILE, SqliteStore } from '@georelay/store-sqlite'
-import { describeDocStore, typedUpdates } from '../../core/test/doc-store-conformance.js'
+import { describeDocStore, typedUpdates } from '@georelay/core/testing'
 
 const tempDir = () => fs.mkdtempSync(path.join(os.tmpdir(), 'georelay-sqlite-'))
 

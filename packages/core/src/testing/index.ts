@@ -1,2 +1,3 @@
-// The DocStore conformance suite moves here from core/test.
-export {}
+export {
+  contentOf, contentOfUpdates, describeDocStore, typedUpdates, type ConformanceOptions, type DocStoreFixture,
+} from './doc-store-conformance.js'

@@ -1,13 +1,21 @@
 /**
  * What every DocStore must do, as a jest suite: call `describeDocStore` from a store's test file
- * with a setup that opens a fresh, empty store with the given options.
+ * with a setup that opens a fresh, empty store with the given options. From another repository:
+ *
+ *     import { describeDocStore } from '@georelay/core/testing'
+ *     describeDocStore('MyStore', async options => {
+ *       const store = new MyStore(options)
+ *       return { store, teardown: () => store.close() }
+ *     })
+ *
+ * The adapter's dev dependencies then need jest (run as ESM: core is ESM only), fast-check and
+ * yjs. A persistent store passes `{ persistent: true }` and a fixture with `reopen`.
  */
 import { afterEach, describe, expect, it } from '@jest/globals'
 import fc from 'fast-check'
 import * as Y from 'yjs'
-import {
-  LOCAL_ORIGIN, MERGE_BATCH, StoreError, yieldToEventLoop, type DocStore, type OriginEntry, type StoredDoc, type StoreOptions,
-} from '@georelay/core'
+import { LOCAL_ORIGIN, StoreError, type DocStore, type OriginEntry, type StoredDoc, type StoreOptions } from '../doc-store.js'
+import { MERGE_BATCH, yieldToEventLoop } from '../updates.js'
 
 export interface DocStoreFixture {
   store: DocStore
