@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process'
 import { tmpdir } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import type { WebsocketProvider } from 'y-websocket'
-import { LocalCluster } from '@georelay/relay'
+import { LocalCluster } from '@georelay/cluster'
 import { connectProvider, destroyProvider, nextEvent, waitForText, waitSynced } from '@georelay/testkit'
 
 const SCRIPT = fileURLToPath(new URL('../quickstart.js', import.meta.url))

@@ -42,3 +42,7 @@ export const parseLatency = (text: string): [string, number] => {
   if (match === null) throw new Error(`--latency "${text}" is not REGION:REGION=MS, like eu-west:us-east=40`)
   return [key(match[1] as string, match[2] as string), Number(match[3])]
 }
+
+/** Parses repeated `--latency a:b=MS` flags into `oneWayDelayMs` overrides; throws on the first bad one. */
+export const parseLatencies = (texts: readonly string[]): Record<string, number> =>
+  Object.fromEntries(texts.map(parseLatency))

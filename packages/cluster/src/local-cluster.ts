@@ -3,18 +3,14 @@
  * through the WAN simulator so that what crosses regions is as late as it would be between
  * real regions. Clients connect straight to their region's relay.
  */
-import crypto from 'node:crypto'
-import net from 'node:net'
-import path from 'node:path'
-import { type Logger, silentLogger } from './observability/index.js'
+import { type Logger, Relay, type RelayConfig, parseRelayConfig, silentLogger } from '@georelay/relay'
+import { ClusterPlan } from './cluster-plan.js'
 import { oneWayDelayMs } from './latency-table.js'
-import { type RelayConfig, parseRelayConfig } from './config/index.js'
-import { Relay } from './server/index.js'
-import { WanSimulator } from './wan-simulator.js'
+import type { WanSimulator } from './wan-simulator.js'
 
 export interface LocalClusterOptions {
   regions: string[]
-  /** Port of the first region's relay; the others follow. 0 picks free ports. */
+  /** Port of the first region's relay; the others follow. 0 picks free ports (again, if one is taken before its relay binds it). */
   basePort: number
   host?: string
   /** Each region's store lives in `<dataDir>/<region>`. */
@@ -42,75 +38,38 @@ export interface ClusterLinkInfo {
   cut: boolean
 }
 
-/** A port nothing listens on right now (for relays that must know each other's ports up front). */
-export const freePort = (host = '127.0.0.1'): Promise<number> => new Promise((resolve, reject) => {
-  const server = net.createServer()
-  server.once('error', reject)
-  server.listen(0, host, () => {
-    const { port } = server.address() as net.AddressInfo
-    server.close(() => resolve(port))
-  })
-})
-
 export class LocalCluster {
+  readonly wan: WanSimulator
   private readonly stopped = new Set<string>()
-  /** Starts and stops of one region, in order: a stop never overtakes a start still listening. */
-  private readonly transitions = new Map<string, Promise<unknown>>()
 
   private constructor (
     readonly regions: ClusterRegionInfo[],
-    readonly wan: WanSimulator,
-    private readonly configs: Map<string, RelayConfig>,
+    private readonly plan: ClusterPlan,
+    private readonly options: LocalClusterOptions,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.wan = plan.wan
+  }
 
   static async start (options: LocalClusterOptions): Promise<LocalCluster> {
-    const host = options.host ?? '127.0.0.1'
-    const unique = new Set(options.regions)
-    if (unique.size !== options.regions.length || options.regions.length === 0) throw new Error('--regions needs one or more distinct region names')
-    const ports = new Map<string, number>()
-    for (const [i, region] of options.regions.entries()) ports.set(region, options.basePort === 0 ? await freePort(host) : options.basePort + i)
-    const wan = new WanSimulator()
-    const meshSecret = options.meshSecret ?? crypto.randomBytes(16).toString('hex')
+    const plan = await ClusterPlan.create({
+      regions: options.regions,
+      basePort: options.basePort,
+      host: options.host,
+      dataDir: options.dataDir,
+      meshSecret: options.meshSecret,
+      delayMs: (a, b) => oneWayDelayMs(a, b, options.latency),
+    })
     const logger = options.logger ?? silentLogger
-    const relays: ClusterRegionInfo[] = []
-    const configs = new Map<string, RelayConfig>()
+    let relays: Map<string, Relay>
     try {
-      const peersOf = new Map<string, { region: string, url: string }[]>()
-      for (const from of options.regions) {
-        const peers = []
-        for (const to of options.regions) {
-          if (to === from) continue
-          const link = await wan.link(from, to, { host, port: ports.get(to) as number })
-          peers.push({ region: to, url: link.url, publicUrl: `ws://${host}:${ports.get(to) as number}` })
-          if (from < to) wan.setConditions(from, to, { delayMs: oneWayDelayMs(from, to, options.latency) })
-        }
-        peersOf.set(from, peers)
-      }
-      for (const region of options.regions) {
-        const config = parseRelayConfig({
-          region,
-          listen: { host, port: ports.get(region) },
-          dataDir: path.join(options.dataDir, region),
-          store: options.store,
-          peers: peersOf.get(region),
-          meshSecret,
-          // A cluster on one machine is for trying things out: anyone on it may read and write,
-          // and see every link's state.
-          auth: { anonymous: 'rw' },
-          http: { regions: 'full' },
-        }, `cluster region ${region}`)
-        const relay = await Relay.start({ config, logger })
-        // With port 0 a relay binds any port; a restart must find it at the same one.
-        configs.set(region, { ...config, listen: { ...config.listen, port: relay.port } })
-        relays.push({ region, url: relay.url, relay })
-      }
+      relays = await plan.startAll(region => Relay.start({ config: configOf(plan, options, region), logger }), (_, relay) => relay.close())
     } catch (err) {
-      await Promise.allSettled(relays.map(r => r.relay.close()))
-      await wan.close()
+      await plan.close()
       throw err
     }
-    return new LocalCluster(relays, wan, configs, logger)
+    const regions = plan.regions.map(region => ({ region, url: plan.url(region), relay: relays.get(region) as Relay }))
+    return new LocalCluster(regions, plan, options, logger)
   }
 
   /** Whether the region's relay is running (not stopped by `stopRegion`). */
@@ -127,7 +86,7 @@ export class LocalCluster {
    */
   stopRegion (region: string): Promise<void> {
     const info = this.info(region)
-    return this.inOrder(region, async () => {
+    return this.plan.inOrder(region, async () => {
       if (this.stopped.has(region)) return
       this.stopped.add(region)
       await info.relay.close()
@@ -137,9 +96,9 @@ export class LocalCluster {
   /** Starts a stopped region's relay again on the same port and data directory; resolves with it listening. */
   startRegion (region: string): Promise<Relay> {
     const info = this.info(region)
-    return this.inOrder(region, async () => {
+    return this.plan.inOrder(region, async () => {
       if (!this.stopped.has(region)) return info.relay
-      const relay = await Relay.start({ config: this.configs.get(region) as RelayConfig, logger: this.logger })
+      const relay = await Relay.start({ config: configOf(this.plan, this.options, region), logger: this.logger })
       info.relay = relay
       this.stopped.delete(region)
       return relay
@@ -148,14 +107,14 @@ export class LocalCluster {
 
   /** Cuts both directions between two regions (bytes are held, as in a partition, until `heal`). */
   cut (a: string, b: string): void {
-    this.info(a)
-    this.info(b)
+    this.plan.check(a)
+    this.plan.check(b)
     this.wan.cut(a, b)
   }
 
   heal (a: string, b: string): void {
-    this.info(a)
-    this.info(b)
+    this.plan.check(a)
+    this.plan.check(b)
     this.wan.heal(a, b)
   }
 
@@ -179,20 +138,20 @@ export class LocalCluster {
   }
 
   async close (): Promise<void> {
-    await Promise.allSettled([...this.transitions.values()])
+    await this.plan.settled()
     await Promise.allSettled(this.regions.map(r => r.relay.close()))
-    await this.wan.close()
+    await this.plan.close()
   }
 
   private info (region: string): ClusterRegionInfo {
-    const info = this.regions.find(r => r.region === region)
-    if (info === undefined) throw new Error(`no region "${region}" in this cluster (it has ${this.regions.map(r => r.region).join(', ')})`)
-    return info
-  }
-
-  private inOrder<T> (region: string, step: () => Promise<T>): Promise<T> {
-    const result = (this.transitions.get(region) ?? Promise.resolve()).catch(() => {}).then(step)
-    this.transitions.set(region, result)
-    return result
+    this.plan.check(region)
+    return this.regions.find(r => r.region === region) as ClusterRegionInfo
   }
 }
+
+/**
+ * A region's relay configuration: the plan's wiring, and what a cluster on one machine is for:
+ * trying things out, so anyone on it may read and write, and see every link's state.
+ */
+const configOf = (plan: ClusterPlan, options: LocalClusterOptions, region: string): RelayConfig =>
+  parseRelayConfig({ ...plan.relayConfig(region), store: options.store, auth: { anonymous: 'rw' }, http: { regions: 'full' } }, `cluster region ${region}`)

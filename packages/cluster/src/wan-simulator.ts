@@ -1,5 +1,5 @@
 /**
- * A simulated WAN between regions for tests. Relays of different regions talk over TCP
+ * A simulated WAN between regions, for `georelay cluster`, tests and benchmarks. Relays of different regions talk over TCP
  * (WebSocket); in tests they all listen on 127.0.0.1, so each cross-region connection is routed
  * through a userspace TCP proxy here, which delays, jitters, stalls or holds each direction of a
  * region pair independently. There is no tc/netem on the machines that run the tests, and a
@@ -47,6 +47,12 @@ export interface WanSimulatorOptions {
    * TCP back-pressure. Bounds memory during a long cut. Default 16 MiB.
    */
   maxPendingBytes?: number
+}
+
+/** Where a link forwards: a relay's address (host default 127.0.0.1). */
+export interface LinkTarget {
+  host?: string
+  port: number
 }
 
 export interface LinkEndpoint {
@@ -376,18 +382,21 @@ export class WanSimulator extends EventEmitter<WanEvents> implements SimulatorCo
   /**
    * Opens a proxy on 127.0.0.1 and an ephemeral port that forwards to `target`; `from` connects
    * to it to reach `to`. Connections are accepted even while a direction is cut: a partition
-   * doesn't refuse connections, it just never answers.
+   * doesn't refuse connections, it just never answers. A function `target` is asked at each
+   * connection (so a link can exist before the port it leads to is chosen); while it answers
+   * undefined, connections are reset as if nothing listened there.
    */
-  async link (from: string, to: string, target: { host?: string, port: number }): Promise<LinkEndpoint> {
+  async link (from: string, to: string, target: LinkTarget | (() => LinkTarget | undefined)): Promise<LinkEndpoint> {
     if (this.closed) throw new Error('WanSimulator is closed')
     const forward = this.direction(from, to)
     const reverse = this.direction(to, from)
     const server = net.createServer({ allowHalfOpen: true, noDelay: true }, client => {
-      if (this.closed) {
+      const to = typeof target === 'function' ? target() : target
+      if (this.closed || to === undefined) {
         client.destroy()
         return
       }
-      this.proxy(client, target, forward, reverse)
+      this.proxy(client, to, forward, reverse)
     })
     server.on('error', () => {})
     this.servers.add(server)
@@ -507,7 +516,7 @@ export class WanSimulator extends EventEmitter<WanEvents> implements SimulatorCo
     await Promise.all(closing)
   }
 
-  private proxy (client: net.Socket, target: { host?: string, port: number }, forward: Direction, reverse: Direction): void {
+  private proxy (client: net.Socket, target: LinkTarget, forward: Direction, reverse: Direction): void {
     const upstream = net.connect({ host: target.host ?? LOOPBACK, port: target.port, allowHalfOpen: true, noDelay: true })
     const pipes: [Pipe, Pipe] = [new Pipe(forward, client, upstream, this), new Pipe(reverse, upstream, client, this)]
     const connection: Connection = { client, upstream, pipes }

@@ -1,7 +1,32 @@
 import { afterEach, describe, expect, it } from '@jest/globals'
 import { type ChildProcess, spawn } from 'node:child_process'
 import type { WebsocketProvider } from 'y-websocket'
+import * as clusterPackage from '@georelay/cluster'
 import { GEORELAY_BIN, connectProvider, destroyProvider, nextEvent, waitForText, waitSynced } from '@georelay/testkit'
+import type { ClusterPackage } from '../../relay/src/cli/cli.js'
+
+/**
+ * Node flags under which `import('@georelay/cluster')` fails as it does where the package is not
+ * installed (a resolve hook), so that a run shows what needs the package and what does not.
+ */
+const HIDE_CLUSTER_HOOK = [
+  'export async function resolve (specifier, context, next) {',
+  '  if (specifier !== "@georelay/cluster") return next(specifier, context)',
+  '  throw Object.assign(new Error("Cannot find package \'@georelay/cluster\' imported from " + context.parentURL), { code: "ERR_MODULE_NOT_FOUND" })',
+  '}',
+].join('\n')
+const WITHOUT_CLUSTER = ['--import', `data:text/javascript,${encodeURIComponent(`import { register } from 'node:module'; register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(HIDE_CLUSTER_HOOK)}`)})`)}`]
+
+/** Runs `georelay ARGS` to its end; 'close' comes after stdio is drained, so the output is complete. */
+const run = async (args: string[], nodeFlags: string[] = []): Promise<{ code: number | null, stdout: string, stderr: string }> => {
+  const child = spawn(process.execPath, [...nodeFlags, GEORELAY_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk })
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+  const [code] = await nextEvent<[number | null]>(child, 'close', { what: `georelay ${args.join(' ')} to exit` })
+  return { code, stdout, stderr }
+}
 
 interface Started { child: ChildProcess, urls: Map<string, string>, output: () => string }
 
@@ -54,12 +79,25 @@ describe('georelay cluster', () => {
   })
 
   it('refuses bad flags with exit code 2 and says what is wrong', async () => {
-    const child = spawn(process.execPath, [GEORELAY_BIN, 'cluster', '--latency', 'eu-west=40'], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let stderr = ''
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
-    // 'close' comes after stdio is drained, so stderr is complete.
-    const [code] = await nextEvent<[number | null]>(child, 'close', { what: 'the cluster to refuse' })
+    const { code, stderr } = await run(['cluster', '--latency', 'eu-west=40'])
     expect(code).toBe(2)
     expect(stderr).toMatch(/--latency "eu-west=40" is not REGION:REGION=MS/)
+  })
+
+  it('without @georelay/cluster installed, exits 1 saying how to install it; the rest of the CLI does not need it', async () => {
+    const cluster = await run(['cluster', '--base-port', '0', '--store', 'memory'], WITHOUT_CLUSTER)
+    expect(cluster).toEqual({ code: 1, stdout: '', stderr: 'georelay cluster needs the @georelay/cluster package: npm install @georelay/cluster\n' })
+    // Bad flags are still bad flags.
+    expect((await run(['cluster', '--store', 'disk'], WITHOUT_CLUSTER)).code).toBe(2)
+    const help = await run(['--help'], WITHOUT_CLUSTER)
+    expect(help.code).toBe(0)
+    // The help states the table's default delay without loading the table: it must say the same.
+    expect(help.stdout).toContain(`real inter-region latencies (${clusterPackage.DEFAULT_ONE_WAY_MS} ms for pairs it does not know)`)
+  })
+
+  it('the package is what the CLI, which imports it by a name in a variable, takes it for', () => {
+    const asTheCliSeesIt: ClusterPackage = clusterPackage
+    expect(asTheCliSeesIt.parseLatencies(['us-east:eu-west=40', 'ap-south:eu-west=7'])).toEqual({ 'eu-west:us-east': 40, 'ap-south:eu-west': 7 })
+    expect(() => asTheCliSeesIt.parseLatencies(['eu-west=40'])).toThrow('--latency "eu-west=40" is not REGION:REGION=MS')
   })
 })

@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import type { WebsocketProvider } from 'y-websocket'
-import { LocalCluster } from '@georelay/relay'
+import { LocalCluster } from '@georelay/cluster'
 import { connectProvider, destroyProvider, waitForText, waitSynced } from '@georelay/testkit'
 
 describe('LocalCluster', () => {

@@ -355,6 +355,20 @@ describe('WanSimulator', () => {
     expect(sim.stats('eu', 'us').bytesDropped).toBe(7)
   })
 
+
+  it('a target given as a function is looked up at each connection: none yet resets, a new port is followed', async () => {
+    const sim = simulator()
+    let target: { port: number } | undefined
+    const link = await sim.link('eu', 'us', () => target)
+    await (await connect(link.port)).closing('the client to be reset while the link leads nowhere')
+    for (const text of ['first', 'second']) {
+      const server = await startEcho()
+      target = { port: server.port }
+      const client = await connect(link.port)
+      client.socket.write(text)
+      expect(await client.received(text.length, `the echo of ${text}`)).toBe(text)
+    }
+  })
   it('stats count bytes and chunks per direction; capture holds what crossed, or was held', async () => {
     const sim = simulator({ capture: true })
     const { port } = await startEcho()

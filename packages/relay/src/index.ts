@@ -10,9 +10,3 @@ export {
 } from './config/index.js'
 export type { Agreement, LinkErrorKind, MeshTiming, PeerInfo, PeerPolicyInfo } from './mesh/index.js'
 export { type LogFields, type LogLevel, type Logger, formatLine, silentLogger, stderrLogger, streamLogger } from './observability/index.js'
-export {
-  WanSimulator, type DirectionOptions, type DirectionStats, type LinkConditions, type LinkEndpoint, type LossConditions, type WanEvents,
-  type WanSimulatorOptions,
-} from './wan-simulator.js'
-export { LocalCluster, freePort, type ClusterRegionInfo, type LocalClusterOptions } from './local-cluster.js'
-export { DEFAULT_ONE_WAY_MS, knownOneWayMs, oneWayDelayMs, parseLatency } from './latency-table.js'

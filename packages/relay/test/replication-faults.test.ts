@@ -2,7 +2,8 @@ import { afterEach, describe, expect, it } from '@jest/globals'
 import WebSocket from 'ws'
 import * as Y from 'yjs'
 import { MemoryStore, type Origin, StoreError } from '@georelay/core'
-import { Relay, freePort, parseRelayConfig, silentLogger } from '@georelay/relay'
+import { freePorts } from '@georelay/cluster'
+import { Relay, parseRelayConfig, silentLogger } from '@georelay/relay'
 import { nextEvent, on, waitUntil } from '@georelay/testkit'
 
 /** A store that refuses exactly one append of a replicated entry, like a transient disk error. */
@@ -32,7 +33,7 @@ const start = async (region: string, port: number, peer: string, peerPort: numbe
 
 describe('replication under faults', () => {
   it('a replicated append that fails is sent again: no hole behind the marks', async () => {
-    const [pa, pb] = [await freePort(), await freePort()]
+    const [pa, pb] = await freePorts(2) as [number, number]
     // No compaction on a: b must get a's entries as replicated appends, not as a catch-up.
     const storeA = new MemoryStore({ compaction: { updates: 1e9, bytes: 1e12 } })
     // 2000 entries in a's log before anything starts: many batches in flight when the link
@@ -58,7 +59,7 @@ describe('replication under faults', () => {
   })
 
   it('a protocol violation on a peer socket does not take the relay down', async () => {
-    const [pa, pb] = [await freePort(), await freePort()]
+    const [pa, pb] = await freePorts(2) as [number, number]
     const a = await start('a', pa, 'b', pb, new MemoryStore())
     const ws = new WebSocket(`${a.url}/v1/peer`, { headers: { authorization: `Bearer ${'x'.repeat(32)}`, 'x-georelay-region': 'b' } })
     await nextEvent(ws, 'open', { what: 'the upgrade' })

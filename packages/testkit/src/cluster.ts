@@ -2,13 +2,16 @@
  * An N-region cluster on loopback for tests: one relay per region, every pair of relays
  * linked through the WAN simulator, clients connecting straight to their region's relay.
  * Relays run in-process (to look inside) or as real `georelay relay` processes (to kill -9).
+ * The wiring (ports, links, peer lists, the order of a region's starts and stops) is
+ * @georelay/cluster's ClusterPlan, as under LocalCluster; this adds test defaults and faults.
  */
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { type DocStore, MemoryStore } from '@georelay/core'
 import { SqliteStore } from '@georelay/store-sqlite'
-import { type Logger, Relay, type RelayConfigInput, WanSimulator, type WanSimulatorOptions, freePort, parseRelayConfig, silentLogger } from '@georelay/relay'
+import { ClusterPlan, type WanSimulator, type WanSimulatorOptions } from '@georelay/cluster'
+import { type Logger, Relay, type RelayConfigInput, parseRelayConfig, silentLogger } from '@georelay/relay'
 import { type RelayProcess, startRelayProcess } from './relay-process.js'
 
 export const TEST_MESH_SECRET = 'test-mesh-secret-of-at-least-32-bytes'
@@ -46,49 +49,62 @@ export interface ClusterRegion {
   process: RelayProcess | undefined
 }
 
+/** A region's entry: its port and URL are the plan's (picked again if a port was taken at start). */
+class Region implements ClusterRegion {
+  relay: Relay | undefined = undefined
+  process: RelayProcess | undefined = undefined
+
+  constructor (readonly region: string, private readonly plan: ClusterPlan) {}
+
+  get port (): number {
+    return this.plan.port(this.region)
+  }
+
+  get url (): string {
+    return this.plan.url(this.region)
+  }
+}
+
 export class TestCluster {
   readonly regions = new Map<string, ClusterRegion>()
-  private readonly peerUrls = new Map<string, { region: string, url: string, publicUrl: string }[]>()
+  readonly wan: WanSimulator
   private readonly stores = new Map<string, DocStore>()
   /** Regions whose relay process is stopped by SIGSTOP. */
   private readonly paused = new Set<string>()
 
-  private constructor (readonly options: ClusterOptions, readonly wan: WanSimulator, readonly dataDir: string) {}
+  private constructor (readonly options: ClusterOptions, private readonly plan: ClusterPlan, readonly dataDir: string) {
+    this.wan = plan.wan
+    for (const region of plan.regions) this.regions.set(region, new Region(region, plan))
+  }
 
   static async start (options: ClusterOptions): Promise<TestCluster> {
-    const wan = new WanSimulator(options.wan)
-    const cluster = new TestCluster(options, wan, fs.mkdtempSync(path.join(os.tmpdir(), 'georelay-cluster-')))
-    const ports = new Map<string, number>()
-    for (const region of options.regions) ports.set(region, await freePort())
-    for (const from of options.regions) {
-      const peers: { region: string, url: string, publicUrl: string }[] = []
-      for (const to of options.regions) {
-        if (to === from) continue
-        const link = await wan.link(from, to, { port: ports.get(to) as number })
-        peers.push({ region: to, url: link.url, publicUrl: `ws://127.0.0.1:${ports.get(to) as number}` })
-        if (options.delayMs !== undefined && from < to) wan.setConditions(from, to, { delayMs: options.delayMs(from, to) })
-      }
-      cluster.peerUrls.set(from, peers)
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'georelay-cluster-'))
+    let plan: ClusterPlan
+    try {
+      plan = await ClusterPlan.create({ regions: options.regions, dataDir, meshSecret: TEST_MESH_SECRET, wan: options.wan, delayMs: options.delayMs })
+    } catch (err) {
+      fs.rmSync(dataDir, { recursive: true, force: true })
+      throw err
     }
-    for (const region of options.regions) {
-      const port = ports.get(region) as number
-      cluster.regions.set(region, { region, port, url: `ws://127.0.0.1:${port}`, relay: undefined, process: undefined })
+    const cluster = new TestCluster(options, plan, dataDir)
+    try {
+      await plan.startAll(region => cluster.launch(region), region => cluster.halt(region))
+    } catch (err) {
+      await cluster.close()
+      throw err
     }
-    await Promise.all(options.regions.map(region => cluster.startRegion(region)))
     return cluster
   }
 
   get (region: string): ClusterRegion {
-    const found = this.regions.get(region)
-    if (found === undefined) throw new Error(`no region ${region} in this cluster`)
-    return found
+    this.plan.check(region)
+    return this.regions.get(region) as ClusterRegion
   }
 
   url (region: string): string {
     return this.get(region).url
   }
 
-  /** The in-process relay of a region (throws in process mode or while it is stopped). */
   /** The store of an in-process region: what a test reads to see what is durable there. */
   store (region: string): DocStore {
     const store = this.stores.get(region)
@@ -96,6 +112,7 @@ export class TestCluster {
     return store
   }
 
+  /** The in-process relay of a region (throws in process mode or while it is stopped). */
   relay (region: string): Relay {
     const relay = this.get(region).relay
     if (relay === undefined) throw new Error(`region ${region} has no in-process relay running`)
@@ -104,19 +121,17 @@ export class TestCluster {
 
   private config (region: string): RelayConfigInput {
     const { config = {} } = this.options
+    const own = this.options.configFor?.(region) ?? {}
     return {
       ...config,
-      ...this.options.configFor?.(region),
+      ...own,
       // Tests of everything but authentication connect without tokens.
-      auth: { anonymous: 'rw', ...config.auth, ...this.options.configFor?.(region).auth },
-      region,
-      listen: { host: '127.0.0.1', port: this.get(region).port },
-      peers: this.peerUrls.get(region) ?? [],
-      meshSecret: this.options.configFor?.(region).meshSecret ?? TEST_MESH_SECRET,
+      auth: { anonymous: 'rw', ...config.auth, ...own.auth },
+      ...this.plan.relayConfig(region),
+      ...(own.meshSecret === undefined ? {} : { meshSecret: own.meshSecret }),
       replication: { ...TEST_REPLICATION, ...config.replication },
       // Tests read every link's state from /v1/regions, as an operator would.
       http: { regions: 'full', ...config.http },
-      dataDir: path.join(this.dataDir, region),
     }
   }
 
@@ -126,57 +141,33 @@ export class TestCluster {
    */
   async clientEndpoints (from: string, delays: Record<string, number>): Promise<{ name: string, url: string }[]> {
     const endpoints: { name: string, url: string }[] = []
-    for (const region of this.options.regions) {
-      const link = await this.wan.link(from, region, { port: this.get(region).port })
+    for (const region of this.plan.regions) {
+      const link = await this.wan.link(from, region, { port: this.plan.port(region) })
       this.wan.setConditions(from, region, { delayMs: delays[region] ?? 0 })
       endpoints.push({ name: region, url: link.url })
     }
     return endpoints
   }
 
-  /** Starts (or restarts) a region's relay on its port, with its data. */
+  /** Starts (or restarts) a region's relay on its port, with its data, after its earlier starts and stops. */
   async startRegion (region: string): Promise<void> {
-    const entry = this.get(region)
-    if (this.options.mode === 'process') {
-      const file = path.join(this.dataDir, `${region}.json`)
-      fs.writeFileSync(file, JSON.stringify({ ...this.config(region), store: 'sqlite' }))
-      entry.process = await startRelayProcess({ args: ['--config', file], ...(this.options.startTimeoutMs === undefined ? {} : { timeoutMs: this.options.startTimeoutMs }) })
-      return
-    }
-    let store = this.stores.get(region)
-    if (store === undefined || this.options.store === 'sqlite') {
-      store = this.options.store === 'sqlite' ? new SqliteStore(path.join(this.dataDir, region)) : new MemoryStore()
-      this.stores.set(region, store)
-    }
-    entry.relay = await Relay.start({ config: parseRelayConfig({ ...this.config(region), store: this.options.store ?? 'memory' }), store, logger: this.loggerFor(region) })
-  }
-
-  private loggerFor (region: string): Logger {
-    const { logger } = this.options
-    return typeof logger === 'function' ? logger(region) : logger ?? silentLogger
+    return this.plan.inOrder(region, () => this.launch(region))
   }
 
   /** Stops a region's relay cleanly (drain); its data stays for a restart. */
   async stopRegion (region: string): Promise<void> {
-    const entry = this.get(region)
-    // A stopped process would keep SIGTERM pending forever.
-    this.resumeRegion(region)
-    if (entry.process !== undefined) await entry.process.stop()
-    if (entry.relay !== undefined) {
-      if (this.options.store !== 'sqlite') this.stores.set(region, new MemoryStore()) // a memory store does not survive its relay
-      await entry.relay.close()
-    }
-    entry.process = undefined
-    entry.relay = undefined
+    return this.plan.inOrder(region, () => this.halt(region))
   }
 
   /** kill -9 of a region's relay process (process mode only). */
   async killRegion (region: string): Promise<void> {
     const entry = this.get(region)
-    if (entry.process === undefined) throw new Error(`region ${region} has no relay process to kill`)
-    await entry.process.kill9()
-    entry.process = undefined
-    this.paused.delete(region)
+    return this.plan.inOrder(region, async () => {
+      if (entry.process === undefined) throw new Error(`region ${region} has no relay process to kill`)
+      await entry.process.kill9()
+      entry.process = undefined
+      this.paused.delete(region)
+    })
   }
 
   /**
@@ -203,7 +194,49 @@ export class TestCluster {
   async close (): Promise<void> {
     await Promise.all([...this.regions.keys()].map(region => this.stopRegion(region).catch(() => {})))
     for (const process of [...this.regions.values()].map(r => r.process)) await process?.kill9()
-    await this.wan.close()
+    await this.plan.close()
     fs.rmSync(this.dataDir, { recursive: true, force: true })
+  }
+
+  /** Starts the region's relay, in-process or as a process, on its planned port. */
+  private async launch (region: string): Promise<void> {
+    const entry = this.get(region)
+    if (this.options.mode === 'process') {
+      const file = path.join(this.dataDir, `${region}.json`)
+      fs.writeFileSync(file, JSON.stringify({ ...this.config(region), store: 'sqlite' }))
+      entry.process = await startRelayProcess({ args: ['--config', file], ...(this.options.startTimeoutMs === undefined ? {} : { timeoutMs: this.options.startTimeoutMs }) })
+      return
+    }
+    let store = this.stores.get(region)
+    if (store === undefined || this.options.store === 'sqlite') {
+      store = this.options.store === 'sqlite' ? new SqliteStore(path.join(this.dataDir, region)) : new MemoryStore()
+      this.stores.set(region, store)
+    }
+    try {
+      entry.relay = await Relay.start({ config: parseRelayConfig({ ...this.config(region), store: this.options.store ?? 'memory' }), store, logger: this.loggerFor(region) })
+    } catch (err) {
+      // A relay that did not start leaves its store open: close it, and open a new one next time.
+      this.stores.delete(region)
+      await store.close().catch(() => {})
+      throw err
+    }
+  }
+
+  private async halt (region: string): Promise<void> {
+    const entry = this.get(region)
+    // A stopped process would keep SIGTERM pending forever.
+    this.resumeRegion(region)
+    if (entry.process !== undefined) await entry.process.stop()
+    if (entry.relay !== undefined) {
+      if (this.options.store !== 'sqlite') this.stores.set(region, new MemoryStore()) // a memory store does not survive its relay
+      await entry.relay.close()
+    }
+    entry.process = undefined
+    entry.relay = undefined
+  }
+
+  private loggerFor (region: string): Logger {
+    const { logger } = this.options
+    return typeof logger === 'function' ? logger(region) : logger ?? silentLogger
   }
 }

@@ -4,7 +4,7 @@ export { connectProvider, destroyProvider, waitForText, waitSynced } from './y-w
 export { startTestRelay, storeOf, type TestRelayOptions } from './test-relay.js'
 export { compareReplicas, setFullCheck, type ConvergenceReport, type SetFullReport } from './convergence.js'
 export { TEST_MESH_SECRET, TEST_REPLICATION, TestCluster, type ClusterOptions, type ClusterRegion } from './cluster.js'
-export { WanSimulator, type DirectionOptions, type DirectionStats, type LinkConditions, type LinkEndpoint, type LossConditions, type WanEvents, type WanSimulatorOptions } from '@georelay/relay'
+export { WanSimulator, type DirectionOptions, type DirectionStats, type LinkConditions, type LinkEndpoint, type LossConditions, type WanEvents, type WanSimulatorOptions } from '@georelay/cluster'
 export { loadTrace, syntheticTrace, type EditingTrace, type Patch } from './editing-trace.js'
 export { measureMesh, type MeshMeasurement } from './measure-mesh.js'
 export { CHROMIUM_ARGS, CHROMIUM_PATH, bundleForBrowser, launchChromium, serveStatic, type ChromiumSession, type LaunchChromiumOptions, type StaticFile, type StaticServer } from './chromium.js'

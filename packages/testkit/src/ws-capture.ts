@@ -36,7 +36,7 @@ const inflateInOrder = (compressed: Buffer[]): Buffer[] => {
 }
 
 /**
- * Splits one connection's captured bytes (one direction: see WanSimulator.captureByConnection)
+ * Splits one connection's captured bytes (one direction: see @georelay/cluster's WanSimulator.captureByConnection)
  * into WebSocket messages. Throws on bytes that are not HTTP-then-frames, so a test never
  * passes on a capture it could not read. A connection cut mid-frame ends at its last whole frame.
  */

@@ -7,7 +7,7 @@
  * A POST answers with the snapshot after the change.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { LocalCluster } from '@georelay/relay'
+import type { LocalCluster } from '@georelay/cluster'
 import type { ApiError, ClusterSnapshot } from '../shared/cluster-snapshot.js'
 import { snapshotOf } from './snapshot.js'
 

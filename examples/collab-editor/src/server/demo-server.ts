@@ -6,7 +6,8 @@ import { readFile } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
-import { LocalCluster, type Logger } from '@georelay/relay'
+import { LocalCluster } from '@georelay/cluster'
+import type { Logger } from '@georelay/relay'
 import { ControlApi } from './control-api.js'
 
 export interface DemoOptions {

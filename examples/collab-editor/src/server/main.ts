@@ -3,7 +3,8 @@
  * second copy can move it off the default ports). Exit codes: 0 stopped, 1 failed, 2 bad usage.
  */
 import { parseArgs } from 'node:util'
-import { type LogLevel, parseLatency, stderrLogger } from '@georelay/relay'
+import { parseLatencies } from '@georelay/cluster'
+import { type LogLevel, stderrLogger } from '@georelay/relay'
 import { startDemoServer } from './demo-server.js'
 
 export const HELP = `georelay demo — a collaborative editor over a local three-region cluster
@@ -68,12 +69,9 @@ export const main = async (argv: string[]): Promise<number> => {
   if (values.store !== 'sqlite' && values.store !== 'memory') return usage(`--store must be sqlite or memory, not "${values.store}"`)
   if (!['debug', 'info', 'warn', 'error'].includes(values['log-level'])) return usage(`--log-level must be debug, info, warn or error, not "${values['log-level']}"`)
   const regions = values.regions.split(',').map(r => r.trim()).filter(Boolean)
-  const latency: Record<string, number> = {}
+  let latency: Record<string, number>
   try {
-    for (const text of values.latency ?? []) {
-      const [pair, ms] = parseLatency(text)
-      latency[pair] = ms
-    }
+    latency = parseLatencies(values.latency ?? [])
   } catch (err) {
     return usage((err as Error).message)
   }

@@ -1,5 +1,5 @@
 /** The cluster as the page shows it, read from the in-process relays and the WAN simulator. */
-import type { LocalCluster } from '@georelay/relay'
+import type { LocalCluster } from '@georelay/cluster'
 import type { ClusterSnapshot, RegionSnapshot } from '../shared/cluster-snapshot.js'
 
 export const snapshotOf = (cluster: LocalCluster): ClusterSnapshot => {

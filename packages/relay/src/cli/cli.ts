@@ -3,10 +3,39 @@
  */
 import { parseArgs } from 'node:util'
 import { ConfigError, type ConfigOverrides, MIN_SECRET_BYTES, dataDirOf, loadRelayConfig } from '../config/index.js'
-import { stderrLogger, type LogLevel } from '../observability/index.js'
+import { type Logger, stderrLogger, type LogLevel } from '../observability/index.js'
 import { Relay } from '../server/index.js'
-import { LocalCluster } from '../local-cluster.js'
-import { DEFAULT_ONE_WAY_MS, parseLatency } from '../latency-table.js'
+
+/**
+ * `georelay cluster` runs this package, loaded only by that command: it depends on this one (and
+ * holds the WAN simulator, which a production relay has no use for), so it is an optional peer,
+ * imported by a name held in a variable rather than statically.
+ */
+const CLUSTER_PACKAGE: string = '@georelay/cluster'
+
+/** What `georelay cluster` uses of @georelay/cluster. */
+export interface ClusterPackage {
+  /** `--latency A:B=MS` flags as one-way delay overrides; throws saying which one is wrong. */
+  parseLatencies (texts: readonly string[]): Record<string, number>
+  LocalCluster: {
+    start (options: {
+      regions: string[]
+      basePort: number
+      host: string
+      dataDir: string
+      store: 'sqlite' | 'memory'
+      latency: Record<string, number>
+      meshSecret?: string
+      logger: Logger
+    }): Promise<RunningCluster>
+  }
+}
+
+interface RunningCluster {
+  /** Each region's URL, then each pair's one-way delay: what the command prints. */
+  describe (): string[]
+  close (): Promise<void>
+}
 
 export const HELP = `georelay — multi-region, active-active sync for Yjs documents
 
@@ -48,7 +77,7 @@ georelay relay
 georelay cluster
   Starts one relay per region on this machine, each with its own store, linked
   through a simulated WAN whose one-way delays come from a built-in table of
-  real inter-region latencies (${DEFAULT_ONE_WAY_MS} ms for pairs it does not know). Prints each
+  real inter-region latencies (50 ms for pairs it does not know). Prints each
   region's URL. Clients connect straight to their region's relay.
 
   --regions A,B,C      region names (default us-east,eu-west,ap-south)
@@ -148,6 +177,20 @@ const runRelay = async (args: string[]): Promise<number> => {
   return untilSignal('drain', () => relay.close(), signal => logger.log('info', 'draining', { signal }))
 }
 
+/** @georelay/cluster, or null once it said why it cannot be loaded. */
+const loadClusterPackage = async (): Promise<ClusterPackage | null> => {
+  try {
+    return await import(CLUSTER_PACKAGE) as ClusterPackage
+  } catch (err) {
+    const { code, message } = err as NodeJS.ErrnoException
+    const missing = code === 'ERR_MODULE_NOT_FOUND' && message.includes(`'${CLUSTER_PACKAGE}'`)
+    process.stderr.write(missing
+      ? `georelay cluster needs the ${CLUSTER_PACKAGE} package: npm install ${CLUSTER_PACKAGE}\n`
+      : `georelay: ${CLUSTER_PACKAGE} could not be loaded (${message})\n`)
+    return null
+  }
+}
+
 const runCluster = async (args: string[]): Promise<number> => {
   let parsed
   try {
@@ -183,18 +226,17 @@ const runCluster = async (args: string[]): Promise<number> => {
   if (!LOG_LEVELS.has(v['log-level'])) return usage(`--log-level must be debug, info, warn or error, not "${v['log-level']}"`)
   const secret = v['mesh-secret']
   if (secret !== undefined && Buffer.byteLength(secret) < MIN_SECRET_BYTES) return usage(`--mesh-secret must be at least ${MIN_SECRET_BYTES} bytes (openssl rand -hex 32)`)
-  const latency: Record<string, number> = {}
+  const clusterPackage = await loadClusterPackage()
+  if (clusterPackage === null) return 1
+  let latency: Record<string, number>
   try {
-    for (const text of v.latency ?? []) {
-      const [pair, ms] = parseLatency(text)
-      latency[pair] = ms
-    }
+    latency = clusterPackage.parseLatencies(v.latency ?? [])
   } catch (err) {
     return usage((err as Error).message)
   }
-  let cluster: LocalCluster
+  let cluster: RunningCluster
   try {
-    cluster = await LocalCluster.start({
+    cluster = await clusterPackage.LocalCluster.start({
       regions,
       basePort: Number(v['base-port']),
       host: v.host,
