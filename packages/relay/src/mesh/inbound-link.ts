@@ -1,86 +1,74 @@
 /**
- * The accepting side of a peer's link: it stores what the peer pushes, in order, and
- * acknowledges each batch once it is durable, with this relay's marks.
+ * A peer's link to this relay, the acceptor's side of the peer protocol: it answers with this
+ * relay's `welcome` (its marks) and `policy`, stores what the peer pushes in arrival order, and
+ * acknowledges each batch once it is durable, with this relay's marks. Once a store write
+ * failed nothing more is acknowledged on the link: the peer redials and resends from the marks
+ * that were durable, so no hole is left behind them.
  */
 import type WebSocket from 'ws'
-import {
-  CloseCode, PEER_PROTOCOL_VERSION, type PeerMessage, ProtocolError, closeReason, decodePeerMessage, encodePeerMessage, stateVectorOf,
-} from '@georelay/core'
-import { checkPeerMessage } from './peer-message-checks.js'
-import type { Mesh } from './mesh.js'
+import { CloseCode, PEER_PROTOCOL_VERSION, type PeerMessage, stateVectorOf } from '@georelay/core'
+import type { LinkContext } from './link-context.js'
+import { PeerSocket } from './peer-socket.js'
 
-export class PeerInbound {
+export class InboundLink {
+  private readonly socket: PeerSocket
   /** Batches, catch-ups and state-vector requests are answered in arrival order. */
   private chain: Promise<void> = Promise.resolve()
-  lastHeard = Date.now()
   private failed = false
+  private readonly updatesIn: { inc(value: number): void }
 
-  constructor (private readonly mesh: Mesh, readonly ws: WebSocket, readonly region: string) {
-    ws.on('message', (data: Buffer, isBinary: boolean) => {
-      this.lastHeard = Date.now()
-      mesh.metrics.peerBytesIn.inc({ peer: region }, data.length)
-      let message: PeerMessage
-      try {
-        if (!isBinary) throw new ProtocolError('ERR_TEXT_FRAME', 'text frames are not part of the peer protocol')
-        message = decodePeerMessage(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
-        checkPeerMessage(message)
-      } catch (err) {
-        return this.close(CloseCode.MalformedMessage, (err as Error).message)
-      }
-      this.handle(message)
+  constructor (private readonly ctx: LinkContext, readonly ws: WebSocket, readonly region: string) {
+    this.updatesIn = ctx.metrics.peerUpdatesIn.labels({ peer: region })
+    this.socket = new PeerSocket(ws, region, ctx.metrics, {
+      message: message => this.handle(message),
+      malformed: reason => this.close(CloseCode.MalformedMessage, reason),
     })
-    ws.on('ping', () => { this.lastHeard = Date.now() })
-    mesh.log.startOver()
-    this.send({ type: 'welcome', version: PEER_PROTOCOL_VERSION, region: mesh.region, have: mesh.log.marks() })
-    this.send({ type: 'policy', rules: mesh.placement.canonical })
+    ctx.log.startOver()
+    this.send({ type: 'welcome', version: PEER_PROTOCOL_VERSION, region: ctx.region, have: ctx.log.marks() })
+    this.send({ type: 'policy', rules: ctx.placement.canonical })
   }
 
   get open (): boolean {
-    return this.ws.readyState === this.ws.OPEN
+    return this.socket.open
+  }
+
+  get lastHeard (): number {
+    return this.socket.lastHeard
   }
 
   send (message: PeerMessage): boolean {
-    if (!this.open) return false
-    const frame = encodePeerMessage(message)
-    this.ws.send(frame)
-    this.mesh.metrics.peerBytesOut.inc({ peer: this.region }, frame.length)
-    return true
+    return this.socket.send(message)
   }
 
   close (code: number, reason: string): void {
-    this.mesh.logger.log('warn', 'closing inbound peer link', { peer: this.region, code, reason })
-    this.ws.close(code, closeReason(reason))
+    this.ctx.logger.log('warn', 'closing inbound peer link', { peer: this.region, code, reason })
+    this.socket.close(code, reason)
   }
 
-  /**
-   * Queues a step after the earlier ones. Once a step failed (a write the store refused),
-   * nothing more is acknowledged on this link: the peer redials and resends from the marks
-   * that were durable.
-   */
+  /** Queues a step after the earlier ones; after a failure, none runs. */
   private enqueue (step: () => Promise<void>): void {
     this.chain = this.chain.then(() => this.failed || !this.open ? undefined : step()).catch(err => {
       this.failed = true
-      this.close(1011, `could not store replicated updates: ${(err as Error).message}`)
+      this.close(CloseCode.InternalError, `could not store replicated updates: ${(err as Error).message}`)
     })
   }
 
   private handle (message: PeerMessage): void {
-    const { log, registry, metrics, placement } = this.mesh
+    const { log, documents, placement } = this.ctx
     switch (message.type) {
       case 'batch': {
-        // After a failure nothing more is taken from this link: the peer resends from the marks.
         if (this.failed || !this.open) return
         // Duplicate checks run now, in arrival order; the appends complete in that order too.
         const appends: Promise<void>[] = []
         for (const entry of message.entries) {
           if (!placement.allowsHere(entry.docName)) {
-            this.mesh.refuse(this.region, 'update')
+            this.ctx.refuse(this.region, 'update')
             continue
           }
           const append = log.appendReplicated(entry.docName, entry.update, entry.origin, entry.originSeq)
-          if (append !== null) appends.push(append.then(() => registry.applyDurable(entry.docName, entry.update)))
+          if (append !== null) appends.push(append.then(() => documents.applyDurable(entry.docName, entry.update)))
         }
-        metrics.peerUpdatesIn.inc({ peer: this.region }, appends.length)
+        this.updatesIn.inc(appends.length)
         return this.enqueue(async () => {
           await Promise.all(appends)
           for (const [origin, seq] of Object.entries(message.upTo)) await log.recordHave(origin, seq)
@@ -89,8 +77,8 @@ export class PeerInbound {
       }
       case 'catch-up': {
         if (this.failed || !this.open) return
-        if (!placement.allowsHere(message.docName)) return this.mesh.refuse(this.region, 'catch-up')
-        const append = log.appendLocal(message.docName, message.update).then(() => registry.applyDurable(message.docName, message.update))
+        if (!placement.allowsHere(message.docName)) return this.ctx.refuse(this.region, 'catch-up')
+        const append = log.appendLocal(message.docName, message.update).then(() => documents.applyDurable(message.docName, message.update))
         return this.enqueue(() => append)
       }
       case 'sv-request':
@@ -101,16 +89,16 @@ export class PeerInbound {
           const docs: { docName: string, stateVector: Uint8Array }[] = []
           for (const docName of message.docNames) {
             if (placement.allowsHere(docName) && placement.mayReceive(docName, this.region)) {
-              docs.push({ docName, stateVector: stateVectorOf(await registry.stateOf(docName)) })
+              docs.push({ docName, stateVector: stateVectorOf(await documents.stateOf(docName)) })
             } else {
-              this.mesh.refuse(this.region, 'sv-request')
+              this.ctx.refuse(this.region, 'sv-request')
             }
           }
           this.send({ type: 'sv-reply', docs })
         })
       case 'link-state':
       case 'awareness':
-        return this.mesh.handleControl(message, this.region)
+        return this.ctx.control(message, this.region)
       case 'policy':
         placement.setPeerRules(this.region, message.rules)
         return

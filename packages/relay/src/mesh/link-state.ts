@@ -48,3 +48,23 @@ export const shouldForward = (me: string, origin: string, peer: string, table: L
   if (origin === me) return true
   return !table.reaches(origin, peer, now)
 }
+
+/**
+ * The versions of one relay's link state: its start time in milliseconds times 1000, plus a
+ * counter. Peers keep only versions newer than the last they saw, so a relay that restarted
+ * and counted from 0 again had its word ignored for about as long as its previous run lasted
+ * (a stale `reaches` list deciding forwarding meanwhile). Started later, a run's versions are
+ * above every version of the runs before it unless one of those announced more than 1000 times
+ * per millisecond it was up.
+ */
+export class LinkStateVersions {
+  private last: number
+
+  constructor (startedAt = Date.now()) {
+    this.last = startedAt * 1000
+  }
+
+  next (): number {
+    return ++this.last
+  }
+}

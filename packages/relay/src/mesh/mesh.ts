@@ -9,27 +9,17 @@ import crypto from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import type { IncomingMessage } from 'node:http'
 import type WebSocket from 'ws'
-import { CloseCode, type PeerMessage, coalesceAwarenessUpdates, readAwarenessUpdate } from '@georelay/core'
+import { type PeerMessage, coalesceAwarenessUpdates } from '@georelay/core'
 import type { DocRegistry } from '../docs/index.js'
-import { LinkStateTable, shouldForward } from './link-state.js'
-import type { Logger } from '../observability/index.js'
-import type { RelayMetrics } from '../observability/index.js'
-import { PeerInbound } from './inbound-link.js'
-import { type LinkErrorKind, PeerLink } from './outbound-link.js'
-import { throttledLogger } from '../observability/index.js'
-import type { MeshView, Placement, PeerPolicyInfo } from '../placement/index.js'
+import { type Logger, type RelayMetrics, throttledLogger } from '../observability/index.js'
+import type { MeshView, PeerPolicyInfo, Placement } from '../placement/index.js'
 import type { ReplicationLog } from '../replication/index.js'
+import { InboundLink } from './inbound-link.js'
+import type { LinkContext, MeshTiming, RefusedKind } from './link-context.js'
+import { LinkStateTable, LinkStateVersions, shouldForward } from './link-state.js'
+import { type LinkErrorKind, OutboundLink } from './outbound-link.js'
 
-export interface MeshTiming {
-  /** How long updates gather before a batch leaves for a peer. */
-  batchWindowMs: number
-  /** How often links are pinged and link state is announced. */
-  heartbeatMs: number
-  /** Silence after which a link is dropped and a region's word counts as stale. */
-  linkTimeoutMs: number
-  /** permessage-deflate on links (default on). */
-  compress?: boolean
-}
+export type { MeshTiming } from './link-context.js'
 
 export interface MeshOptions {
   region: string
@@ -76,25 +66,26 @@ export interface MeshEvents {
 }
 
 export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
-  readonly region: string
-  readonly meshSecret: string
-  readonly timing: MeshTiming
-  readonly log: ReplicationLog
-  readonly registry: DocRegistry
-  readonly metrics: RelayMetrics
-  readonly logger: Logger
-  readonly linkStates: LinkStateTable
-  readonly placement: Placement
-  readonly maxPayload: number
+  private readonly region: string
+  private readonly meshSecret: string
+  private readonly timing: MeshTiming
+  private readonly log: ReplicationLog
+  private readonly registry: DocRegistry
+  private readonly metrics: RelayMetrics
+  private readonly logger: Logger
   /** For lines anyone who can reach the port can cause (refused links). */
-  readonly refusalLog: Logger
+  private readonly refusalLog: Logger
+  private readonly linkStates: LinkStateTable
+  private readonly versions = new LinkStateVersions()
+  private readonly placement: Placement
   private readonly peers: { region: string, url: string, publicUrl?: string | undefined }[]
-  private readonly links = new Map<string, PeerLink>()
-  private readonly inbound = new Map<string, PeerInbound>()
+  /** What every link is given of this relay. */
+  private readonly context: LinkContext
+  private readonly links = new Map<string, OutboundLink>()
+  private readonly inbound = new Map<string, InboundLink>()
   private readonly deadRegions = new Set<string>()
   /** Silence is counted from start at the earliest: a relay that just started has heard no one yet. */
   private readonly startedAt = Date.now()
-  private version = 0
   private ticker: NodeJS.Timeout | null = null
   private readonly awarenessQueue = new Map<string, Uint8Array[]>()
   private awarenessTimer: NodeJS.Timeout | null = null
@@ -111,15 +102,36 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
     this.logger = options.logger
     this.peers = options.peers
     this.placement = options.placement
-    this.maxPayload = options.maxPayload
     this.refusalLog = throttledLogger(options.logger)
     this.linkStates = new LinkStateTable(options.timing.linkTimeoutMs)
+    const registry = options.registry
+    this.context = {
+      region: this.region,
+      meshSecret: this.meshSecret,
+      timing: this.timing,
+      maxPayload: options.maxPayload,
+      log: this.log,
+      documents: {
+        stateOf: name => registry.stateOf(name),
+        applyDurable: (name, update) => registry.applyDurable(name, update),
+        listDocs: () => this.log.store.listDocs(),
+      },
+      placement: this.placement,
+      metrics: this.metrics,
+      logger: this.logger,
+      refusalLog: this.refusalLog,
+      originsFor: peer => this.originsFor(peer),
+      linkChanged: peer => this.linkChanged(peer),
+      acknowledged: peer => this.acknowledged(peer),
+      control: (message, from) => this.handleControl(message, from),
+      refuse: (peer, kind) => this.refuse(peer, kind),
+    }
   }
 
   start (): void {
     this.log.on('append', this.onAppend)
     for (const peer of this.peers) {
-      const link = new PeerLink(this, peer.region, peer.url)
+      const link = new OutboundLink(this.context, peer.region, peer.url)
       this.links.set(peer.region, link)
       link.start()
     }
@@ -135,18 +147,18 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
   }
 
   /** Origins whose entries go to `peer`: ours, and those that cannot reach it themselves. */
-  originsFor (peer: string): string[] {
+  private originsFor (peer: string): string[] {
     const now = Date.now()
     return [this.region, ...this.peers.map(p => p.region).filter(origin => origin !== peer && shouldForward(this.region, origin, peer, this.linkStates, now))]
   }
 
   /** Regions this relay's own links reach now. */
-  reaches (): string[] {
+  private reaches (): string[] {
     return [...this.links.values()].filter(link => link.status === 'up').map(link => link.region)
   }
 
   /** A link came up or went down: tell everyone, and re-plan what each link carries. */
-  linkChanged (peer: string): void {
+  private linkChanged (peer: string): void {
     const state = this.links.get(peer)?.status ?? 'unknown'
     this.logger.log('info', 'peer link changed', { peer, state })
     this.announce()
@@ -157,7 +169,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
   }
 
   /** A peer acknowledged: update lag figures and tell whoever waits for durability. */
-  acknowledged (peer: string): void {
+  private acknowledged (peer: string): void {
     this.updateLagMetrics()
     this.emit('acknowledged', peer)
   }
@@ -172,7 +184,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
   }
 
   /** Regions, this one first, that durably hold this region's entry `localSeq`. */
-  holders (localSeq: number): string[] {
+  private holders (localSeq: number): string[] {
     return [this.region, ...this.peers.map(p => p.region).filter(region => this.heldUpTo(region) >= localSeq)]
   }
 
@@ -202,7 +214,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
   /** Takes a peer's link once `admit` let it in; a newer link from the same region replaces the older. */
   accept (ws: WebSocket, region: string): void {
     this.inbound.get(region)?.ws.terminate()
-    const inbound = new PeerInbound(this, ws, region)
+    const inbound = new InboundLink(this.context, ws, region)
     this.inbound.set(region, inbound)
     ws.on('close', () => {
       if (this.inbound.get(region) === inbound) this.inbound.delete(region)
@@ -211,7 +223,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
   }
 
   /** Link state and awareness arrive on any link, in either direction. */
-  handleControl (message: PeerMessage, from: string): void {
+  private handleControl (message: PeerMessage, from: string): void {
     if (message.type === 'link-state') {
       if (message.region === this.region) return
       if (!this.linkStates.update(message.region, message.version, message.reaches, message.have)) return
@@ -292,7 +304,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
    * A peer sent something of a document that may not live here (its rules differ from ours):
    * drop it, count it, and log it without the document's name or content.
    */
-  refuse (peer: string, kind: 'update' | 'catch-up' | 'awareness' | 'sv-request'): void {
+  private refuse (peer: string, kind: RefusedKind): void {
     this.metrics.residencyRefused.inc({ peer, kind })
     this.logger.log('warn', 'refused a document from a peer: its namespace rules do not allow it here', { peer, kind })
   }
@@ -316,7 +328,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
   }
 
   private linkStateMessage (): PeerMessage {
-    return { type: 'link-state', region: this.region, version: ++this.version, reaches: this.reaches(), have: this.log.marks() }
+    return { type: 'link-state', region: this.region, version: this.versions.next(), reaches: this.reaches(), have: this.log.marks() }
   }
 
   private announce (): void {

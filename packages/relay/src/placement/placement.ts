@@ -115,6 +115,16 @@ export class Placement extends EventEmitter<PlacementEvents> {
     return theirs.compiled.allows(docName, peer)
   }
 
+  /** Whether any rule restricts documents to some of the regions. */
+  get restricts (): boolean {
+    return this.policies.rules.some(rule => rule.regions !== undefined)
+  }
+
+  /** Whether the document may live in only some of the regions (so it cannot be forwarded through the others). */
+  restricted (docName: string): boolean {
+    return this.resolve(docName).regions.length < this.regions.length
+  }
+
   /** The regions a write of this document must reach for `majority` and `all`. */
   allowedRegions (docName: string): string[] {
     return this.resolve(docName).regions

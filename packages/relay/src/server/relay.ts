@@ -147,13 +147,19 @@ export class Relay extends EventEmitter<RelayEvents> {
     })
     server.on('upgrade', (req, socket, head) => relay.upgrades.handle(req, socket, head))
     server.on('clientError', (_err, socket) => socket.destroy())
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject)
-      server.listen(config.listen.port, config.listen.host, () => {
-        server.off('error', reject)
-        resolve()
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject)
+        server.listen(config.listen.port, config.listen.host, () => {
+          server.off('error', reject)
+          resolve()
+        })
       })
-    })
+    } catch (err) {
+      // Not listening (the port is taken): give back what was opened for it.
+      await relay.close().catch(() => {})
+      throw err
+    }
     relay.boundPort = (server.address() as AddressInfo).port
     logger.log('info', 'relay listening', { region: config.region, url: relay.url, store: config.store, peers: config.peers.length })
     if (config.auth.anonymous === 'none' && config.auth.jwtSecret === undefined && config.auth.jwksFile === undefined) {
