@@ -103,6 +103,25 @@ describe('region mesh', () => {
     expect(await forwardedByB()).toBe(bAfterHeal)
   })
 
+  it('takes a restarted region\'s link state at once, however long its previous run was', async () => {
+    cluster = await TestCluster.start({ regions: ['a', 'b', 'c'], config: { replication: { heartbeatMs: 50, linkTimeoutMs: 500 } } })
+    const b = cluster.relay('b')
+    const aReachesBoth = (): boolean => ['b', 'c'].every(r => b.peers().find(p => p.region === 'a')?.reaches.includes(r) === true)
+    await waitUntil([on(b, 'peers')], aReachesBoth, { what: 'b to hear that a reaches b and c' })
+    // Let a announce many versions (each one b takes in is a 'peers' event).
+    let heard = 0
+    const count = (): void => { heard++ }
+    b.on('peers', count)
+    await waitUntil([on(b, 'peers')], () => heard >= 100, { what: 'a hundred link-state updates at b', timeoutMs: 20_000 })
+    b.off('peers', count)
+    await cluster.stopRegion('a')
+    await waitUntil([on(b, 'peers')], () => !aReachesBoth(), { what: 'b to see a gone' })
+    await cluster.startRegion('a')
+    // A relay that counted its versions from 0 again had its word ignored here until its count
+    // passed its previous run's (about as long as that run: seconds here, days in production).
+    await waitUntil([on(b, 'peers')], aReachesBoth, { what: 'b to take the restarted a\'s link state', timeoutMs: 1500 })
+  })
+
   it('catches a peer up by state vector when compaction passed its mark', async () => {
     cluster = await TestCluster.start({ regions: ['a', 'b'] })
     const [a, a2, b] = [connect('a', 'doc'), connect('a', 'doc'), connect('b', 'doc')] as [WebsocketProvider, WebsocketProvider, WebsocketProvider]
