@@ -10,7 +10,7 @@
  */
 import type * as Y from 'yjs'
 import { ObservableV2 } from 'lib0/observable'
-import { type MuxMessage, type RegionEndpoint, decodeMuxMessage, encodeMuxMessage } from '@georelay/core'
+import { CloseCode, type MuxMessage, type RegionEndpoint, decodeMuxMessage, encodeMuxMessage, fullJitter, parseMovedReason } from '@georelay/core'
 import { createOfflineStore, type OfflineStoreSpec } from './create-offline-store.js'
 import { GeoSession, type SessionOptions } from './geo-session.js'
 import type { OfflineStore } from './offline-store.js'
@@ -62,14 +62,13 @@ export interface GeoClientOptions {
   preferRegion?: string
 }
 
-/** Close code of a relay that sends the client elsewhere; the reason reads `REGION URL`. */
-const MOVED = 4307
 /** A redirect back to a region that redirected this client within this long is a loop. */
 const REDIRECT_LOOP_MS = 10_000
 
+/** Where a 4307 close sends the client (its reason is `REGION URL : words`). */
 const movedTo = (reason: string): RegionEndpoint | null => {
-  const match = /([a-z0-9][a-z0-9-]*)\s+(wss?:\/\/\S+)/.exec(reason)
-  return match === null ? null : { name: match[1] as string, url: match[2] as string }
+  const moved = parseMovedReason(reason)
+  return moved === null ? null : { name: moved.region, url: moved.url }
 }
 
 const defaultFetch: Fetch = (url, init) => (globalThis.fetch as unknown as Fetch)(url, init)
@@ -142,7 +141,7 @@ export class GeoClient extends ObservableV2<GeoClientEvents> {
     this.stopTimers()
     const socket = this.socket
     this.socket = null
-    socket?.close(1000, 'client closed')
+    socket?.close(CloseCode.Normal, 'client closed')
     await this.ready.catch(() => {})
     await this.store?.close()
   }
@@ -224,7 +223,7 @@ export class GeoClient extends ObservableV2<GeoClientEvents> {
     }
     socket.onclose = event => {
       clearTimeout(giveUp)
-      const moved = event.code === MOVED ? movedTo(event.reason) : null
+      const moved = event.code === CloseCode.Moved ? movedTo(event.reason) : null
       if (moved !== null && (socket === this.socket || !welcomed)) return this.redirect(moved, socket)
       if (!welcomed) return next()
       if (socket !== this.socket) return
@@ -235,7 +234,7 @@ export class GeoClient extends ObservableV2<GeoClientEvents> {
 
   /** A welcomed socket becomes the client's socket; the previous one (failback) is closed. */
   private adopt (socket: SocketLike, region: string, reason: RegionChangeReason, regions: RegionEndpoint[], maxMessageBytes: number): void {
-    if (this.closed) return socket.close(1000, 'client closed')
+    if (this.closed) return socket.close(CloseCode.Normal, 'client closed')
     const previousSocket = this.socket
     const previous = this.region
     this.socket = socket
@@ -247,7 +246,7 @@ export class GeoClient extends ObservableV2<GeoClientEvents> {
       session.detach()
       void session.attach(m => this.send(m), maxMessageBytes)
     }
-    if (previousSocket !== null) previousSocket.close(1000, `moving to ${region}`)
+    if (previousSocket !== null) previousSocket.close(CloseCode.Normal, `moving to ${region}`)
     this.startHeartbeat()
     this.emit('region', [{ region, previous, reason }])
   }
@@ -269,7 +268,7 @@ export class GeoClient extends ObservableV2<GeoClientEvents> {
           return this.byId.get(message.docId)?.receive({
             type: 'error',
             docId: message.docId,
-            code: MOVED,
+            code: CloseCode.Moved,
             reason: `it lives in ${message.region}, but this client's other documents keep it in ${this.region ?? 'another region'}; open it with a second GeoClient`,
           })
         }
@@ -288,7 +287,7 @@ export class GeoClient extends ObservableV2<GeoClientEvents> {
       this.socket = null
       this.stopHeartbeat()
       for (const session of this.sessions.values()) session.detach()
-      from.close(1000, `redirected to ${target.name}`)
+      from.close(CloseCode.Normal, `redirected to ${target.name}`)
     }
     this.dial(known, 'redirect', () => {
       this.emit('warning', [`redirected to ${known.name}, which did not answer; trying the others`])
@@ -323,8 +322,7 @@ export class GeoClient extends ObservableV2<GeoClientEvents> {
   }
 
   private backOff (): void {
-    const ceiling = Math.min(this.options.backoff.maxMs, this.options.backoff.baseMs * 2 ** this.attempt++)
-    const delay = Math.random() * ceiling
+    const delay = fullJitter(this.attempt++, this.options.backoff)
     this.emit('offline', [delay])
     this.retry = setTimeout(() => {
       this.picker.measure().then(() => this.connectFrom(this.picker.ranked(), null, 'failover'), () => this.backOff())

@@ -7,7 +7,7 @@
 import * as Y from 'yjs'
 import * as awarenessProtocol from 'y-protocols/awareness'
 import { ObservableV2 } from 'lib0/observable'
-import { ACK_LEVELS, type AckLevel, type MuxMessage, type YMessage, decodeFrame, encodeFrame } from '@georelay/core'
+import { ACK_LEVELS, type AckLevel, CloseCode, type MuxMessage, type YMessage, decodeFrame, encodeFrame, fullJitter } from '@georelay/core'
 import type { OfflineStore, PendingWrite } from './offline-store.js'
 
 export type SessionStatus = 'offline' | 'syncing' | 'pending' | 'synced'
@@ -36,11 +36,10 @@ export interface SessionOptions {
 export type Outbox = (message: MuxMessage) => void
 
 const REMOTE = Symbol('georelay-remote')
-/** Refusals a retry cannot fix (see the error event). */
-const FORBIDDEN = 4403
-const TOO_LARGE = 4413
-/** A redirect the client cannot follow (see GeoClient's redirect loop). */
-const MOVED = 4307
+/** Refusals a retry cannot fix (see the error event); 4307 is a redirect the client cannot follow (GeoClient's redirect loop). */
+const NOT_RETRIED: readonly number[] = [CloseCode.Forbidden, CloseCode.MessageTooLarge, CloseCode.Moved]
+/** How a document the relay closed after an error is opened again. */
+const REOPEN = { baseMs: 500, maxMs: 30_000 }
 /** Room for a mux message's own fields around an update. */
 const MUX_OVERHEAD_BYTES = 32
 
@@ -177,7 +176,7 @@ export class GeoSession extends ObservableV2<SessionEvents> {
       `an edit of "${this.name}" is ${sizeOf(update.length)}, more than the ${sizeOf(this.maxMessageBytes)} the relay takes in one message ` +
       '(its limits.maxMessageBytes): it is kept in this client\'s offline store and not sent. Ask the relay\'s operator to raise ' +
       'limits.maxMessageBytes, or make such changes in smaller transactions.',
-    ), { code: TOO_LARGE })])
+    ), { code: CloseCode.MessageTooLarge })])
   }
 
   private fits (bytes: number): boolean {
@@ -210,7 +209,7 @@ export class GeoSession extends ObservableV2<SessionEvents> {
       case 'error': {
         const error = Object.assign(new Error(`the relay refused document "${this.name}": ${message.reason} (${message.code})`), { code: message.code })
         this.emit('error', [error])
-        if (message.code === FORBIDDEN || message.code === TOO_LARGE || message.code === MOVED) this.refused = true
+        if (NOT_RETRIED.includes(message.code)) this.refused = true
         else this.retryLater()
         return
       }
@@ -247,7 +246,7 @@ export class GeoSession extends ObservableV2<SessionEvents> {
         this.sendFrame({ type: 'awareness', update: awarenessProtocol.encodeAwarenessUpdate(this.awareness, [...this.awareness.getStates().keys()]) })
         return
       case 'auth-denied':
-        this.emit('error', [Object.assign(new Error(`access to "${this.name}" denied: ${message.reason}`), { code: 4403 })])
+        this.emit('error', [Object.assign(new Error(`access to "${this.name}" denied: ${message.reason}`), { code: CloseCode.Forbidden })])
     }
   }
 
@@ -260,7 +259,7 @@ export class GeoSession extends ObservableV2<SessionEvents> {
     const outbox = this.outbox
     if (outbox === null || this.closed) return
     this.cancelRetry()
-    const delay = Math.random() * Math.min(30_000, 500 * 2 ** this.retries++)
+    const delay = fullJitter(this.retries++, REOPEN)
     this.retry = setTimeout(() => {
       this.retry = null
       if (this.outbox === outbox && !this.closed) void this.attach(outbox)

@@ -3,6 +3,8 @@
  * means the same thing, so an operator reading a log can guess them without this table.
  */
 export const CloseCode = {
+  /** The side that closes is done with the socket (a client moving to another region, closing). */
+  Normal: 1000,
   /** The relay is shutting down and drained this socket: reconnect, possibly elsewhere. */
   GoingAway: 1001,
   /** The relay failed (its store, a bug): the client keeps its edits and reconnects later. */

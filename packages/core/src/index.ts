@@ -25,3 +25,6 @@ export {
   DEFAULT_PROMOTE_AFTER_MS, MAX_RULES, PolicyError, canonicalRules, compilePolicies, parseCanonicalRules,
   type CompiledPolicies, type NamespaceMode, type NamespaceRule, type PolicyProblem, type ResolvedPolicy,
 } from './namespace-policy.js'
+export { REGION_NAME, REGION_NAME_RULE, isRegionName } from './region-name.js'
+export { movedReason, parseMovedReason, type MovedTo } from './moved-reason.js'
+export { fullJitter, type Backoff } from './backoff.js'

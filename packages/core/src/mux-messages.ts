@@ -69,96 +69,113 @@ export type MuxMessage =
   | { type: 'pong', nonce: number }
   | { type: 'auth', token: string }
 
-const level = (r: FrameReader): AckLevel => {
+const readLevel = (r: FrameReader): AckLevel => {
   const n = r.uint('ack level')
   const found = ACK_LEVELS[n]
   if (found === undefined) throw new ProtocolError('ERR_UNKNOWN_MESSAGE_TYPE', `unknown ack level ${n} (0 local, 1 majority, 2 all)`)
   return found
 }
 
+const writeLevel = (e: encoding.Encoder, level: AckLevel): void => encoding.writeVarUint(e, ACK_LEVELS.indexOf(level))
+
+type MessageOf<T extends MuxMessage['type']> = Extract<MuxMessage, { type: T }>
+
+/** One message's number, and its fields written and read side by side, so their order cannot drift. */
+interface Codec<M> {
+  readonly number: number
+  write(e: encoding.Encoder, message: M): void
+  read(r: FrameReader): M
+}
+
+const CODECS: { readonly [T in MuxMessage['type']]: Codec<MessageOf<T>> } = {
+  open: {
+    number: MuxMessageType.Open,
+    write: (e, m) => { encoding.writeVarUint(e, m.docId); encoding.writeVarString(e, m.docName); writeLevel(e, m.ack) },
+    read: r => ({ type: 'open', docId: r.uint('docId'), docName: r.string('document name'), ack: readLevel(r) }),
+  },
+  close: {
+    number: MuxMessageType.Close,
+    write: (e, m) => encoding.writeVarUint(e, m.docId),
+    read: r => ({ type: 'close', docId: r.uint('docId') }),
+  },
+  sync: {
+    number: MuxMessageType.Sync,
+    write: (e, m) => { encoding.writeVarUint(e, m.docId); encoding.writeVarUint8Array(e, m.payload) },
+    read: r => ({ type: 'sync', docId: r.uint('docId'), payload: r.bytes('payload') }),
+  },
+  write: {
+    number: MuxMessageType.Write,
+    write: (e, m) => { encoding.writeVarUint(e, m.docId); encoding.writeVarUint(e, m.writeId); encoding.writeVarUint8Array(e, m.update) },
+    read: r => ({ type: 'write', docId: r.uint('docId'), writeId: r.uint('writeId'), update: r.bytes('update') }),
+  },
+  ping: {
+    number: MuxMessageType.Ping,
+    write: (e, m) => encoding.writeVarUint(e, m.nonce),
+    read: r => ({ type: 'ping', nonce: r.uint('nonce') }),
+  },
+  welcome: {
+    number: MuxMessageType.Welcome,
+    write: (e, m) => {
+      encoding.writeVarUint(e, m.version)
+      encoding.writeVarString(e, m.region)
+      encoding.writeVarUint(e, m.regions.length)
+      for (const region of m.regions) {
+        encoding.writeVarString(e, region.name)
+        encoding.writeVarString(e, region.url)
+      }
+      encoding.writeVarUint(e, m.maxMessageBytes)
+    },
+    read: r => ({
+      type: 'welcome',
+      version: r.uint('version'),
+      region: r.string('region'),
+      regions: r.list('regions', 2, () => ({ name: r.string('region name'), url: r.string('region url') })),
+      maxMessageBytes: r.left > 0 ? r.uint('max message bytes') : 0,
+    }),
+  },
+  ack: {
+    number: MuxMessageType.Ack,
+    write: (e, m) => { encoding.writeVarUint(e, m.docId); encoding.writeVarUint(e, m.writeId); writeLevel(e, m.level) },
+    read: r => ({ type: 'ack', docId: r.uint('docId'), writeId: r.uint('writeId'), level: readLevel(r) }),
+  },
+  error: {
+    number: MuxMessageType.Error,
+    write: (e, m) => { encoding.writeVarUint(e, m.docId); encoding.writeVarUint(e, m.code); encoding.writeVarString(e, m.reason) },
+    read: r => ({ type: 'error', docId: r.uint('docId'), code: r.uint('code'), reason: r.string('reason') }),
+  },
+  redirect: {
+    number: MuxMessageType.Redirect,
+    write: (e, m) => { encoding.writeVarUint(e, m.docId); encoding.writeVarString(e, m.region); encoding.writeVarString(e, m.url) },
+    read: r => ({ type: 'redirect', docId: r.uint('docId'), region: r.string('region'), url: r.string('url') }),
+  },
+  pong: {
+    number: MuxMessageType.Pong,
+    write: (e, m) => encoding.writeVarUint(e, m.nonce),
+    read: r => ({ type: 'pong', nonce: r.uint('nonce') }),
+  },
+  auth: {
+    number: MuxMessageType.Auth,
+    write: (e, m) => encoding.writeVarString(e, m.token),
+    read: r => ({ type: 'auth', token: r.string('token') }),
+  },
+}
+
+const BY_NUMBER = new Map<number, Codec<MuxMessage>>(Object.values(CODECS).map(codec => [codec.number, codec as Codec<MuxMessage>]))
+
 export const decodeMuxMessage = (frame: Uint8Array): MuxMessage => {
   const r = new FrameReader(frame, 'mux message')
   const type = r.uint('message type')
-  let message: MuxMessage
-  switch (type) {
-    case MuxMessageType.Open: message = { type: 'open', docId: r.uint('docId'), docName: r.string('document name'), ack: level(r) }; break
-    case MuxMessageType.Close: message = { type: 'close', docId: r.uint('docId') }; break
-    case MuxMessageType.Sync: message = { type: 'sync', docId: r.uint('docId'), payload: r.bytes('payload') }; break
-    case MuxMessageType.Write: message = { type: 'write', docId: r.uint('docId'), writeId: r.uint('writeId'), update: r.bytes('update') }; break
-    case MuxMessageType.Ping: message = { type: 'ping', nonce: r.uint('nonce') }; break
-    case MuxMessageType.Welcome:
-      message = {
-        type: 'welcome',
-        version: r.uint('version'),
-        region: r.string('region'),
-        regions: r.list('regions', 2, () => ({ name: r.string('region name'), url: r.string('region url') })),
-        maxMessageBytes: r.left > 0 ? r.uint('max message bytes') : 0,
-      }
-      break
-    case MuxMessageType.Ack: message = { type: 'ack', docId: r.uint('docId'), writeId: r.uint('writeId'), level: level(r) }; break
-    case MuxMessageType.Error: message = { type: 'error', docId: r.uint('docId'), code: r.uint('code'), reason: r.string('reason') }; break
-    case MuxMessageType.Redirect: message = { type: 'redirect', docId: r.uint('docId'), region: r.string('region'), url: r.string('url') }; break
-    case MuxMessageType.Pong: message = { type: 'pong', nonce: r.uint('nonce') }; break
-    case MuxMessageType.Auth: message = { type: 'auth', token: r.string('token') }; break
-    default: throw new ProtocolError('ERR_UNKNOWN_MESSAGE_TYPE', `unknown mux message type ${type}`)
-  }
+  const codec = BY_NUMBER.get(type)
+  if (codec === undefined) throw new ProtocolError('ERR_UNKNOWN_MESSAGE_TYPE', `unknown mux message type ${type}`)
+  const message = codec.read(r)
   r.end()
   return message
 }
 
 export const encodeMuxMessage = (message: MuxMessage): Uint8Array => {
+  const codec = CODECS[message.type] as Codec<MuxMessage>
   const e = encoding.createEncoder()
-  encoding.writeVarUint(e, MuxMessageType[(message.type.charAt(0).toUpperCase() + message.type.slice(1)) as keyof typeof MuxMessageType])
-  switch (message.type) {
-    case 'open':
-      encoding.writeVarUint(e, message.docId)
-      encoding.writeVarString(e, message.docName)
-      encoding.writeVarUint(e, ACK_LEVELS.indexOf(message.ack))
-      break
-    case 'close':
-      encoding.writeVarUint(e, message.docId)
-      break
-    case 'sync':
-      encoding.writeVarUint(e, message.docId)
-      encoding.writeVarUint8Array(e, message.payload)
-      break
-    case 'write':
-      encoding.writeVarUint(e, message.docId)
-      encoding.writeVarUint(e, message.writeId)
-      encoding.writeVarUint8Array(e, message.update)
-      break
-    case 'ping':
-    case 'pong':
-      encoding.writeVarUint(e, message.nonce)
-      break
-    case 'welcome':
-      encoding.writeVarUint(e, message.version)
-      encoding.writeVarString(e, message.region)
-      encoding.writeVarUint(e, message.regions.length)
-      for (const region of message.regions) {
-        encoding.writeVarString(e, region.name)
-        encoding.writeVarString(e, region.url)
-      }
-      encoding.writeVarUint(e, message.maxMessageBytes)
-      break
-    case 'ack':
-      encoding.writeVarUint(e, message.docId)
-      encoding.writeVarUint(e, message.writeId)
-      encoding.writeVarUint(e, ACK_LEVELS.indexOf(message.level))
-      break
-    case 'error':
-      encoding.writeVarUint(e, message.docId)
-      encoding.writeVarUint(e, message.code)
-      encoding.writeVarString(e, message.reason)
-      break
-    case 'redirect':
-      encoding.writeVarUint(e, message.docId)
-      encoding.writeVarString(e, message.region)
-      encoding.writeVarString(e, message.url)
-      break
-    case 'auth':
-      encoding.writeVarString(e, message.token)
-      break
-  }
+  encoding.writeVarUint(e, codec.number)
+  codec.write(e, message)
   return encoding.toUint8Array(e)
 }

@@ -79,115 +79,109 @@ const writeMarks = (e: encoding.Encoder, marks: Marks): void => {
   }
 }
 
-export const decodePeerMessage = (frame: Uint8Array): PeerMessage => {
-  if (frame.length === 0) throw new ProtocolError('ERR_EMPTY_FRAME', 'empty peer message frame')
-  const r = new FrameReader(frame, 'peer message')
-  const type = r.uint('message type')
-  let message: PeerMessage
-  switch (type) {
-    case PeerMessageType.Welcome:
-      message = { type: 'welcome', version: r.uint('version'), region: r.string('region'), have: readMarks(r) }
-      break
-    case PeerMessageType.Batch:
-      message = {
-        type: 'batch',
-        entries: r.list('entries', 4, () => ({
-          docName: r.string('document name'),
-          origin: r.string('origin'),
-          originSeq: r.uint('origin sequence number'),
-          update: r.bytes('update'),
-        })),
-        upTo: readMarks(r),
-      }
-      break
-    case PeerMessageType.Ack:
-      message = { type: 'ack', have: readMarks(r) }
-      break
-    case PeerMessageType.SvRequest:
-      message = { type: 'sv-request', docNames: r.list('document names', 1, () => r.string('document name')) }
-      break
-    case PeerMessageType.SvReply:
-      message = { type: 'sv-reply', docs: r.list('state vectors', 2, () => ({ docName: r.string('document name'), stateVector: r.bytes('state vector') })) }
-      break
-    case PeerMessageType.CatchUp:
-      message = { type: 'catch-up', docName: r.string('document name'), update: r.bytes('update') }
-      break
-    case PeerMessageType.LinkState:
-      message = { type: 'link-state', region: r.string('region'), version: r.uint('version'), reaches: r.list('regions', 1, () => r.string('region')), have: readMarks(r) }
-      break
-    case PeerMessageType.Awareness:
-      message = { type: 'awareness', docName: r.string('document name'), origin: r.string('origin'), update: r.bytes('awareness update') }
-      break
-    case PeerMessageType.Policy:
-      message = { type: 'policy', rules: r.string('namespace rules') }
-      break
-    default:
-      throw new ProtocolError('ERR_UNKNOWN_MESSAGE_TYPE', `unknown peer message type ${type}`)
-  }
-  r.end()
-  return message
+const writeStrings = (e: encoding.Encoder, strings: readonly string[]): void => {
+  encoding.writeVarUint(e, strings.length)
+  for (const text of strings) encoding.writeVarString(e, text)
 }
 
-export const encodePeerMessage = (message: PeerMessage): Uint8Array => {
-  const e = encoding.createEncoder()
-  switch (message.type) {
-    case 'welcome':
-      encoding.writeVarUint(e, PeerMessageType.Welcome)
-      encoding.writeVarUint(e, message.version)
-      encoding.writeVarString(e, message.region)
-      writeMarks(e, message.have)
-      break
-    case 'batch':
-      encoding.writeVarUint(e, PeerMessageType.Batch)
-      encoding.writeVarUint(e, message.entries.length)
-      for (const entry of message.entries) {
+type MessageOf<T extends PeerMessage['type']> = Extract<PeerMessage, { type: T }>
+
+/** One message's number, and its fields written and read side by side, so their order cannot drift. */
+interface Codec<M> {
+  readonly number: number
+  write(e: encoding.Encoder, message: M): void
+  read(r: FrameReader): M
+}
+
+const CODECS: { readonly [T in PeerMessage['type']]: Codec<MessageOf<T>> } = {
+  welcome: {
+    number: PeerMessageType.Welcome,
+    write: (e, m) => { encoding.writeVarUint(e, m.version); encoding.writeVarString(e, m.region); writeMarks(e, m.have) },
+    read: r => ({ type: 'welcome', version: r.uint('version'), region: r.string('region'), have: readMarks(r) }),
+  },
+  batch: {
+    number: PeerMessageType.Batch,
+    write: (e, m) => {
+      encoding.writeVarUint(e, m.entries.length)
+      for (const entry of m.entries) {
         encoding.writeVarString(e, entry.docName)
         encoding.writeVarString(e, entry.origin)
         encoding.writeVarUint(e, entry.originSeq)
         encoding.writeVarUint8Array(e, entry.update)
       }
-      writeMarks(e, message.upTo)
-      break
-    case 'ack':
-      encoding.writeVarUint(e, PeerMessageType.Ack)
-      writeMarks(e, message.have)
-      break
-    case 'sv-request':
-      encoding.writeVarUint(e, PeerMessageType.SvRequest)
-      encoding.writeVarUint(e, message.docNames.length)
-      for (const name of message.docNames) encoding.writeVarString(e, name)
-      break
-    case 'sv-reply':
-      encoding.writeVarUint(e, PeerMessageType.SvReply)
-      encoding.writeVarUint(e, message.docs.length)
-      for (const doc of message.docs) {
+      writeMarks(e, m.upTo)
+    },
+    read: r => ({
+      type: 'batch',
+      entries: r.list('entries', 4, () => ({
+        docName: r.string('document name'),
+        origin: r.string('origin'),
+        originSeq: r.uint('origin sequence number'),
+        update: r.bytes('update'),
+      })),
+      upTo: readMarks(r),
+    }),
+  },
+  ack: {
+    number: PeerMessageType.Ack,
+    write: (e, m) => writeMarks(e, m.have),
+    read: r => ({ type: 'ack', have: readMarks(r) }),
+  },
+  'sv-request': {
+    number: PeerMessageType.SvRequest,
+    write: (e, m) => writeStrings(e, m.docNames),
+    read: r => ({ type: 'sv-request', docNames: r.list('document names', 1, () => r.string('document name')) }),
+  },
+  'sv-reply': {
+    number: PeerMessageType.SvReply,
+    write: (e, m) => {
+      encoding.writeVarUint(e, m.docs.length)
+      for (const doc of m.docs) {
         encoding.writeVarString(e, doc.docName)
         encoding.writeVarUint8Array(e, doc.stateVector)
       }
-      break
-    case 'catch-up':
-      encoding.writeVarUint(e, PeerMessageType.CatchUp)
-      encoding.writeVarString(e, message.docName)
-      encoding.writeVarUint8Array(e, message.update)
-      break
-    case 'link-state':
-      encoding.writeVarUint(e, PeerMessageType.LinkState)
-      encoding.writeVarString(e, message.region)
-      encoding.writeVarUint(e, message.version)
-      encoding.writeVarUint(e, message.reaches.length)
-      for (const region of message.reaches) encoding.writeVarString(e, region)
-      writeMarks(e, message.have)
-      break
-    case 'awareness':
-      encoding.writeVarUint(e, PeerMessageType.Awareness)
-      encoding.writeVarString(e, message.docName)
-      encoding.writeVarString(e, message.origin)
-      encoding.writeVarUint8Array(e, message.update)
-      break
-    case 'policy':
-      encoding.writeVarUint(e, PeerMessageType.Policy)
-      encoding.writeVarString(e, message.rules)
-      break
-  }
+    },
+    read: r => ({ type: 'sv-reply', docs: r.list('state vectors', 2, () => ({ docName: r.string('document name'), stateVector: r.bytes('state vector') })) }),
+  },
+  'catch-up': {
+    number: PeerMessageType.CatchUp,
+    write: (e, m) => { encoding.writeVarString(e, m.docName); encoding.writeVarUint8Array(e, m.update) },
+    read: r => ({ type: 'catch-up', docName: r.string('document name'), update: r.bytes('update') }),
+  },
+  'link-state': {
+    number: PeerMessageType.LinkState,
+    write: (e, m) => { encoding.writeVarString(e, m.region); encoding.writeVarUint(e, m.version); writeStrings(e, m.reaches); writeMarks(e, m.have) },
+    read: r => ({ type: 'link-state', region: r.string('region'), version: r.uint('version'), reaches: r.list('regions', 1, () => r.string('region')), have: readMarks(r) }),
+  },
+  awareness: {
+    number: PeerMessageType.Awareness,
+    write: (e, m) => { encoding.writeVarString(e, m.docName); encoding.writeVarString(e, m.origin); encoding.writeVarUint8Array(e, m.update) },
+    read: r => ({ type: 'awareness', docName: r.string('document name'), origin: r.string('origin'), update: r.bytes('awareness update') }),
+  },
+  policy: {
+    number: PeerMessageType.Policy,
+    write: (e, m) => encoding.writeVarString(e, m.rules),
+    read: r => ({ type: 'policy', rules: r.string('namespace rules') }),
+  },
+}
+
+const BY_NUMBER = new Map<number, Codec<PeerMessage>>(Object.values(CODECS).map(codec => [codec.number, codec as Codec<PeerMessage>]))
+
+export const decodePeerMessage = (frame: Uint8Array): PeerMessage => {
+  if (frame.length === 0) throw new ProtocolError('ERR_EMPTY_FRAME', 'empty peer message frame')
+  const r = new FrameReader(frame, 'peer message')
+  const type = r.uint('message type')
+  const codec = BY_NUMBER.get(type)
+  if (codec === undefined) throw new ProtocolError('ERR_UNKNOWN_MESSAGE_TYPE', `unknown peer message type ${type}`)
+  const message = codec.read(r)
+  r.end()
+  return message
+}
+
+export const encodePeerMessage = (message: PeerMessage): Uint8Array => {
+  const codec = CODECS[message.type] as Codec<PeerMessage>
+  const e = encoding.createEncoder()
+  encoding.writeVarUint(e, codec.number)
+  codec.write(e, message)
   return encoding.toUint8Array(e)
 }

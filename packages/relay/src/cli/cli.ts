@@ -2,6 +2,7 @@
  * The `georelay` command. Exit codes: 0 done, 1 runtime failure, 2 bad usage or configuration.
  */
 import { parseArgs } from 'node:util'
+import { isRegionName } from '@georelay/core'
 import { ConfigError, type ConfigOverrides, MIN_SECRET_BYTES, dataDirOf, loadRelayConfig } from '../config/index.js'
 import { type Logger, stderrLogger, type LogLevel } from '../observability/index.js'
 import { Relay } from '../server/index.js'
@@ -219,7 +220,7 @@ const runCluster = async (args: string[]): Promise<number> => {
     return 0
   }
   const regions = v.regions.split(',').map(r => r.trim()).filter(Boolean)
-  const bad = regions.find(r => !/^[a-z0-9][a-z0-9-]{0,62}$/.test(r))
+  const bad = regions.find(r => !isRegionName(r))
   if (bad !== undefined) return usage(`--regions: "${bad}" is not a region name (lowercase letters, digits and dashes)`)
   if (!/^\d+$/.test(v['base-port']) || Number(v['base-port']) + regions.length - 1 > 65535) return usage(`--base-port must be a port number, not "${v['base-port']}"`)
   if (v.store !== 'sqlite' && v.store !== 'memory') return usage(`--store must be sqlite or memory, not "${v.store}"`)

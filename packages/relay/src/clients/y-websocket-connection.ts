@@ -7,7 +7,7 @@
  * (message-cost.ts) before its work is done.
  */
 import type { WebSocket } from 'ws'
-import { CloseCode, decodeFrame, encodeFrame } from '@georelay/core'
+import { CloseCode, decodeFrame, encodeFrame, movedReason } from '@georelay/core'
 import type { Grants } from '../auth/index.js'
 import { ClientSocket } from './client-socket.js'
 import { describeFailure } from './client-failure.js'
@@ -61,7 +61,7 @@ export class ClientConnection {
         send: frame => this.socket.send(frame),
         fail: err => this.fail(err),
         // The reason starts with "REGION URL", which the SDK reads; stock clients just see the words.
-        redirect: (region, url) => this.close(CloseCode.Moved, `${region} ${url} : this document lives in ${region}`),
+        redirect: (region, url) => this.close(CloseCode.Moved, movedReason({ region, url })),
         // y-websocket's own answer to a refused write: an auth message, "permission denied".
         refuseWrite: (code, reason) => {
           metrics.rejected.inc({ code })

@@ -6,9 +6,9 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { z } from 'zod'
-import { PolicyError, compilePolicies } from '@georelay/core'
+import { PolicyError, REGION_NAME, REGION_NAME_RULE, compilePolicies } from '@georelay/core'
 
-const regionName = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'a region name is lowercase letters, digits and dashes, like "eu-west"')
+const regionName = z.string().regex(REGION_NAME, REGION_NAME_RULE)
 const wsUrl = z.string().regex(/^wss?:\/\/[^\s/]+/, 'must be a ws:// or wss:// URL, like "ws://127.0.0.1:4001"')
 
 /** Shortest mesh secret accepted, in bytes. */

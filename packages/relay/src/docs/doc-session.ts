@@ -6,7 +6,7 @@
  * bounded amount), then run in order.
  */
 import {
-  EMPTY_UPDATE, ProtocolError, type YMessage, diffUpdate, encodeFrame, isEmptyUpdate, readAwarenessUpdate, validateStateVector,
+  CloseCode, EMPTY_UPDATE, ProtocolError, type YMessage, diffUpdate, encodeFrame, isEmptyUpdate, readAwarenessUpdate, validateStateVector,
   validateUpdate,
 } from '@georelay/core'
 import type { DocRegistry } from './doc-registry.js'
@@ -171,7 +171,7 @@ export class DocSession implements DocClient {
     this.pendingBytes += bytes
     if (pending.length >= MAX_PENDING_MESSAGES || this.pendingBytes > this.maxPendingBytes) {
       this.close()
-      this.transport.fail(new RelayRefusal('ERR_TOO_MUCH_PENDING', 4429, 'too much arrived before the document finished loading; wait for the sync, then send'))
+      this.transport.fail(new RelayRefusal('ERR_TOO_MUCH_PENDING', CloseCode.RateLimited, 'too much arrived before the document finished loading; wait for the sync, then send'))
       return
     }
     pending.push(item)
@@ -223,7 +223,7 @@ export class DocSession implements DocClient {
     if (this.held !== null) {
       this.heldBytes += update.length
       if (this.heldBytes > MAX_HELD_BYTES) {
-        return this.transport.fail(new RelayRefusal('ERR_NO_WRITER', 1013, 'no region that may write this document is reachable, and too much is waiting; retry later'))
+        return this.transport.fail(new RelayRefusal('ERR_NO_WRITER', CloseCode.TryAgainLater, 'no region that may write this document is reachable, and too much is waiting; retry later'))
       }
       this.held.push({ update, done })
       return

@@ -3,7 +3,7 @@
  * `Y.Doc`: answering a sync needs only the merged state, its state vector and `diffUpdate`.
  * Every write is appended durably before anyone else sees it.
  */
-import { encodeFrame, mergeUpdates, stateVectorOf } from '@georelay/core'
+import { CloseCode, encodeFrame, mergeUpdates, stateVectorOf } from '@georelay/core'
 import type { RelayMetrics } from '../observability/index.js'
 import { DEFAULT_PRESENCE_LIMITS, Presence, type PresenceLimits } from './presence.js'
 import type { ReplicationLog } from '../replication/index.js'
@@ -122,7 +122,7 @@ export class LiveDoc {
     // The sum of parts over-counts (merging shrinks it), so merge before refusing.
     const growth = this.bytesInFlight + update.length
     if (this.bytes + growth > this.maxBytes && this.state().length + growth > this.maxBytes) {
-      throw new RelayRefusal('ERR_DOC_TOO_LARGE', 4413, `"${this.name}" would grow past ${this.maxBytes} bytes (limits.maxDocumentBytes); it stays readable, this write is refused`)
+      throw new RelayRefusal('ERR_DOC_TOO_LARGE', CloseCode.MessageTooLarge, `"${this.name}" would grow past ${this.maxBytes} bytes (limits.maxDocumentBytes); it stays readable, this write is refused`)
     }
     this.writesInFlight++
     this.bytesInFlight += update.length

@@ -6,14 +6,14 @@
  * resumes from the acknowledged marks.
  */
 import WebSocket from 'ws'
-import { CloseCode, type PeerMessage } from '@georelay/core'
+import { CloseCode, type PeerMessage, fullJitter } from '@georelay/core'
 import { CatchUp } from './catch-up.js'
 import type { LinkContext } from './link-context.js'
 import { LogPump } from './log-pump.js'
 import { PeerSocket } from './peer-socket.js'
 
-const BACKOFF_BASE_MS = 100
-const BACKOFF_MAX_MS = 5000
+/** How a lost peer is dialled again (full jitter, so relays that lost each other do not all come back in one wave). */
+const REDIAL = { baseMs: 100, maxMs: 5000 }
 
 /** Compression of peer links: small frames (acks, pings) stay raw, batches are deflated. */
 export const PEER_DEFLATE = { threshold: 64, serverNoContextTakeover: false, clientNoContextTakeover: false } as const
@@ -219,11 +219,9 @@ export class OutboundLink {
     }
     if (wasUp) this.ctx.linkChanged(this.region)
     if (this.closed) return
-    // Full jitter, so relays that lost each other do not all come back in one wave.
-    const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** this.attempts++)
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null
       if (!this.closed) this.connect()
-    }, Math.random() * ceiling)
+    }, fullJitter(this.attempts++, REDIAL))
   }
 }
