@@ -42,7 +42,8 @@ const until = async (page: Page, what: string, check: (demo: DemoHandle, arg: st
   })
 }
 
-const text = (page: Page): Promise<string> => page.evaluate(() => (globalThis as unknown as Required<Demo>).georelayDemo.text())
+const text = (page: Page): Promise<string> =>
+  page.evaluate(() => (globalThis as unknown as Required<Demo>).georelayDemo.text())
 
 /** Types at the end of the document, as a user who clicked into the editor would. */
 const typeAtEnd = async (page: Page, words: string): Promise<void> => {

@@ -86,7 +86,10 @@ const commandOf = (kind: ContenderKind, dataDir: string, relayArgs: string[]): s
   return [SERVER_CHILD, kind]
 }
 
-export const startContender = (kind: ContenderKind, { nodeFlags = [], relayArgs = [], timeoutMs = 20_000 }: StartContenderOptions = {}): Promise<Contender> => {
+export const startContender = (
+  kind: ContenderKind,
+  { nodeFlags = [], relayArgs = [], timeoutMs = 20_000 }: StartContenderOptions = {},
+): Promise<Contender> => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `georelay-bench-${kind}-`))
   const child: ChildProcess = spawn(process.execPath, [...nodeFlags, ...commandOf(kind, dataDir, relayArgs)], {
     stdio: ['ignore', 'pipe', 'pipe'],

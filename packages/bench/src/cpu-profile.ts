@@ -61,7 +61,7 @@ export const summarizeProfile = (file: string, top = 20): ProfileSummary => {
     const node = byId.get(id)
     if (node === undefined) continue
     const { functionName, url, lineNumber } = node.callFrame
-    if (functionName === '(idle)' || functionName === '(program)' && url === '') {
+    if (functionName === '(idle)' || (functionName === '(program)' && url === '')) {
       const key = functionName
       const spot = functions.get(key) ?? { name: key, where: '', selfMs: 0, share: 0 }
       spot.selfMs += us / 1000

@@ -25,7 +25,11 @@ export interface OpenOptions {
  * Resolves once the socket is open and, for servers that speak first, once their first frame
  * arrived (the document is set up on the server then, so nothing sent later is missed).
  */
-export const openLoadSocket = (contender: Contender, docName: string, { onFrame, greet = true, timeoutMs = 15_000 }: OpenOptions = {}): Promise<LoadSocket> =>
+export const openLoadSocket = (
+  contender: Contender,
+  docName: string,
+  { onFrame, greet = true, timeoutMs = 15_000 }: OpenOptions = {},
+): Promise<LoadSocket> =>
   new Promise((resolve, reject) => {
     const url = contender.framing === 'hocuspocus' ? contender.url : `${contender.url}/${docName}`
     const ws = new WebSocket(url, { perMessageDeflate: false })

@@ -45,9 +45,11 @@ const fmt = (value: number, digits = 2): string => Number.isFinite(value) ? valu
 const mb = (bytes: number): string => Number.isFinite(bytes) && bytes > 0 ? `${(bytes / 2 ** 20).toFixed(0)} MB` : 'n/a'
 const kOf = (n: number): string => Number.isFinite(n) ? `${(n / 1000).toFixed(1)}k` : 'n/a'
 
-const fanOutOf = (report: BenchReport, kind: ContenderKind): FanOutResult | undefined => report.fanOut.find(r => r.kind === kind && r.error === undefined)
+const fanOutOf = (report: BenchReport, kind: ContenderKind): FanOutResult | undefined =>
+  report.fanOut.find(r => r.kind === kind && r.error === undefined)
 
-export const loadGenBound = (phase: PhaseResult | null): boolean => phase !== null && phase.loadGenCpuShare >= LOAD_GEN_BOUND
+export const loadGenBound = (phase: PhaseResult | null): boolean =>
+  phase !== null && phase.loadGenCpuShare >= LOAD_GEN_BOUND
 
 export const goalRows = (report: BenchReport): GoalRow[] => {
   const rows: GoalRow[] = []
@@ -66,7 +68,10 @@ export const goalRows = (report: BenchReport): GoalRow[] => {
   }
   if (geo?.saturated != null) {
     const others = report.fanOut.filter(r => r.kind !== GEORELAY && r.kind !== 'georelay-memory' && r.saturated !== null && r.error === undefined)
-    const best = others.reduce<FanOutResult | undefined>((b, r) => (r.saturated as PhaseResult).deliveredPerSecond > ((b?.saturated?.deliveredPerSecond) ?? 0) ? r : b, undefined)
+    const best = others.reduce<FanOutResult | undefined>(
+      (b, r) => (r.saturated as PhaseResult).deliveredPerSecond > ((b?.saturated?.deliveredPerSecond) ?? 0) ? r : b,
+      undefined,
+    )
     if (best?.saturated != null) {
       const bound = [geo, ...others].filter(r => loadGenBound(r.saturated)).map(r => r.label)
       rows.push({
@@ -182,12 +187,20 @@ export const charts = (report: BenchReport): Record<string, string> => {
     out['fanout-latency.svg'] = distributionChart({
       title: `Fan-out latency, paced (${report.settings['pacedRate']} updates/s per writer)`,
       unit: 'ms from send to delivery',
-      series: withPaced.map(r => ({ label: r.label, quantiles: (r.paced as PhaseResult).latencyQuantiles, highlight: r.kind === GEORELAY })),
+      series: withPaced.map(r => ({
+        label: r.label,
+        quantiles: (r.paced as PhaseResult).latencyQuantiles,
+        highlight: r.kind === GEORELAY,
+      })),
     })
     out['fanout-cpu.svg'] = barChart({
       title: 'Server CPU per 10,000 delivered updates (paced; lower is better)',
       unit: 's',
-      bars: withPaced.map(r => ({ label: r.label, value: (r.paced as PhaseResult).cpuPer10k, highlight: isGeorelay(r.kind) })),
+      bars: withPaced.map(r => ({
+        label: r.label,
+        value: (r.paced as PhaseResult).cpuPer10k,
+        highlight: isGeorelay(r.kind),
+      })),
     })
   }
   const withSat = report.fanOut.filter(r => r.saturated !== null)

@@ -29,7 +29,10 @@ export interface BenchOptions {
   /** One-way delay between regions for the convergence workload. */
   delayMs: number
   memoryDocs: number
-  /** Profile every contender during fan-out, and the relay during durable ack (`--cpu-prof`, profiles in `<out>/profiles`; the profiler costs CPU too). */
+  /**
+   * Profile every contender during fan-out, and the relay during durable ack (`--cpu-prof`,
+   * profiles in `<out>/profiles`; the profiler costs CPU too).
+   */
   cpuProf: boolean
   outDir: string
   log: (line: string) => void
@@ -77,7 +80,9 @@ export const runBench = async (options: BenchOptions): Promise<{ report: BenchRe
   const size = SIZES[options.quick ? 'quick' : 'full']
   const started = performance.now()
   const fanOutCount = Math.max(size.pacedCount, size.saturatedCount)
-  const trace: EditingTrace = options.trace === undefined ? syntheticTrace(Math.max(fanOutCount, size.fastUpdates, 20_000), options.seed) : loadTrace(options.trace)
+  const trace: EditingTrace = options.trace === undefined
+    ? syntheticTrace(Math.max(fanOutCount, size.fastUpdates, 20_000), options.seed)
+    : loadTrace(options.trace)
   const report: BenchReport = {
     startedAt: new Date().toISOString(),
     durationSeconds: 0,
@@ -109,11 +114,18 @@ export const runBench = async (options: BenchOptions): Promise<{ report: BenchRe
   }
   if (has('convergence')) {
     log('convergence and cross-region bytes: 3 regions…')
-    report.convergence = await runConvergence({ trace, delayMs: options.delayMs, fastUpdates: size.fastUpdates, humanUpdates: size.humanUpdates, humanIntervalMs: HUMAN_INTERVAL_MS })
+    report.convergence = await runConvergence({
+      trace,
+      delayMs: options.delayMs,
+      fastUpdates: size.fastUpdates,
+      humanUpdates: size.humanUpdates,
+      humanIntervalMs: HUMAN_INTERVAL_MS,
+    })
     if (report.convergence.error !== undefined) log(`  failed: ${report.convergence.error}`)
   }
   if (has('memory')) {
-    const state = finalStateOf(options.trace === undefined ? syntheticTrace(size.memoryKeystrokes, options.seed) : trace)
+    const memoryTrace = options.trace === undefined ? syntheticTrace(size.memoryKeystrokes, options.seed) : trace
+    const state = finalStateOf(memoryTrace)
     for (const kind of size.memoryContenders) {
       log(`memory: ${kind}, ${options.memoryDocs} documents of ${(state.length / 1024).toFixed(0)} KB…`)
       const result = await runMemory(kind, { docs: options.memoryDocs, state })

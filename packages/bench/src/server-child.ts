@@ -47,7 +47,10 @@ const startHocuspocus = async (): Promise<number> => {
 interface Room { members: Set<WebSocket> }
 
 /** A ws server that groups sockets by URL path (the document) and hands every message to `relay`. */
-const startRooms = <R extends Room>(newRoom: () => R, relay: (room: R, from: WebSocket, data: Buffer) => void): Promise<number> => {
+const startRooms = <R extends Room>(
+  newRoom: () => R,
+  relay: (room: R, from: WebSocket, data: Buffer) => void,
+): Promise<number> => {
   const rooms = new Map<string, R>()
   const wss = new WebSocketServer({ noServer: true })
   const server = http.createServer((_req, res) => { res.writeHead(200).end('okay') })
@@ -92,7 +95,8 @@ const startMergeEcho = (): Promise<number> => {
     room.from.clear()
     for (const member of room.members) if (member !== except) member.send(frame)
   }
-  return startRooms<MergeRoom>(() => ({ members: new Set(), pending: [], from: new Set(), scheduled: false }), (room, from, data) => {
+  const newRoom = (): MergeRoom => ({ members: new Set(), pending: [], from: new Set(), scheduled: false })
+  return startRooms<MergeRoom>(newRoom, (room, from, data) => {
     const update = syncUpdateOf(data)
     if (update === null) {
       for (const other of room.members) if (other !== from) other.send(data)

@@ -13,7 +13,13 @@ export const percentile = (sorted: readonly number[], p: number): number =>
 export const distribution = (samples: readonly number[]): Distribution => {
   const sorted = Float64Array.from(samples).sort()
   const s = Array.from(sorted)
-  return { count: s.length, p50: percentile(s, 0.5), p90: percentile(s, 0.9), p99: percentile(s, 0.99), max: s[s.length - 1] ?? NaN }
+  return {
+    count: s.length,
+    p50: percentile(s, 0.5),
+    p90: percentile(s, 0.9),
+    p99: percentile(s, 0.99),
+    max: s[s.length - 1] ?? NaN,
+  }
 }
 
 /** The probabilities `quantiles` reports: dense in the tail, where servers differ. */

@@ -29,7 +29,9 @@ export interface Bar {
   highlight?: boolean
 }
 
-export const barChart = ({ title, unit, bars, goal }: { title: string, unit: string, bars: Bar[], goal?: { value: number, label: string } }): string => {
+export const barChart = (
+  { title, unit, bars, goal }: { title: string, unit: string, bars: Bar[], goal?: { value: number, label: string } },
+): string => {
   const width = 720
   const left = 190
   const right = 150
@@ -47,9 +49,9 @@ export const barChart = ({ title, unit, bars, goal }: { title: string, unit: str
       `<rect x="${left}" y="${y + 6}" width="${w.toFixed(1)}" height="${rowHeight - 12}" rx="3" fill="${colour}"/>` +
       `<text x="${(left + w + 6).toFixed(1)}" y="${y + 20}" font-size="12">${escape(compact(bar.value))} ${escape(unit)}${bar.note === undefined ? '' : ` · ${escape(bar.note)}`}</text>`
   }).join('\n')
-  const goalLine = goal === undefined ? '' :
-    `<line x1="${x(goal.value).toFixed(1)}" x2="${x(goal.value).toFixed(1)}" y1="${top - 4}" y2="${top + bars.length * rowHeight}" stroke="#333" stroke-dasharray="4 3"/>` +
-    `<text x="${x(goal.value).toFixed(1)}" y="${top + bars.length * rowHeight + 16}" text-anchor="middle" font-size="11">${escape(goal.label)}</text>`
+  const goalLine = goal === undefined ? ''
+    : `<line x1="${x(goal.value).toFixed(1)}" x2="${x(goal.value).toFixed(1)}" y1="${top - 4}" y2="${top + bars.length * rowHeight}" stroke="#333" stroke-dasharray="4 3"/>` +
+      `<text x="${x(goal.value).toFixed(1)}" y="${top + bars.length * rowHeight + 16}" text-anchor="middle" font-size="11">${escape(goal.label)}</text>`
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ${FONT}>
 <rect width="100%" height="100%" fill="#fff"/>
 <text x="16" y="28" font-size="16" font-weight="600">${escape(title)}</text>
@@ -73,7 +75,9 @@ const tailDepth = (q: number): number => -Math.log10(1 - Math.min(q, 0.999))
  * Percentile (y, tail-stretched so p90 to p99.9 get as much room as p0 to p90) against latency
  * (x, log scale): further left is faster; a long tail shows as a line bending right at the top.
  */
-export const distributionChart = ({ title, unit, series }: { title: string, unit: string, series: Series[] }): string => {
+export const distributionChart = (
+  { title, unit, series }: { title: string, unit: string, series: Series[] },
+): string => {
   const width = 720
   const height = 400
   const pad = { left: 60, right: 200, top: 44, bottom: 46 }
@@ -81,7 +85,9 @@ export const distributionChart = ({ title, unit, series }: { title: string, unit
   const lo = Math.max(1e-3, Math.min(...values, 1))
   const hi = Math.max(...values, lo * 10)
   const [logLo, logHi] = [Math.floor(Math.log10(lo)), Math.ceil(Math.log10(hi))]
-  const x = (v: number): number => pad.left + (width - pad.left - pad.right) * (Math.log10(Math.max(v, 10 ** logLo)) - logLo) / Math.max(1, logHi - logLo)
+  const decades = Math.max(1, logHi - logLo)
+  const x = (v: number): number =>
+    pad.left + (width - pad.left - pad.right) * (Math.log10(Math.max(v, 10 ** logLo)) - logLo) / decades
   const y = (q: number): number => height - pad.bottom - (height - pad.top - pad.bottom) * tailDepth(q) / tailDepth(1)
   const grid: string[] = []
   for (let e = logLo; e <= logHi; e++) {
@@ -93,7 +99,9 @@ export const distributionChart = ({ title, unit, series }: { title: string, unit
       `<text x="${pad.left - 6}" y="${(y(q) + 4).toFixed(1)}" text-anchor="end" font-size="11">p${Number((q * 100).toFixed(1))}</text>`)
   }
   const lines = series.map((s, i) => {
-    const colour = s.highlight === true ? PALETTE[3] : PALETTE[(i % (PALETTE.length - 1)) + (i >= 3 ? 1 : 0)] ?? PALETTE[0]
+    const colour = s.highlight === true
+      ? PALETTE[3]
+      : PALETTE[(i % (PALETTE.length - 1)) + (i >= 3 ? 1 : 0)] ?? PALETTE[0]
     // The maximum sits on the p99.9 line: the chart stops there.
     const points = s.quantiles.map((v, k) => `${x(v).toFixed(1)},${y(QUANTILE_POINTS[k] ?? 1).toFixed(1)}`).join(' ')
     const legendY = pad.top + 8 + i * 20

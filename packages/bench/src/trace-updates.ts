@@ -54,8 +54,14 @@ export const keystrokeUpdates = (trace: EditingTrace, count = trace.patches.leng
     inserts.push(inserted)
   }
   // Trailing deletions would never be seen as delivered: leave them out.
-  while (inserts.length > 0 && inserts[inserts.length - 1] === false) { inserts.pop(); clockNeeded.pop(); updates.pop() }
-  for (let i = clockNeeded.length - 2; i >= 0; i--) if (clockNeeded[i] === -1) clockNeeded[i] = clockNeeded[i + 1] as number
+  while (inserts.length > 0 && inserts[inserts.length - 1] === false) {
+    inserts.pop()
+    clockNeeded.pop()
+    updates.pop()
+  }
+  for (let i = clockNeeded.length - 2; i >= 0; i--) {
+    if (clockNeeded[i] === -1) clockNeeded[i] = clockNeeded[i + 1] as number
+  }
   const finalState = Y.encodeStateAsUpdate(doc)
   doc.destroy()
   return { updates, clockNeeded, inserts, clientId, finalState, bytes: updates.reduce((n, u) => n + u.length, 0) }

@@ -6,7 +6,16 @@ import { type BenchReport, charts, keystrokeUpdates, machineInfo, markdownReport
 // working; speed itself is measured by `npm run bench`, never asserted here.
 describe('benchmark harness', () => {
   const keystrokes = keystrokeUpdates(syntheticTrace(400, 7))
-  const options = { docs: 1, readersPerDoc: 3, keystrokes, pacedRate: 1000, pacedCount: 60, saturatedCount: 120, window: 16, timeoutMs: 20_000 }
+  const options = {
+    docs: 1,
+    readersPerDoc: 3,
+    keystrokes,
+    pacedRate: 1000,
+    pacedCount: 60,
+    saturatedCount: 120,
+    window: 16,
+    timeoutMs: 20_000,
+  }
 
   it('counts every keystroke at every reader, for the echo and for georelay, and reports them', async () => {
     const results = [await runFanOut('echo', options), await runFanOut('georelay-memory', options)]

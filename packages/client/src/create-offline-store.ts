@@ -9,8 +9,8 @@ import { IndexedDbOfflineStore } from './indexeddb-offline-store.js'
 export type OfflineStoreSpec = 'memory' | 'indexeddb' | `file:${string}` | OfflineStore
 
 const isOfflineStore = (value: unknown): value is OfflineStore =>
-  typeof value === 'object' && value !== null &&
-  ['load', 'put', 'remove', 'close'].every(method => typeof (value as Record<string, unknown>)[method] === 'function')
+  typeof value === 'object' && value !== null
+  && ['load', 'put', 'remove', 'close'].every(method => typeof (value as Record<string, unknown>)[method] === 'function')
 
 const USAGE = "use 'memory', 'indexeddb' (browsers), 'file:/path/to/pending-writes.log' (Node), or an object implementing OfflineStore"
 

@@ -118,7 +118,13 @@ export class FileOfflineStore implements OfflineStore {
   private constructor (
     readonly path: string,
     private readonly key: string,
-    state: { handle: FileHandle, size: number, docs: Map<string, Map<number, Kept>>, liveBytes: number, discarded: number },
+    state: {
+      handle: FileHandle
+      size: number
+      docs: Map<string, Map<number, Kept>>
+      liveBytes: number
+      discarded: number
+    },
     options: FileOfflineStoreOptions,
   ) {
     this.handle = state.handle
@@ -134,7 +140,7 @@ export class FileOfflineStore implements OfflineStore {
    * Opens (or creates) the store at `file`, a path or a `file://` URL, and reads every pending
    * write into memory. The file's directory must exist.
    */
-  static async open(file: string, options: FileOfflineStoreOptions = {}): Promise<FileOfflineStore> {
+  static async open (file: string, options: FileOfflineStoreOptions = {}): Promise<FileOfflineStore> {
     const filePath = path.resolve(file.startsWith('file://') ? fileURLToPath(file) : file)
     const dir = path.dirname(filePath)
     await checkDirectory(filePath, dir)
@@ -163,16 +169,18 @@ export class FileOfflineStore implements OfflineStore {
     }
   }
 
-  load(docName: string): Promise<PendingWrite[]> {
+  load (docName: string): Promise<PendingWrite[]> {
     try { checkDocName(docName) } catch (err) { return Promise.reject(err) }
     return this.enqueue(null, () => {
       const writes = this.docs.get(docName)
       if (writes === undefined) return []
-      return [...writes].sort(([a], [b]) => a - b).map(([writeId, kept]) => ({ writeId, update: new Uint8Array(kept.update) }))
+      return [...writes]
+        .sort(([a], [b]) => a - b)
+        .map(([writeId, kept]) => ({ writeId, update: new Uint8Array(kept.update) }))
     })
   }
 
-  put(docName: string, write: PendingWrite): Promise<void> {
+  put (docName: string, write: PendingWrite): Promise<void> {
     let record: Buffer
     let name: Buffer
     try {
@@ -194,7 +202,7 @@ export class FileOfflineStore implements OfflineStore {
     })
   }
 
-  remove(docName: string, upToWriteId: number): Promise<void> {
+  remove (docName: string, upToWriteId: number): Promise<void> {
     let record: Buffer
     try {
       checkRemove(docName, upToWriteId)
@@ -221,7 +229,7 @@ export class FileOfflineStore implements OfflineStore {
   }
 
   /** Waits for every write already asked for, then releases the file. Idempotent. */
-  close(): Promise<void> {
+  close (): Promise<void> {
     this.closing ??= (async () => {
       await this.draining
       await this.handle.close().catch(() => undefined)
@@ -231,7 +239,7 @@ export class FileOfflineStore implements OfflineStore {
     return this.closing
   }
 
-  private enqueue<T>(record: Buffer | null, run: () => T): Promise<T> {
+  private enqueue<T> (record: Buffer | null, run: () => T): Promise<T> {
     if (this.closing !== null) return Promise.reject(closedError(`FileOfflineStore ${this.path}`))
     if (this.failure !== null) return Promise.reject(this.failure)
     return new Promise<T>((resolve, reject) => {
@@ -244,7 +252,7 @@ export class FileOfflineStore implements OfflineStore {
    * Appends whatever is queued as one write and one fdatasync (group commit: a burst of puts
    * costs one disk flush), then settles those ops in order, then compacts if it is time.
    */
-  private async drain(): Promise<void> {
+  private async drain (): Promise<void> {
     // Calls made in this same turn join the first batch; and `draining` is assigned before this
     // function can reach its end and clear it.
     await Promise.resolve()
@@ -284,7 +292,7 @@ export class FileOfflineStore implements OfflineStore {
   }
 
   /** Throws only when the store has failed; a compaction that could not finish is retried later. */
-  private async compactIfDue(): Promise<void> {
+  private async compactIfDue (): Promise<void> {
     if (this.size < this.nextCompactAt || this.size - MAGIC.length <= 2 * this.liveBytes) return
     try {
       await this.compact()
@@ -296,12 +304,14 @@ export class FileOfflineStore implements OfflineStore {
   }
 
   /** Writes the live records to a new file and renames it over the old one (atomic on POSIX). */
-  private async compact(): Promise<void> {
+  private async compact (): Promise<void> {
     const temp = compactPath(this.path)
     const records: Buffer[] = [MAGIC]
     for (const [docName, writes] of this.docs) {
       const name = encodeDocName(docName)
-      for (const [writeId, kept] of [...writes].sort(([a], [b]) => a - b)) records.push(encodeRecord(PUT, name, writeId, kept.update))
+      for (const [writeId, kept] of [...writes].sort(([a], [b]) => a - b)) {
+        records.push(encodeRecord(PUT, name, writeId, kept.update))
+      }
     }
     const bytes = Buffer.concat(records)
     let handle: FileHandle | undefined
@@ -335,7 +345,7 @@ export class FileOfflineStore implements OfflineStore {
     }
   }
 
-  private fail(err: unknown, doing: string): void {
+  private fail (err: unknown, doing: string): void {
     this.failure ??= new Error(
       `offline store ${this.path}: ${doing} the file failed (${errnoOf(err) ?? String(err)}); this store takes no more writes. ` +
       'Free disk space or fix the file\'s permissions, then open the store again: every write whose put resolved is kept.',
@@ -460,7 +470,10 @@ const readState = async (file: string, handle: FileHandle) => {
   const data = await handle.readFile()
   const docs = new Map<string, Map<number, Kept>>()
   let liveBytes = 0
-  if (data.length < MAGIC.length ? !MAGIC.subarray(0, data.length).equals(data) : !MAGIC.equals(data.subarray(0, MAGIC.length))) {
+  const foreign = data.length < MAGIC.length
+    ? !MAGIC.subarray(0, data.length).equals(data)
+    : !MAGIC.equals(data.subarray(0, MAGIC.length))
+  if (foreign) {
     throw new Error(`offline store file:${file} is not a georelay offline store (its first bytes do not match); choose another path, or move that file away if it is yours to discard`)
   }
   if (data.length < MAGIC.length) {

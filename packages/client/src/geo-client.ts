@@ -161,11 +161,18 @@ export class GeoClient extends ObservableV2<GeoClientEvents> {
     this.store = await this.storeReady
     this.WebSocketImpl = await resolveWebSocket(this.init.WebSocket)
     this.regions = this.init.regions ?? await this.discover(this.init.discoveryUrl as string)
-    this.picker = new RegionPicker(this.regions, this.init.fetch ?? defaultFetch, { ...DEFAULT_FAILBACK, ...this.init.failback }, this.init.preferRegion ?? null)
+    this.picker = new RegionPicker(
+      this.regions,
+      this.init.fetch ?? defaultFetch,
+      { ...DEFAULT_FAILBACK, ...this.init.failback },
+      this.init.preferRegion ?? null,
+    )
     await this.picker.measure()
     if (this.closed) return
     this.connectFrom(this.picker.ranked(), null, 'initial')
-    if (this.options.probeIntervalMs > 0) this.prober = setInterval(() => { void this.probe() }, this.options.probeIntervalMs)
+    if (this.options.probeIntervalMs > 0) {
+      this.prober = setInterval(() => { void this.probe() }, this.options.probeIntervalMs)
+    }
   }
 
   private async discover (url: string): Promise<RegionEndpoint[]> {
@@ -233,7 +240,13 @@ export class GeoClient extends ObservableV2<GeoClientEvents> {
   }
 
   /** A welcomed socket becomes the client's socket; the previous one (failback) is closed. */
-  private adopt (socket: SocketLike, region: string, reason: RegionChangeReason, regions: RegionEndpoint[], maxMessageBytes: number): void {
+  private adopt (
+    socket: SocketLike,
+    region: string,
+    reason: RegionChangeReason,
+    regions: RegionEndpoint[],
+    maxMessageBytes: number,
+  ): void {
     if (this.closed) return socket.close(CloseCode.Normal, 'client closed')
     const previousSocket = this.socket
     const previous = this.region

@@ -36,7 +36,10 @@ export interface SessionOptions {
 export type Outbox = (message: MuxMessage) => void
 
 const REMOTE = Symbol('georelay-remote')
-/** Refusals a retry cannot fix (see the error event); 4307 is a redirect the client cannot follow (GeoClient's redirect loop). */
+/**
+ * Refusals a retry cannot fix (see the error event); 4307 is a redirect the client cannot follow
+ * (GeoClient's redirect loop).
+ */
 const NOT_RETRIED: readonly number[] = [CloseCode.Forbidden, CloseCode.MessageTooLarge, CloseCode.Moved]
 /** How a document the relay closed after an error is opened again. */
 const REOPEN = { baseMs: 500, maxMs: 30_000 }
@@ -318,7 +321,10 @@ export class GeoSession extends ObservableV2<SessionEvents> {
     this.updateStatus()
   }
 
-  private readonly onAwarenessUpdate = ({ added, updated, removed }: { added: number[], updated: number[], removed: number[] }, origin: unknown): void => {
+  private readonly onAwarenessUpdate = (
+    { added, updated, removed }: { added: number[], updated: number[], removed: number[] },
+    origin: unknown,
+  ): void => {
     if (origin === REMOTE) return
     const changed = [...added, ...updated, ...removed]
     this.sendFrame({ type: 'awareness', update: awarenessProtocol.encodeAwarenessUpdate(this.awareness, changed) })

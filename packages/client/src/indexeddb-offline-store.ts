@@ -60,7 +60,9 @@ export class IndexedDbOfflineStore implements OfflineStore {
     }
   }
 
-  static async open({ name = DEFAULT_INDEXEDDB_NAME, indexedDB = globalThis.indexedDB }: IndexedDbOfflineStoreOptions = {}): Promise<IndexedDbOfflineStore> {
+  static async open (
+    { name = DEFAULT_INDEXEDDB_NAME, indexedDB = globalThis.indexedDB }: IndexedDbOfflineStoreOptions = {},
+  ): Promise<IndexedDbOfflineStore> {
     if (indexedDB === undefined) {
       throw new Error('IndexedDbOfflineStore needs IndexedDB, and globalThis.indexedDB is undefined here; in Node use a file: or memory store')
     }
@@ -97,7 +99,7 @@ export class IndexedDbOfflineStore implements OfflineStore {
     return new IndexedDbOfflineStore(db, name)
   }
 
-  async load(docName: string): Promise<PendingWrite[]> {
+  async load (docName: string): Promise<PendingWrite[]> {
     checkDocName(docName)
     const tx = this.transaction('readonly', 'load')
     const rows = await request(tx.objectStore(STORE).getAll(writesOf(docName)) as IDBRequest<Row[]>)
@@ -105,7 +107,7 @@ export class IndexedDbOfflineStore implements OfflineStore {
     return rows.map(row => ({ writeId: row.writeId, update: row.update }))
   }
 
-  async put(docName: string, write: PendingWrite): Promise<void> {
+  async put (docName: string, write: PendingWrite): Promise<void> {
     checkPut(docName, write)
     const tx = this.transaction('readwrite', 'put')
     const done = completion(tx)
@@ -115,7 +117,7 @@ export class IndexedDbOfflineStore implements OfflineStore {
     await done.catch((err: unknown) => { throw this.wrap(err, `storing write ${write.writeId} of '${docName}'`) })
   }
 
-  async remove(docName: string, upToWriteId: number): Promise<void> {
+  async remove (docName: string, upToWriteId: number): Promise<void> {
     checkRemove(docName, upToWriteId)
     if (upToWriteId === Number.NEGATIVE_INFINITY) return
     const tx = this.transaction('readwrite', 'remove')
@@ -125,13 +127,13 @@ export class IndexedDbOfflineStore implements OfflineStore {
   }
 
   /** Transactions already started still complete (and their puts resolve). */
-  async close(): Promise<void> {
+  async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
     this.db.close()
   }
 
-  private transaction(mode: IDBTransactionMode, what: string): IDBTransaction {
+  private transaction (mode: IDBTransactionMode, what: string): IDBTransaction {
     if (this.closed) throw closedError(`IndexedDbOfflineStore '${this.name}'`)
     if (this.failure !== null) throw this.failure
     try {
@@ -143,7 +145,7 @@ export class IndexedDbOfflineStore implements OfflineStore {
     }
   }
 
-  private wrap(err: unknown, doing: string): Error {
+  private wrap (err: unknown, doing: string): Error {
     if (this.failure !== null && err === this.failure) return this.failure
     return new Error(`IndexedDB '${this.name}': ${doing} failed (${explain(err)}); ${hint(err)}`, { cause: err })
   }

@@ -8,16 +8,18 @@ export class MemoryOfflineStore implements OfflineStore {
   private readonly docs = new Map<string, Map<number, Uint8Array>>()
   private closed = false
 
-  async load(docName: string): Promise<PendingWrite[]> {
+  async load (docName: string): Promise<PendingWrite[]> {
     this.checkOpen()
     checkDocName(docName)
     const writes = this.docs.get(docName)
     if (writes === undefined) return []
     // Copies, so that a caller mutating what it loaded cannot change what is kept.
-    return [...writes].sort(([a], [b]) => a - b).map(([writeId, update]) => ({ writeId, update: new Uint8Array(update) }))
+    return [...writes]
+      .sort(([a], [b]) => a - b)
+      .map(([writeId, update]) => ({ writeId, update: new Uint8Array(update) }))
   }
 
-  async put(docName: string, write: PendingWrite): Promise<void> {
+  async put (docName: string, write: PendingWrite): Promise<void> {
     this.checkOpen()
     checkPut(docName, write)
     let writes = this.docs.get(docName)
@@ -27,7 +29,7 @@ export class MemoryOfflineStore implements OfflineStore {
     writes.set(write.writeId, new Uint8Array(write.update))
   }
 
-  async remove(docName: string, upToWriteId: number): Promise<void> {
+  async remove (docName: string, upToWriteId: number): Promise<void> {
     this.checkOpen()
     checkRemove(docName, upToWriteId)
     const writes = this.docs.get(docName)
@@ -36,12 +38,12 @@ export class MemoryOfflineStore implements OfflineStore {
     if (writes.size === 0) this.docs.delete(docName)
   }
 
-  async close(): Promise<void> {
+  async close (): Promise<void> {
     this.closed = true
     this.docs.clear()
   }
 
-  private checkOpen(): void {
+  private checkOpen (): void {
     if (this.closed) throw closedError('MemoryOfflineStore')
   }
 }

@@ -27,7 +27,10 @@ const median = (values: number[]): number => {
 }
 
 /** Median round trip to a relay in ms, or null when it does not answer in time. */
-export const probeRtt = async (url: string, { fetch, samples = 3, timeoutMs = 2000 }: { fetch: Fetch, samples?: number, timeoutMs?: number }): Promise<number | null> => {
+export const probeRtt = async (
+  url: string,
+  { fetch, samples = 3, timeoutMs = 2000 }: { fetch: Fetch, samples?: number, timeoutMs?: number },
+): Promise<number | null> => {
   const times: number[] = []
   for (let i = 0; i < samples; i++) {
     const started = performance.now()

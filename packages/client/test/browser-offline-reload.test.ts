@@ -11,8 +11,8 @@ import { fileURLToPath } from 'node:url'
 import type { Page } from 'playwright-core'
 import type { Relay } from '@georelay/relay'
 import {
-  bundleForBrowser, connectProvider, destroyProvider, launchChromium, serveStatic, startTestRelay, waitForText, waitSynced,
-  type ChromiumSession, type StaticServer,
+  bundleForBrowser, connectProvider, destroyProvider, launchChromium, serveStatic, startTestRelay, waitForText,
+  waitSynced, type ChromiumSession, type StaticServer,
 } from '@georelay/testkit'
 import type { Edit, OfflineMode, SdkTestApi } from './browser/sdk-entry.js'
 
@@ -66,10 +66,15 @@ const pageErrors: string[] = []
 const apiReady = (): Promise<unknown> =>
   page.waitForFunction(() => 'georelaySdk' in globalThis, undefined, { timeout: STEP_MS })
 
+interface SdkGlobal { georelaySdk: Record<string, (...args: unknown[]) => unknown> }
+
 /** Calls the page's test API; arguments and results cross as JSON-like values. */
-const call = <K extends keyof SdkTestApi>(method: K, ...args: Parameters<SdkTestApi[K]>): Promise<Awaited<ReturnType<SdkTestApi[K]>>> =>
+const call = <K extends keyof SdkTestApi>(
+  method: K,
+  ...args: Parameters<SdkTestApi[K]>
+): Promise<Awaited<ReturnType<SdkTestApi[K]>>> =>
   page.evaluate(
-    ([m, a]) => ((globalThis as unknown as { georelaySdk: Record<string, (...args: unknown[]) => unknown> }).georelaySdk[m] as (...args: unknown[]) => unknown)(...a),
+    ([m, a]) => ((globalThis as unknown as SdkGlobal).georelaySdk[m] as (...args: unknown[]) => unknown)(...a),
     [method, args as unknown[]] as const,
   ) as Promise<Awaited<ReturnType<SdkTestApi[K]>>>
 
@@ -133,7 +138,8 @@ describe('offline edits in Chromium', () => {
     await page.evaluate(() => { (globalThis as unknown as { beforeReload?: boolean }).beforeReload = true })
     await page.reload()
     await apiReady()
-    expect(await page.evaluate(() => (globalThis as unknown as { beforeReload?: boolean }).beforeReload)).toBeUndefined()
+    const beforeReload = await page.evaluate(() => (globalThis as unknown as { beforeReload?: boolean }).beforeReload)
+    expect(beforeReload).toBeUndefined()
     // Nothing reached the relay, so whatever the new page's doc holds comes from IndexedDB.
     expect(await relayText(t => t === '', 'the relay to sync an empty document')).toBe('')
 

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
 import { spawn } from 'node:child_process'
-import { appendFile, mkdir, mkdtemp, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises'
+import { appendFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -22,7 +22,11 @@ const freshDir = async (): Promise<string> => {
 describe('FileOfflineStore conformance', () => {
   const setup = async () => {
     const file = path.join(await freshDir(), 'pending.log')
-    return trackingFixture(true, () => FileOfflineStore.open(file), () => rm(path.dirname(file), { recursive: true, force: true }))
+    return trackingFixture(
+      true,
+      () => FileOfflineStore.open(file),
+      () => rm(path.dirname(file), { recursive: true, force: true }),
+    )
   }
   for (const check of checksFor(true)) it(check.name, () => runCheck(check, setup))
 })
@@ -30,7 +34,11 @@ describe('FileOfflineStore conformance', () => {
 describe('FileOfflineStore conformance, compacting whenever removed writes dominate', () => {
   const setup = async () => {
     const file = path.join(await freshDir(), 'pending.log')
-    return trackingFixture(true, () => FileOfflineStore.open(file, { compactMinBytes: 1 }), () => rm(path.dirname(file), { recursive: true, force: true }))
+    return trackingFixture(
+      true,
+      () => FileOfflineStore.open(file, { compactMinBytes: 1 }),
+      () => rm(path.dirname(file), { recursive: true, force: true }),
+    )
   }
   for (const check of checksFor(true)) it(check.name, () => runCheck(check, setup))
 })

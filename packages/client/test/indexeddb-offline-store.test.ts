@@ -30,10 +30,16 @@ const openPage = async (): Promise<void> => {
   await page.waitForFunction(() => 'georelayIndexedDb' in globalThis, undefined, { timeout: 5000 })
 }
 
+type TestMethod = (...args: unknown[]) => Promise<unknown>
+interface IndexedDbGlobal { georelayIndexedDb: Record<string, TestMethod> }
+
 /** Calls the page's test API; arguments and results cross as JSON-like values. */
-const call = <K extends keyof IndexedDbTestApi>(method: K, ...args: Parameters<IndexedDbTestApi[K]>): Promise<Awaited<ReturnType<IndexedDbTestApi[K]>>> =>
+const call = <K extends keyof IndexedDbTestApi>(
+  method: K,
+  ...args: Parameters<IndexedDbTestApi[K]>
+): Promise<Awaited<ReturnType<IndexedDbTestApi[K]>>> =>
   page.evaluate(
-    ([m, a]) => ((globalThis as unknown as { georelayIndexedDb: Record<string, (...args: unknown[]) => Promise<unknown>> }).georelayIndexedDb[m] as (...args: unknown[]) => Promise<unknown>)(...a),
+    ([m, a]) => ((globalThis as unknown as IndexedDbGlobal).georelayIndexedDb[m] as TestMethod)(...a),
     [method, args as unknown[]] as const,
   ) as Promise<Awaited<ReturnType<IndexedDbTestApi[K]>>>
 
@@ -82,7 +88,8 @@ describe('IndexedDbOfflineStore persistence, in Chromium', () => {
     await page.reload()
     await page.waitForFunction(() => 'georelayIndexedDb' in globalThis, undefined, { timeout: 5000 })
     // A fresh page: what loads now can only come from IndexedDB.
-    expect(await page.evaluate(() => (globalThis as unknown as { beforeReload?: boolean }).beforeReload)).toBeUndefined()
+    const beforeReload = await page.evaluate(() => (globalThis as unknown as { beforeReload?: boolean }).beforeReload)
+    expect(beforeReload).toBeUndefined()
     expect(await call('load', 'reload', 'notes/1')).toEqual(plain([3, 4], 300))
     expect(await call('load', 'reload', 'notes/2')).toEqual(plain([7]))
     expect(pageErrors).toEqual([])

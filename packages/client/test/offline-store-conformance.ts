@@ -22,7 +22,11 @@ export interface OfflineStoreCheck {
 }
 
 /** A fixture that closes whatever it opened before deleting the data. */
-export const trackingFixture = (persistent: boolean, open: () => Promise<OfflineStore>, destroy: () => Promise<void>): OfflineStoreFixture => {
+export const trackingFixture = (
+  persistent: boolean,
+  open: () => Promise<OfflineStore>,
+  destroy: () => Promise<void>,
+): OfflineStoreFixture => {
   const opened: OfflineStore[] = []
   return {
     persistent,
@@ -49,14 +53,19 @@ const hex = (bytes: Uint8Array): string => {
 
 const render = (writes: readonly PendingWrite[]): string => `[${writes.map(w => `${w.writeId}=${hex(w.update)}`).join(', ')}]`
 
-const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((byte, i) => byte === b[i])
+const sameBytes = (a: Uint8Array, b: Uint8Array): boolean =>
+  a.length === b.length && a.every((byte, i) => byte === b[i])
 
 const assert = (condition: boolean, message: string): void => {
   if (!condition) throw new CheckFailed(message)
 }
 
 /** Exact write ids, exact order, exact bytes, and real Uint8Arrays. */
-export const assertWrites = (actual: readonly PendingWrite[], expected: readonly PendingWrite[], what: string): void => {
+export const assertWrites = (
+  actual: readonly PendingWrite[],
+  expected: readonly PendingWrite[],
+  what: string,
+): void => {
   const ok = actual.length === expected.length && actual.every((write, i) => {
     const want = expected[i] as PendingWrite
     return write.update instanceof Uint8Array && write.writeId === want.writeId && sameBytes(write.update, want.update)
@@ -98,7 +107,7 @@ const putAll = async (store: OfflineStore, docName: string, writes: readonly Pen
 
 /** A Uint8Array whose slice returns a view, as Node's Buffer does: a store must still copy. */
 class ViewSlicing extends Uint8Array {
-  override slice(start?: number, end?: number): Uint8Array<ArrayBuffer> { return this.subarray(start, end) }
+  override slice (start?: number, end?: number): Uint8Array<ArrayBuffer> { return this.subarray(start, end) }
 }
 
 export const offlineStoreChecks: readonly OfflineStoreCheck[] = [
@@ -131,7 +140,11 @@ export const offlineStoreChecks: readonly OfflineStoreCheck[] = [
       const store = await fixture.open()
       const every = Uint8Array.from({ length: 512 }, (_, i) => i % 256)
       const large = bytesFor(99, 300_000)
-      const writes = [{ writeId: 1, update: new Uint8Array(0) }, { writeId: 2, update: every }, { writeId: 3, update: large }]
+      const writes = [
+        { writeId: 1, update: new Uint8Array(0) },
+        { writeId: 2, update: every },
+        { writeId: 3, update: large },
+      ]
       await putAll(store, 'bytes', writes)
       assertWrites(await store.load('bytes'), writes, 'load')
     },

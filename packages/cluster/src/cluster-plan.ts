@@ -87,7 +87,9 @@ export class ClusterPlan {
         const links = new Map<string, string>()
         for (const to of plan.others(from)) {
           links.set(to, (await plan.wan.link(from, to, () => plan.target(to))).url)
-          if (options.delayMs !== undefined && from < to) plan.wan.setConditions(from, to, { delayMs: options.delayMs(from, to) })
+          if (options.delayMs !== undefined && from < to) {
+            plan.wan.setConditions(from, to, { delayMs: options.delayMs(from, to) })
+          }
         }
         plan.links.set(from, links)
       }
@@ -135,7 +137,10 @@ export class ClusterPlan {
    * in the meantime (EADDRINUSE), picks other ports and starts again, else rejects with the error.
    * Resolves with what each start resolved to, in the order of `regions`.
    */
-  async startAll<T> (start: (region: string) => Promise<T>, stop: (region: string, started: T) => Promise<unknown>): Promise<Map<string, T>> {
+  async startAll<T> (
+    start: (region: string) => Promise<T>,
+    stop: (region: string, started: T) => Promise<unknown>,
+  ): Promise<Map<string, T>> {
     for (let attempt = 1; ; attempt++) {
       const results = await Promise.allSettled(this.regions.map(async region => start(region)))
       const started = new Map<string, T>()
@@ -186,7 +191,9 @@ export class ClusterPlan {
   }
 
   private async pickPorts (): Promise<void> {
-    const ports = this.basePort === 0 ? await freePorts(this.regions.length, this.host) : this.regions.map((_, i) => this.basePort + i)
+    const ports = this.basePort === 0
+      ? await freePorts(this.regions.length, this.host)
+      : this.regions.map((_, i) => this.basePort + i)
     this.ports = new Map(this.regions.map((region, i) => [region, ports[i] as number]))
   }
 }

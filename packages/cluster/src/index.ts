@@ -4,8 +4,8 @@
  * one `georelay relay` per region (@georelay/relay).
  */
 export {
-  WanSimulator, type DirectionOptions, type DirectionStats, type LinkConditions, type LinkEndpoint, type LinkTarget, type LossConditions,
-  type WanEvents, type WanSimulatorOptions,
+  WanSimulator, type DirectionOptions, type DirectionStats, type LinkConditions, type LinkEndpoint, type LinkTarget,
+  type LossConditions, type WanEvents, type WanSimulatorOptions,
 } from './wan-simulator.js'
 export { ClusterPlan, type ClusterPlanOptions, type PlannedPeer, type PlannedRelayConfig } from './cluster-plan.js'
 export { LocalCluster, type ClusterLinkInfo, type ClusterRegionInfo, type LocalClusterOptions } from './local-cluster.js'

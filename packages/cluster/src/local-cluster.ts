@@ -10,7 +10,10 @@ import type { WanSimulator } from './wan-simulator.js'
 
 export interface LocalClusterOptions {
   regions: string[]
-  /** Port of the first region's relay; the others follow. 0 picks free ports (again, if one is taken before its relay binds it). */
+  /**
+   * Port of the first region's relay; the others follow. 0 picks free ports (again, if one is
+   * taken before its relay binds it).
+   */
   basePort: number
   host?: string
   /** Each region's store lives in `<dataDir>/<region>`. */
@@ -63,7 +66,10 @@ export class LocalCluster {
     const logger = options.logger ?? silentLogger
     let relays: Map<string, Relay>
     try {
-      relays = await plan.startAll(region => Relay.start({ config: configOf(plan, options, region), logger }), (_, relay) => relay.close())
+      relays = await plan.startAll(
+        region => Relay.start({ config: configOf(plan, options, region), logger }),
+        (_, relay) => relay.close(),
+      )
     } catch (err) {
       await plan.close()
       throw err
@@ -123,7 +129,12 @@ export class LocalCluster {
     const links: ClusterLinkInfo[] = []
     for (const [i, { region: a }] of this.regions.entries()) {
       for (const { region: b } of this.regions.slice(i + 1)) {
-        links.push({ a, b, delayMs: this.wan.conditions(a, b).delayMs, cut: this.wan.stats(a, b).cut || this.wan.stats(b, a).cut })
+        links.push({
+          a,
+          b,
+          delayMs: this.wan.conditions(a, b).delayMs,
+          cut: this.wan.stats(a, b).cut || this.wan.stats(b, a).cut,
+        })
       }
     }
     return links

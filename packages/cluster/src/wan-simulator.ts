@@ -1,6 +1,6 @@
 /**
- * A simulated WAN between regions, for `georelay cluster`, tests and benchmarks. Relays of different regions talk over TCP
- * (WebSocket); in tests they all listen on 127.0.0.1, so each cross-region connection is routed
+ * A simulated WAN between regions, for `georelay cluster`, tests and benchmarks. Relays of different regions talk
+ * over TCP (WebSocket); in tests they all listen on 127.0.0.1, so each cross-region connection is routed
  * through a userspace TCP proxy here, which delays, jitters, stalls or holds each direction of a
  * region pair independently. There is no tc/netem on the machines that run the tests, and a
  * byte-stream proxy needs no knowledge of the protocol on top.
@@ -165,8 +165,12 @@ class Direction {
   }
 
   stats (): DirectionStats {
-    const { from, to, cut, bytesSent, bytesDelivered, chunksDelivered, bytesInFlight, bytesHeld, bytesDropped, chunksStalled } = this
-    return { from, to, cut, bytesSent, bytesDelivered, chunksDelivered, bytesInFlight, bytesHeld, bytesDropped, chunksStalled }
+    const {
+      from, to, cut, bytesSent, bytesDelivered, chunksDelivered, bytesInFlight, bytesHeld, bytesDropped, chunksStalled,
+    } = this
+    return {
+      from, to, cut, bytesSent, bytesDelivered, chunksDelivered, bytesInFlight, bytesHeld, bytesDropped, chunksStalled,
+    }
   }
 }
 
@@ -193,7 +197,12 @@ class Pipe {
   private flushing = false
   private readonly captured: Buffer[] | null
 
-  constructor (readonly dir: Direction, readonly src: net.Socket, private readonly dst: net.Socket, private readonly sim: SimulatorContext) {
+  constructor (
+    readonly dir: Direction,
+    readonly src: net.Socket,
+    private readonly dst: net.Socket,
+    private readonly sim: SimulatorContext,
+  ) {
     dir.pipes.add(this)
     this.captured = dir.capturedByConnection === null ? null : []
     if (this.captured !== null) dir.capturedByConnection?.push(this.captured)
@@ -370,7 +379,12 @@ export class WanSimulator extends EventEmitter<WanEvents> implements SimulatorCo
   private readonly connections = new Set<Connection>()
   private closed = false
 
-  constructor ({ defaultDelayMs = 0, seed = 1, capture = false, maxPendingBytes = DEFAULT_MAX_PENDING_BYTES }: WanSimulatorOptions = {}) {
+  constructor ({
+    defaultDelayMs = 0,
+    seed = 1,
+    capture = false,
+    maxPendingBytes = DEFAULT_MAX_PENDING_BYTES,
+  }: WanSimulatorOptions = {}) {
     super()
     validate({ delayMs: defaultDelayMs })
     this.defaultDelayMs = defaultDelayMs
@@ -517,7 +531,12 @@ export class WanSimulator extends EventEmitter<WanEvents> implements SimulatorCo
   }
 
   private proxy (client: net.Socket, target: LinkTarget, forward: Direction, reverse: Direction): void {
-    const upstream = net.connect({ host: target.host ?? LOOPBACK, port: target.port, allowHalfOpen: true, noDelay: true })
+    const upstream = net.connect({
+      host: target.host ?? LOOPBACK,
+      port: target.port,
+      allowHalfOpen: true,
+      noDelay: true,
+    })
     const pipes: [Pipe, Pipe] = [new Pipe(forward, client, upstream, this), new Pipe(reverse, upstream, client, this)]
     const connection: Connection = { client, upstream, pipes }
     this.connections.add(connection)

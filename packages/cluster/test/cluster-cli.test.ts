@@ -18,7 +18,10 @@ const HIDE_CLUSTER_HOOK = [
 const WITHOUT_CLUSTER = ['--import', `data:text/javascript,${encodeURIComponent(`import { register } from 'node:module'; register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(HIDE_CLUSTER_HOOK)}`)})`)}`]
 
 /** Runs `georelay ARGS` to its end; 'close' comes after stdio is drained, so the output is complete. */
-const run = async (args: string[], nodeFlags: string[] = []): Promise<{ code: number | null, stdout: string, stderr: string }> => {
+const run = async (
+  args: string[],
+  nodeFlags: string[] = [],
+): Promise<{ code: number | null, stdout: string, stderr: string }> => {
   const child = spawn(process.execPath, [...nodeFlags, GEORELAY_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''

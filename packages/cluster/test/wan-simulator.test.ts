@@ -72,7 +72,10 @@ const simulator = (options: WanSimulatorOptions = {}): WanSimulator => {
 }
 
 /** A TCP server on loopback that hands each accepted socket, already wrapped, to the test. */
-const startServer = async (onInbox: (inbox: Inbox) => void = () => {}, { allowHalfOpen = false } = {}): Promise<{ port: number, inboxes: Inbox[], accepted: net.Server }> => {
+const startServer = async (
+  onInbox: (inbox: Inbox) => void = () => {},
+  { allowHalfOpen = false } = {},
+): Promise<{ port: number, inboxes: Inbox[], accepted: net.Server }> => {
   const inboxes: Inbox[] = []
   const accepted = net.createServer({ allowHalfOpen }, socket => {
     sockets.push(socket)
@@ -118,7 +121,7 @@ describe('WanSimulator', () => {
   it('delays each direction: an echo round trip takes at least both one-way delays', async () => {
     const sim = simulator({ defaultDelayMs: 40 })
     const target = await startEcho()
-    const { port, inboxes } = target
+    const { port } = target
     const link = await sim.link('eu', 'us', { port })
     expect(link.url).toBe(`ws://127.0.0.1:${link.port}`)
     const client = await connect(link.port)
@@ -180,7 +183,8 @@ describe('WanSimulator', () => {
     const sim = simulator({ defaultDelayMs: 5 })
     const inEu = await startServer()
     const inUs = await startServer()
-    // Connections opened by eu towards us, and by us towards eu: eu → us is forward on the first, reverse on the second.
+    // Connections opened by eu towards us, and by us towards eu: eu → us is forward on the first,
+    // reverse on the second.
     const euClient = await connect((await sim.link('eu', 'us', { port: inUs.port })).port)
     const usClient = await connect((await sim.link('us', 'eu', { port: inEu.port })).port)
     const usServer = await serverSide(inUs)
@@ -210,7 +214,7 @@ describe('WanSimulator', () => {
   it('heal releases held bytes in order, ahead of newer ones, after the link delay', async () => {
     const sim = simulator({ defaultDelayMs: 30 })
     const target = await startServer()
-    const { port, inboxes } = target
+    const { port } = target
     const client = await connect((await sim.link('eu', 'us', { port })).port)
     const server = await serverSide(target)
 
@@ -232,7 +236,7 @@ describe('WanSimulator', () => {
   it('a cut both ways holds both directions, even on connections opened during the cut', async () => {
     const sim = simulator()
     const target = await startServer()
-    const { port, inboxes } = target
+    const { port } = target
     const link = await sim.link('eu', 'us', { port })
     sim.cut('eu', 'us')
     // Like a partition, not a refusal: TCP still connects, bytes don't pass.
@@ -326,7 +330,7 @@ describe('WanSimulator', () => {
   it('a socket destroyed on either side closes the other, after its pending bytes', async () => {
     const sim = simulator({ defaultDelayMs: 20 })
     const target = await startServer()
-    const { port, inboxes } = target
+    const { port } = target
     const link = await sim.link('eu', 'us', { port })
 
     const client = await connect(link.port)
@@ -354,7 +358,6 @@ describe('WanSimulator', () => {
     await client.closing('the client to be closed after ECONNREFUSED')
     expect(sim.stats('eu', 'us').bytesDropped).toBe(7)
   })
-
 
   it('a target given as a function is looked up at each connection: none yet resets, a new port is followed', async () => {
     const sim = simulator()

@@ -69,7 +69,9 @@ export const coalesceAwarenessUpdates = (updates: readonly Uint8Array[]): Uint8A
   for (const update of updates) {
     for (const entry of readAwarenessUpdate(update)) {
       const seen = newest.get(entry.clientID)
-      if (seen === undefined || entry.clock > seen.clock || (entry.clock === seen.clock && entry.state === null)) newest.set(entry.clientID, entry)
+      if (seen === undefined || entry.clock > seen.clock || (entry.clock === seen.clock && entry.state === null)) {
+        newest.set(entry.clientID, entry)
+      }
     }
   }
   return encodeAwarenessEntries([...newest.values()])

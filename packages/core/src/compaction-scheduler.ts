@@ -62,7 +62,9 @@ export class CompactionScheduler {
 
   /** Resolves when no compaction is running or queued. */
   async settled (): Promise<void> {
-    while (this.running.size > 0 || this.queued.size > 0) await Promise.allSettled([...this.running.values(), ...this.queued.values()])
+    while (this.running.size > 0 || this.queued.size > 0) {
+      await Promise.allSettled([...this.running.values(), ...this.queued.values()])
+    }
   }
 
   private maybeStart (docName: string): void {

@@ -6,17 +6,19 @@ export {
   validateStateVector, validateUpdate, yieldToEventLoop, type Yield,
 } from './updates.js'
 export {
-  DEFAULT_COMPACTION, LOCAL_ORIGIN, StoreError, storeClosed, type CompactionThresholds, type Origin, type OriginEntry, type OriginRead, type DocStore, type LogEntry, type StoreErrorCode, type StoredDoc,
-  type StoreOptions,
+  DEFAULT_COMPACTION, LOCAL_ORIGIN, StoreError, storeClosed, type CompactionThresholds, type Origin, type OriginEntry,
+  type OriginRead, type DocStore, type LogEntry, type StoreErrorCode, type StoredDoc, type StoreOptions,
 } from './doc-store.js'
 export { CompactionScheduler } from './compaction-scheduler.js'
 export { MemoryStore } from './memory-store.js'
 export { coalesceAwarenessUpdates, encodeAwarenessEntries, readAwarenessUpdate, type AwarenessEntry } from './awareness-update.js'
 export {
-  PEER_PROTOCOL_VERSION, PeerMessageType, decodePeerMessage, encodePeerMessage, type BatchEntry, type Marks, type PeerMessage,
+  PEER_PROTOCOL_VERSION, PeerMessageType, decodePeerMessage, encodePeerMessage, type BatchEntry, type Marks,
+  type PeerMessage,
 } from './peer-messages.js'
 export {
-  ACK_LEVELS, MUX_PROTOCOL_VERSION, MuxMessageType, decodeMuxMessage, encodeMuxMessage, type AckLevel, type MuxMessage, type RegionEndpoint,
+  ACK_LEVELS, MUX_PROTOCOL_VERSION, MuxMessageType, decodeMuxMessage, encodeMuxMessage, type AckLevel, type MuxMessage,
+  type RegionEndpoint,
 } from './mux-messages.js'
 export { FrameReader } from './frame-reader.js'
 export { GlobError, MAX_GLOB_LENGTH, compileGlob, type Glob } from './glob.js'

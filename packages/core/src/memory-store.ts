@@ -1,7 +1,7 @@
 import { CompactionScheduler } from './compaction-scheduler.js'
 import {
-  DEFAULT_COMPACTION, LOCAL_ORIGIN, storeClosed, type DocStore, type LogEntry, type Origin, type OriginRead, type StoreOptions,
-  type StoredDoc,
+  DEFAULT_COMPACTION, LOCAL_ORIGIN, storeClosed, type DocStore, type LogEntry, type Origin, type OriginRead,
+  type StoreOptions, type StoredDoc,
 } from './doc-store.js'
 import { mergeUpdatesInBatches, yieldToEventLoop, type Yield } from './updates.js'
 
@@ -126,7 +126,9 @@ export class MemoryStore implements DocStore {
       maxInto(marks, e.origin, e.originSeq)
       maxInto(this.folded, e.origin, e.originSeq)
     }
-    for (const origin of new Set(folded.map(e => e.origin))) this.generations.set(origin, (this.generations.get(origin) ?? 0) + 1)
+    for (const origin of new Set(folded.map(e => e.origin))) {
+      this.generations.set(origin, (this.generations.get(origin) ?? 0) + 1)
+    }
     this.snapshots.set(docName, { data, seq: upTo, folded: marks })
     const kept = new Set(folded)
     this.log = this.log.filter(e => !kept.has(e) || e.seq > upTo)

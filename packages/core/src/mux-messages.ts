@@ -105,7 +105,11 @@ const CODECS: { readonly [T in MuxMessage['type']]: Codec<MessageOf<T>> } = {
   },
   write: {
     number: MuxMessageType.Write,
-    write: (e, m) => { encoding.writeVarUint(e, m.docId); encoding.writeVarUint(e, m.writeId); encoding.writeVarUint8Array(e, m.update) },
+    write: (e, m) => {
+      encoding.writeVarUint(e, m.docId)
+      encoding.writeVarUint(e, m.writeId)
+      encoding.writeVarUint8Array(e, m.update)
+    },
     read: r => ({ type: 'write', docId: r.uint('docId'), writeId: r.uint('writeId'), update: r.bytes('update') }),
   },
   ping: {
@@ -140,12 +144,20 @@ const CODECS: { readonly [T in MuxMessage['type']]: Codec<MessageOf<T>> } = {
   },
   error: {
     number: MuxMessageType.Error,
-    write: (e, m) => { encoding.writeVarUint(e, m.docId); encoding.writeVarUint(e, m.code); encoding.writeVarString(e, m.reason) },
+    write: (e, m) => {
+      encoding.writeVarUint(e, m.docId)
+      encoding.writeVarUint(e, m.code)
+      encoding.writeVarString(e, m.reason)
+    },
     read: r => ({ type: 'error', docId: r.uint('docId'), code: r.uint('code'), reason: r.string('reason') }),
   },
   redirect: {
     number: MuxMessageType.Redirect,
-    write: (e, m) => { encoding.writeVarUint(e, m.docId); encoding.writeVarString(e, m.region); encoding.writeVarString(e, m.url) },
+    write: (e, m) => {
+      encoding.writeVarUint(e, m.docId)
+      encoding.writeVarString(e, m.region)
+      encoding.writeVarString(e, m.url)
+    },
     read: r => ({ type: 'redirect', docId: r.uint('docId'), region: r.string('region'), url: r.string('url') }),
   },
   pong: {
@@ -160,7 +172,9 @@ const CODECS: { readonly [T in MuxMessage['type']]: Codec<MessageOf<T>> } = {
   },
 }
 
-const BY_NUMBER = new Map<number, Codec<MuxMessage>>(Object.values(CODECS).map(codec => [codec.number, codec as Codec<MuxMessage>]))
+const BY_NUMBER = new Map<number, Codec<MuxMessage>>(
+  Object.values(CODECS).map(codec => [codec.number, codec as Codec<MuxMessage>]),
+)
 
 export const decodeMuxMessage = (frame: Uint8Array): MuxMessage => {
   const r = new FrameReader(frame, 'mux message')

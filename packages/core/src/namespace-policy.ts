@@ -74,7 +74,11 @@ export interface CompiledPolicies {
  * problem. `validate: false` compiles another relay's rules as they are (they may name regions
  * this relay does not know).
  */
-export const compilePolicies = (rules: readonly NamespaceRule[], allRegions: readonly string[], { validate = true } = {}): CompiledPolicies => {
+export const compilePolicies = (
+  rules: readonly NamespaceRule[],
+  allRegions: readonly string[],
+  { validate = true } = {},
+): CompiledPolicies => {
   // Bounded even unvalidated: a peer's rules are input too.
   if (rules.length > MAX_RULES) throw new PolicyError([{ path: 'namespaces', message: `at most ${MAX_RULES} rules; there are ${rules.length}` }])
   const long = rules.findIndex(rule => rule.match.length > MAX_GLOB_LENGTH)
@@ -168,10 +172,10 @@ export const parseCanonicalRules = (text: string): NamespaceRule[] => {
   if (!Array.isArray(value)) throw new PolicyError([{ path: 'namespaces', message: 'not a list of rules' }])
   return value.map((item: unknown, i): NamespaceRule => {
     const r = item as Record<string, unknown>
-    const ok = typeof item === 'object' && item !== null && typeof r.match === 'string' &&
-      (r.mode === 'active-active' || r.mode === 'active-passive') && (r.regions === null || isStringArray(r.regions)) &&
-      (r.primary === null || typeof r.primary === 'string') && isStringArray(r.standby) &&
-      ACK_LEVELS.includes(r.ack as AckLevel) && typeof r.promoteAfterMs === 'number'
+    const ok = typeof item === 'object' && item !== null && typeof r.match === 'string'
+      && (r.mode === 'active-active' || r.mode === 'active-passive') && (r.regions === null || isStringArray(r.regions))
+      && (r.primary === null || typeof r.primary === 'string') && isStringArray(r.standby)
+      && ACK_LEVELS.includes(r.ack as AckLevel) && typeof r.promoteAfterMs === 'number'
     if (!ok) throw new PolicyError([{ path: `namespaces.${i}`, message: 'not a canonical rule' }])
     return {
       match: r.match as string,

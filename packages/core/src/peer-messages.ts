@@ -96,7 +96,11 @@ interface Codec<M> {
 const CODECS: { readonly [T in PeerMessage['type']]: Codec<MessageOf<T>> } = {
   welcome: {
     number: PeerMessageType.Welcome,
-    write: (e, m) => { encoding.writeVarUint(e, m.version); encoding.writeVarString(e, m.region); writeMarks(e, m.have) },
+    write: (e, m) => {
+      encoding.writeVarUint(e, m.version)
+      encoding.writeVarString(e, m.region)
+      writeMarks(e, m.have)
+    },
     read: r => ({ type: 'welcome', version: r.uint('version'), region: r.string('region'), have: readMarks(r) }),
   },
   batch: {
@@ -150,12 +154,21 @@ const CODECS: { readonly [T in PeerMessage['type']]: Codec<MessageOf<T>> } = {
   },
   'link-state': {
     number: PeerMessageType.LinkState,
-    write: (e, m) => { encoding.writeVarString(e, m.region); encoding.writeVarUint(e, m.version); writeStrings(e, m.reaches); writeMarks(e, m.have) },
+    write: (e, m) => {
+      encoding.writeVarString(e, m.region)
+      encoding.writeVarUint(e, m.version)
+      writeStrings(e, m.reaches)
+      writeMarks(e, m.have)
+    },
     read: r => ({ type: 'link-state', region: r.string('region'), version: r.uint('version'), reaches: r.list('regions', 1, () => r.string('region')), have: readMarks(r) }),
   },
   awareness: {
     number: PeerMessageType.Awareness,
-    write: (e, m) => { encoding.writeVarString(e, m.docName); encoding.writeVarString(e, m.origin); encoding.writeVarUint8Array(e, m.update) },
+    write: (e, m) => {
+      encoding.writeVarString(e, m.docName)
+      encoding.writeVarString(e, m.origin)
+      encoding.writeVarUint8Array(e, m.update)
+    },
     read: r => ({ type: 'awareness', docName: r.string('document name'), origin: r.string('origin'), update: r.bytes('awareness update') }),
   },
   policy: {
@@ -165,7 +178,9 @@ const CODECS: { readonly [T in PeerMessage['type']]: Codec<MessageOf<T>> } = {
   },
 }
 
-const BY_NUMBER = new Map<number, Codec<PeerMessage>>(Object.values(CODECS).map(codec => [codec.number, codec as Codec<PeerMessage>]))
+const BY_NUMBER = new Map<number, Codec<PeerMessage>>(
+  Object.values(CODECS).map(codec => [codec.number, codec as Codec<PeerMessage>]),
+)
 
 export const decodePeerMessage = (frame: Uint8Array): PeerMessage => {
   if (frame.length === 0) throw new ProtocolError('ERR_EMPTY_FRAME', 'empty peer message frame')

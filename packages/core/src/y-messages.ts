@@ -25,11 +25,11 @@ export const SyncType = { Step1: 0, Step2: 1, Update: 2 } as const
 const AUTH_PERMISSION_DENIED = 0
 
 export type YMessage =
-  | { type: 'sync-step1'; stateVector: Uint8Array }
-  | { type: 'sync-step2'; update: Uint8Array }
-  | { type: 'sync-update'; update: Uint8Array }
-  | { type: 'awareness'; update: Uint8Array }
-  | { type: 'auth-denied'; reason: string }
+  | { type: 'sync-step1', stateVector: Uint8Array }
+  | { type: 'sync-step2', update: Uint8Array }
+  | { type: 'sync-update', update: Uint8Array }
+  | { type: 'awareness', update: Uint8Array }
+  | { type: 'auth-denied', reason: string }
   | { type: 'query-awareness' }
 
 const readMessage = (r: FrameReader): YMessage => {

@@ -10,7 +10,8 @@ import fc from 'fast-check'
 import * as Y from 'yjs'
 import {
   CloseCode, FrameReader, ProtocolError, type ProtocolErrorCode, decodeFrame, decodeMuxMessage, decodePeerMessage,
-  diffUpdate, encodeAwarenessEntries, encodeFrame, encodeMuxMessage, encodePeerMessage, mergeUpdates, readAwarenessUpdate, stateVectorOf, validateStateVector, validateUpdate,
+  diffUpdate, encodeAwarenessEntries, encodeFrame, encodeMuxMessage, encodePeerMessage, mergeUpdates,
+  readAwarenessUpdate, stateVectorOf, validateStateVector, validateUpdate,
 } from '@georelay/core'
 import {
   awarenessUpdate, hostile, muxFrame, muxMessage, peerFrame, peerMessage, stateVector, yFrame, yMessage, yjsUpdate,
@@ -75,7 +76,9 @@ describe.each(Object.entries(DECODERS))('fuzzing %s', (_name, { decode, valid, c
         expect(result.message).not.toBe('')
       }
       // What is returned owns its bytes: a payload must not alias the socket's buffer.
-      for (const bytes of byteFields(result.ok ? result.value : null)) expect(bytes.byteLength).toBe(bytes.buffer.byteLength)
+      for (const bytes of byteFields(result.ok ? result.value : null)) {
+        expect(bytes.byteLength).toBe(bytes.buffer.byteLength)
+      }
     }), RUNS)
   })
 
@@ -124,7 +127,8 @@ describe('fuzzing round trips', () => {
     }), RUNS)
     fc.assert(fc.property(awarenessUpdate, update => {
       // Compared as JSON: a state of -0 is written as 0.
-      expect(JSON.stringify(readAwarenessUpdate(encodeAwarenessEntries(readAwarenessUpdate(update))))).toBe(JSON.stringify(readAwarenessUpdate(update)))
+      expect(JSON.stringify(readAwarenessUpdate(encodeAwarenessEntries(readAwarenessUpdate(update)))))
+        .toBe(JSON.stringify(readAwarenessUpdate(update)))
     }), RUNS)
   })
 

@@ -34,7 +34,11 @@ const name = fc.oneof(
   fc.string({ unit: 'grapheme', maxLength: 6 }),
   fc.constantFrom('', 'eu-west', 'ünï/名前/🙂', '__proto__', 'constructor', 'toString', 'x'.repeat(300)),
 )
-const seq = fc.oneof(fc.nat({ max: 300 }), fc.maxSafeNat(), fc.constantFrom(0, 127, 128, 2 ** 31, 2 ** 32, Number.MAX_SAFE_INTEGER))
+const seq = fc.oneof(
+  fc.nat({ max: 300 }),
+  fc.maxSafeNat(),
+  fc.constantFrom(0, 127, 128, 2 ** 31, 2 ** 32, Number.MAX_SAFE_INTEGER),
+)
 const marks: fc.Arbitrary<Marks> = fc.dictionary(name, seq, { maxKeys: 5 })
 const bytes = fc.uint8Array({ maxLength: 64 })
 const few = { maxLength: 4 }
@@ -218,7 +222,8 @@ describe('peer-messages', () => {
     fc.assert(fc.property(fc.oneof(
       fc.uint8Array({ maxLength: 64 }),
       // Mostly valid types, so the fuzz gets past the first byte.
-      fc.tuple(fc.nat({ max: 8 }), fc.uint8Array({ maxLength: 64 })).map(([type, rest]) => new Uint8Array([type, ...rest])),
+      fc.tuple(fc.nat({ max: 8 }), fc.uint8Array({ maxLength: 64 }))
+        .map(([type, rest]) => new Uint8Array([type, ...rest])),
     ), frame => {
       decodeOrRefuse(frame)
     }), { numRuns: 2000 })

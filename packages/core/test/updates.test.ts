@@ -88,7 +88,8 @@ describe('merging', () => {
   it('merges small lists in one step, and nothing into the empty update', async () => {
     let pauses = 0
     const few = updates.slice(0, MERGE_BATCH)
-    expect(contentOfUpdates([await mergeUpdatesInBatches(few, { pause: async () => { pauses++ } })])).toEqual(contentOfUpdates(few))
+    const merged = await mergeUpdatesInBatches(few, { pause: async () => { pauses++ } })
+    expect(contentOfUpdates([merged])).toEqual(contentOfUpdates(few))
     expect(pauses).toBe(0)
     expect(await mergeUpdatesInBatches([])).toEqual(EMPTY_UPDATE)
     expect(mergeUpdates([])).toEqual(EMPTY_UPDATE)

@@ -22,7 +22,8 @@ describe('region names', () => {
 describe('fullJitter', () => {
   it('waits between 0 and a ceiling that doubles per attempt up to its maximum', () => {
     const backoff = { baseMs: 100, maxMs: 1000 }
-    expect([0, 1, 2, 3, 4, 10].map(attempt => fullJitter(attempt, backoff, () => 1))).toEqual([100, 200, 400, 800, 1000, 1000])
+    expect([0, 1, 2, 3, 4, 10].map(attempt => fullJitter(attempt, backoff, () => 1)))
+      .toEqual([100, 200, 400, 800, 1000, 1000])
     expect(fullJitter(5, backoff, () => 0)).toBe(0)
   })
 })

@@ -155,7 +155,11 @@ describe('work is charged per message, by what it costs', () => {
   })
 
   it('sockets from one address share messagesPerSecondPerAddress: both are slowed together', async () => {
-    await start({ messagesPerSecond: { rate: 0, burst: 0 }, messagesPerSecondPerAddress: { rate: 20, burst: 10 }, throttledCloseAfterMs: 60_000 })
+    await start({
+      messagesPerSecond: { rate: 0, burst: 0 },
+      messagesPerSecondPerAddress: { rate: 20, burst: 10 },
+      throttledCloseAfterMs: 60_000,
+    })
     const a = connect('addr/1')
     const b = connect('addr/2')
     await Promise.all([a, b].map(c => nextEvent(c.ws, 'open', { what: 'the sockets to open' })))
@@ -198,7 +202,9 @@ describe('presence is bounded and owned', () => {
     ws.send(encodeFrame({ type: 'awareness', update: encodeAwarenessEntries(entries) }))
 
   it('one message cannot make up thousands of presence states: a client owns at most perClient ids', async () => {
-    relay = await startTestRelay({ config: { limits: { presence: { perClient: 2, perDocument: 100, stateBytes: 1024 } } } })
+    relay = await startTestRelay({
+      config: { limits: { presence: { perClient: 2, perDocument: 100, stateBytes: 1024 } } },
+    })
     const flooder = connect('room/1')
     await nextEvent(flooder.ws, 'open', { what: 'the flooder to open' })
     announce(flooder.ws, Array.from({ length: 10_000 }, (_, i) => ({ clientID: i + 1, clock: 1, state: { name: `fake ${i}` } })))
@@ -212,7 +218,9 @@ describe('presence is bounded and owned', () => {
   })
 
   it('a document holds at most perDocument states', async () => {
-    relay = await startTestRelay({ config: { limits: { presence: { perClient: 1, perDocument: 3, stateBytes: 1024 } } } })
+    relay = await startTestRelay({
+      config: { limits: { presence: { perClient: 1, perDocument: 3, stateBytes: 1024 } } },
+    })
     for (let i = 1; i <= 5; i++) {
       const client = connect('room/2')
       await nextEvent(client.ws, 'open', { what: 'a client to open' })
@@ -302,7 +310,10 @@ describe('what a client may park in the relay is bounded', () => {
         return super.read(docName)
       }
     }
-    relay = await startTestRelay({ store: new SlowStore(), config: { limits: { maxMessageBytes: 64 * 1024, messagesPerSecond: { rate: 0, burst: 0 } } } })
+    relay = await startTestRelay({
+      store: new SlowStore(),
+      config: { limits: { maxMessageBytes: 64 * 1024, messagesPerSecond: { rate: 0, burst: 0 } } },
+    })
     const client = recordingSocket(`${relay.url}/loading/1`)
     await nextEvent(client.ws, 'open', { what: 'the socket to open' })
     // 1 MiB + a message may wait; send 1.5 MB.

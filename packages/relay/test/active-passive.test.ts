@@ -24,8 +24,16 @@ describe('active-passive namespaces', () => {
     await cluster?.close()
   })
 
-  const clientNear = async (place: string, delays: Record<string, number>): Promise<{ client: GeoClient, doc: Y.Doc, session: GeoSession }> => {
-    const client = new GeoClient({ regions: await cluster.clientEndpoints(place, delays), heartbeatMs: 100, heartbeatTimeoutMs: 500, probeIntervalMs: 0 })
+  const clientNear = async (
+    place: string,
+    delays: Record<string, number>,
+  ): Promise<{ client: GeoClient, doc: Y.Doc, session: GeoSession }> => {
+    const client = new GeoClient({
+      regions: await cluster.clientEndpoints(place, delays),
+      heartbeatMs: 100,
+      heartbeatTimeoutMs: 500,
+      probeIntervalMs: 0,
+    })
     clients.push(client)
     const doc = new Y.Doc()
     const session = client.open(LEDGER, doc, { ack: 'local' })

@@ -6,7 +6,8 @@ import path from 'node:path'
 import WebSocket from 'ws'
 import type { WebsocketProvider } from 'y-websocket'
 import {
-  connectProvider, destroyProvider, GEORELAY_BIN, nextEvent, type RelayProcess, startRelayProcess, waitForText, waitSynced,
+  connectProvider, destroyProvider, GEORELAY_BIN, nextEvent, type RelayProcess, startRelayProcess, waitForText,
+  waitSynced,
 } from '@georelay/testkit'
 
 interface CliResult { code: number | null, signal: NodeJS.Signals | null, stdout: string, stderr: string }

@@ -9,6 +9,19 @@ import {
 /** A mesh secret of the shortest accepted length. */
 const S32 = 's'.repeat(32)
 
+/** Every limit's default but maxMessageBytes, which follows maxDocumentBytes. */
+const DEFAULT_LIMITS = {
+  maxDocsPerConnection: 256,
+  maxConnections: 10_000,
+  maxDocumentBytes: 64 * 1024 * 1024,
+  messagesPerSecond: { rate: 1000, burst: 5000 },
+  messagesPerSecondPerAddress: { rate: 0, burst: 0 },
+  maxBufferedBytes: 8 * 1024 * 1024,
+  maxReceivingBytes: 256 * 1024 * 1024,
+  throttledCloseAfterMs: 30_000,
+  presence: { perClient: 4, perDocument: 1000, stateBytes: 16 * 1024 },
+}
+
 /** The problems a ConfigError carries; fails the test if anything else (or nothing) is thrown. */
 const problemsOf = (fn: () => unknown): ConfigProblem[] => {
   try {
@@ -56,7 +69,7 @@ describe('parseRelayConfig', () => {
       auth: { anonymous: 'none' },
       namespaces: [],
       // One update as large as a document may be fits in a message, with room for its framing.
-      limits: { maxMessageBytes: 64 * 1024 * 1024 + 64 * 1024, maxDocsPerConnection: 256, maxConnections: 10_000, maxDocumentBytes: 64 * 1024 * 1024, messagesPerSecond: { rate: 1000, burst: 5000 }, messagesPerSecondPerAddress: { rate: 0, burst: 0 }, maxBufferedBytes: 8 * 1024 * 1024, maxReceivingBytes: 256 * 1024 * 1024, throttledCloseAfterMs: 30_000, presence: { perClient: 4, perDocument: 1000, stateBytes: 16 * 1024 } },
+      limits: { maxMessageBytes: 64 * 1024 * 1024 + 64 * 1024, ...DEFAULT_LIMITS },
       storage: { compactAfterUpdates: 500, compactAfterBytes: 1024 * 1024, synchronous: 'full' },
       replication: { batchWindowMs: 5, heartbeatMs: 1000, linkTimeoutMs: 3000, compress: true },
       fanoutWindowMs: 5,
@@ -83,7 +96,7 @@ describe('parseRelayConfig', () => {
   it('fills in defaults inside a partly given section', () => {
     const config = parseRelayConfig({ region: 'eu-west', listen: { port: 0 }, limits: { maxMessageBytes: 4096 } })
     expect(config.listen).toEqual({ host: '127.0.0.1', port: 0 })
-    expect(config.limits).toEqual({ maxMessageBytes: 4096, maxDocsPerConnection: 256, maxConnections: 10_000, maxDocumentBytes: 64 * 1024 * 1024, messagesPerSecond: { rate: 1000, burst: 5000 }, messagesPerSecondPerAddress: { rate: 0, burst: 0 }, maxBufferedBytes: 8 * 1024 * 1024, maxReceivingBytes: 256 * 1024 * 1024, throttledCloseAfterMs: 30_000, presence: { perClient: 4, perDocument: 1000, stateBytes: 16 * 1024 } })
+    expect(config.limits).toEqual({ maxMessageBytes: 4096, ...DEFAULT_LIMITS })
   })
 
   it('keeps what a full file gives', () => {
@@ -98,8 +111,16 @@ describe('parseRelayConfig', () => {
       auth: { jwtSecret: 'x'.repeat(32), issuer: 'https://id.example.com', audience: 'georelay', anonymous: 'none' as const },
       namespaces: [{ match: 'eu/**', regions: ['eu-west'] }],
       limits: {
-        maxMessageBytes: 2048, maxDocsPerConnection: 8, maxConnections: 3, maxDocumentBytes: 4096, messagesPerSecond: { rate: 0, burst: 0 }, messagesPerSecondPerAddress: { rate: 50, burst: 100 }, maxBufferedBytes: 65536,
-        maxReceivingBytes: 2 * 1024 * 1024, throttledCloseAfterMs: 500, presence: { perClient: 1, perDocument: 10, stateBytes: 100 },
+        maxMessageBytes: 2048,
+        maxDocsPerConnection: 8,
+        maxConnections: 3,
+        maxDocumentBytes: 4096,
+        messagesPerSecond: { rate: 0, burst: 0 },
+        messagesPerSecondPerAddress: { rate: 50, burst: 100 },
+        maxBufferedBytes: 65536,
+        maxReceivingBytes: 2 * 1024 * 1024,
+        throttledCloseAfterMs: 500,
+        presence: { perClient: 1, perDocument: 10, stateBytes: 100 },
       },
       storage: { compactAfterUpdates: 10, compactAfterBytes: 4096, synchronous: 'normal' as const },
       replication: { batchWindowMs: 0, heartbeatMs: 100, linkTimeoutMs: 500, compress: false },

@@ -35,8 +35,22 @@ const switchable = (initial: Route) => {
 const transport = () => {
   const frames: Uint8Array[] = []
   const failures: unknown[] = []
-  return { frames, failures, t: { send: (f: Uint8Array) => frames.push(f), fail: (e: unknown) => failures.push(e), redirect: () => {}, refuseWrite: () => {}, charge: () => {} } }
+  return {
+    frames,
+    failures,
+    t: {
+      send: (f: Uint8Array) => frames.push(f),
+      fail: (e: unknown) => failures.push(e),
+      redirect: () => {},
+      refuseWrite: () => {},
+      charge: () => {},
+    },
+  }
 }
+
+/** Resolves once `done()` holds, asking again on each turn of the event loop. */
+const settles = (done: () => boolean): Promise<void> =>
+  new Promise<void>(resolve => { const check = () => done() ? resolve() : setImmediate(check); check() })
 
 describe('DocSession with an active-passive writer out of reach', () => {
   it('serves reads, holds writes unacknowledged, and stores them in order once this region may write', async () => {
@@ -49,12 +63,12 @@ describe('DocSession with an active-passive writer out of reach', () => {
     session.write(edit(doc, 'a'), seq => acked.push(seq))
     session.write(edit(doc, 'b'), seq => acked.push(seq))
     // Reads go on: the session synced (the relay's step 1 went out).
-    await new Promise<void>(resolve => { const check = () => frames.length > 0 ? resolve() : setImmediate(check); check() })
+    await settles(() => frames.length > 0)
     expect(decodeFrame(frames[0] as Uint8Array)[0]?.type).toBe('sync-step1')
     expect(acked).toEqual([])
     expect((await store.read('billing/1')).log).toEqual([])
     set({ kind: 'here' }) // this region became the writer
-    await new Promise<void>(resolve => { const check = () => acked.length === 2 ? resolve() : setImmediate(check); check() })
+    await settles(() => acked.length === 2)
     expect(acked[0]).toBeLessThan(acked[1] as number)
     const replica = new Y.Doc()
     for (const entry of (await store.read('billing/1')).log) Y.applyUpdate(replica, entry.update)
@@ -69,7 +83,7 @@ describe('DocSession with an active-passive writer out of reach', () => {
     const session = new DocSession('billing/2', { registry, transport: t, placement })
     const chunk = new Uint8Array(1024 * 1024)
     for (let i = 0; i < 17; i++) session.write(chunk, () => {})
-    await new Promise<void>(resolve => { const check = () => failures.length > 0 ? resolve() : setImmediate(check); check() })
+    await settles(() => failures.length > 0)
     expect(failures[0]).toMatchObject({ code: 'ERR_NO_WRITER', closeCode: 1013 })
     session.close()
   })

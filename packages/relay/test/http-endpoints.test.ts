@@ -25,7 +25,12 @@ const sample = (text: string, series: string): number | undefined => {
  * land just after the client saw the close; each new scrape is triggered by the previous one's
  * answer, never by a timer.
  */
-const scrapeUntil = async (relay: Relay, ok: (text: string) => boolean, what: string, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<string> => {
+const scrapeUntil = async (
+  relay: Relay,
+  ok: (text: string) => boolean,
+  what: string,
+  timeoutMs = DEFAULT_TIMEOUT_MS,
+): Promise<string> => {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const text = await metricsText(relay)

@@ -15,7 +15,10 @@ const edit = (doc: Y.Doc, text: string): Uint8Array => {
 type Batch = PeerMessage & { type: 'batch' }
 
 /** A pump on a real log over a memory store, sending into an array. */
-const setup = async ({ mayReceive = () => true, compaction }: { mayReceive?: (doc: string) => boolean, compaction?: { updates: number, bytes: number } } = {}) => {
+const setup = async ({ mayReceive = () => true, compaction }: {
+  mayReceive?: (doc: string) => boolean
+  compaction?: { updates: number, bytes: number }
+} = {}) => {
   const store = new MemoryStore(compaction === undefined ? {} : { compaction })
   const log = await ReplicationLog.open('a', store)
   const events = new EventEmitter()

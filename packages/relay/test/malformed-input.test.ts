@@ -36,7 +36,8 @@ function validUpdate (text: string): Uint8Array {
   return Y.encodeStateAsUpdate(doc)
 }
 
-const snapshot = async (store: MemoryStore): Promise<string> => JSON.stringify(await store.read(DOC), (_k, v: unknown) => v instanceof Uint8Array ? [...v] : v)
+const snapshot = async (store: MemoryStore): Promise<string> =>
+  JSON.stringify(await store.read(DOC), (_k, v: unknown) => v instanceof Uint8Array ? [...v] : v)
 
 describe('malformed input', () => {
   let relay: Relay

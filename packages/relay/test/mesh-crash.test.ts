@@ -62,7 +62,11 @@ describe('a relay killed with -9 during traffic', () => {
       return acknowledged.every(e => have.has(e))
     }
     await Promise.all([a1, b2, c1].map(p => waitUntil([on(p.doc, 'update')], holdsAll(p), { what: 'every replica to hold every acknowledged element', timeoutMs: 20_000 })))
-    const report = setFullCheck(acknowledged, { a: a1.doc, b: b2.doc, c: c1.doc }, { written: [...fromA, ...fromB, ...fromC] })
+    const report = setFullCheck(
+      acknowledged,
+      { a: a1.doc, b: b2.doc, c: c1.doc },
+      { written: [...fromA, ...fromB, ...fromC] },
+    )
     expect(report).toMatchObject({ ok: true, lost: {}, duplicated: {}, unexpected: {} })
     expect(acknowledgedFromB.length).toBeGreaterThanOrEqual(50)
     // b's writes that no other region had seen may or may not have been durable; either way

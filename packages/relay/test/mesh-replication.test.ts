@@ -16,7 +16,8 @@ describe('region mesh', () => {
     providers.push(provider)
     return provider
   }
-  const replicasOf = (list: WebsocketProvider[], names: string[]) => Object.fromEntries(list.map((p, i) => [names[i] as string, p.doc]))
+  const replicasOf = (list: WebsocketProvider[], names: string[]) =>
+    Object.fromEntries(list.map((p, i) => [names[i] as string, p.doc]))
   /** Waits until every provider's array holds all `elements`. */
   const waitForAll = (list: WebsocketProvider[], elements: string[], what: string, timeoutMs = 20_000) =>
     Promise.all(list.map(p => waitUntil([on(p.doc, 'update')], () => {

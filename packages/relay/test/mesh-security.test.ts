@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from '@jest/globals'
 import WebSocket from 'ws'
 import type { WebsocketProvider } from 'y-websocket'
 import { streamLogger } from '@georelay/relay'
-import { TEST_MESH_SECRET, TestCluster, connectProvider, destroyProvider, nextEvent, on, waitSynced, waitUntil } from '@georelay/testkit'
+import { TEST_MESH_SECRET, TestCluster, connectProvider, destroyProvider, on, waitSynced, waitUntil } from '@georelay/testkit'
 
 /** Re-checks every 100 ms: for state without an event of its own. */
 const every100ms = (notify: () => void): (() => void) => {
@@ -21,7 +21,10 @@ describe('peer links', () => {
   })
 
   /** Dials /v1/peer (offering compression, as an attacker would); resolves with the HTTP refusal. */
-  const dialPeer = (url: string, headers: Record<string, string>): Promise<{ status: number, body: string }> => new Promise((resolve, reject) => {
+  const dialPeer = (
+    url: string,
+    headers: Record<string, string>,
+  ): Promise<{ status: number, body: string }> => new Promise((resolve, reject) => {
     const ws = new WebSocket(`${url}/v1/peer`, { headers, perMessageDeflate: true })
     ws.on('unexpected-response', (_req, res) => {
       let body = ''

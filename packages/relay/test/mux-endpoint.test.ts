@@ -6,7 +6,9 @@ import type { Relay } from '@georelay/relay'
 import { nextEvent, on, startTestRelay, waitUntil } from '@georelay/testkit'
 
 /** A raw mux socket that records every message the relay sends. */
-const openMux = async (relay: Relay): Promise<{ ws: WebSocket, received: MuxMessage[], send: (m: MuxMessage) => void }> => {
+const openMux = async (
+  relay: Relay,
+): Promise<{ ws: WebSocket, received: MuxMessage[], send: (m: MuxMessage) => void }> => {
   const ws = new WebSocket(`${relay.url}/v1/mux`)
   const received: MuxMessage[] = []
   ws.on('message', (data: Buffer) => received.push(decodeMuxMessage(new Uint8Array(data))))

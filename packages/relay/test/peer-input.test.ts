@@ -27,7 +27,10 @@ describe('what a peer sends is checked before anything is stored', () => {
     const [code, reason] = await nextEvent(ws, 'close', { what: 'the relay to close the link' }) as [number, Buffer]
     return { code, reason: String(reason), replies }
   }
-  const batch = (entries: { docName: string, origin: string, originSeq: number, update: Uint8Array }[], upTo: Record<string, number>): Uint8Array =>
+  const batch = (
+    entries: { docName: string, origin: string, originSeq: number, update: Uint8Array }[],
+    upTo: Record<string, number>,
+  ): Uint8Array =>
     encodePeerMessage({ type: 'batch', entries, upTo } satisfies PeerMessage)
 
   it.each([

@@ -21,7 +21,13 @@ class FlakyStore extends MemoryStore {
 const relays: Relay[] = []
 afterEach(async () => { for (const r of relays.splice(0)) await r.close() })
 
-const start = async (region: string, port: number, peer: string, peerPort: number, store: MemoryStore): Promise<Relay> => {
+const start = async (
+  region: string,
+  port: number,
+  peer: string,
+  peerPort: number,
+  store: MemoryStore,
+): Promise<Relay> => {
   const relay = await Relay.start({
     config: parseRelayConfig({ region, store: 'memory', meshSecret: 'x'.repeat(32), listen: { port }, peers: [{ region: peer, url: `ws://127.0.0.1:${peerPort}` }], replication: { heartbeatMs: 200, linkTimeoutMs: 1000 }, auth: { anonymous: 'rw' } }),
     store,
@@ -53,7 +59,9 @@ describe('replication under faults', () => {
     expect(store.failed).toBe(true)
     const stored = await store.read('d')
     const replica = new Y.Doc()
-    for (const update of [...(stored.snapshot === null ? [] : [stored.snapshot]), ...stored.log.map(e => e.update)]) Y.applyUpdate(replica, update)
+    for (const update of [...(stored.snapshot === null ? [] : [stored.snapshot]), ...stored.log.map(e => e.update)]) {
+      Y.applyUpdate(replica, update)
+    }
     expect(replica.store.pendingStructs).toBeNull()
     expect(replica.getText('t').length).toBe(2000)
   })

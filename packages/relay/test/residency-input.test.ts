@@ -7,7 +7,8 @@ import { afterEach, describe, expect, it } from '@jest/globals'
 import WebSocket from 'ws'
 import * as Y from 'yjs'
 import {
-  type MuxMessage, type PeerMessage, canonicalRules, decodeMuxMessage, decodePeerMessage, encodeFrame, encodeMuxMessage, encodePeerMessage,
+  type MuxMessage, type PeerMessage, canonicalRules, decodeMuxMessage, decodePeerMessage, encodeFrame, encodeMuxMessage,
+  encodePeerMessage,
 } from '@georelay/core'
 import { streamLogger } from '@georelay/relay'
 import { TEST_MESH_SECRET, TestCluster, connectProvider, destroyProvider, nextEvent, on, rawWebSocket, recordingSocket, waitSynced, waitUntil } from '@georelay/testkit'
@@ -22,7 +23,10 @@ const updateOf = (text: string): Uint8Array => {
 }
 
 /** A fake peer: dials `url` as `region` with the mesh secret, and records what it is sent. */
-const fakePeer = async (url: string, region: string): Promise<{ ws: WebSocket, received: PeerMessage[], closed: Promise<number> }> => {
+const fakePeer = async (
+  url: string,
+  region: string,
+): Promise<{ ws: WebSocket, received: PeerMessage[], closed: Promise<number> }> => {
   const ws = new WebSocket(`${url}/v1/peer`, { headers: { authorization: `Bearer ${TEST_MESH_SECRET}`, 'x-georelay-region': region } })
   const received: PeerMessage[] = []
   ws.on('message', (data: Buffer) => received.push(decodePeerMessage(new Uint8Array(data))))

@@ -8,7 +8,8 @@ import { decodePeerMessage, encodePeerMessage } from '@georelay/core'
 import { GeoClient } from '@georelay/client'
 import { type LogLevel, streamLogger } from '@georelay/relay'
 import {
-  TEST_MESH_SECRET, TestCluster, capturedPayloads, connectProvider, destroyProvider, nextEvent, on, waitSynced, waitUntil,
+  TEST_MESH_SECRET, TestCluster, capturedPayloads, connectProvider, destroyProvider, nextEvent, on, waitSynced,
+  waitUntil,
 } from '@georelay/testkit'
 
 const REGIONS = ['us-east', 'eu-west', 'eu-central']

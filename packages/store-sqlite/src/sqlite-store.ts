@@ -14,8 +14,9 @@ import fs from 'node:fs'
 import path from 'node:path'
 import Database from 'better-sqlite3'
 import {
-  CompactionScheduler, DEFAULT_COMPACTION, LOCAL_ORIGIN, StoreError, mergeUpdatesInBatches, storeClosed, yieldToEventLoop, type DocStore, type LogEntry,
-  type Origin, type OriginRead, type StoreOptions, type StoredDoc, type Yield,
+  CompactionScheduler, DEFAULT_COMPACTION, LOCAL_ORIGIN, StoreError, mergeUpdatesInBatches, storeClosed,
+  yieldToEventLoop, type DocStore, type LogEntry, type Origin, type OriginRead, type StoreOptions, type StoredDoc,
+  type Yield,
 } from '@georelay/core'
 
 export interface SqliteStoreOptions extends StoreOptions {
@@ -97,8 +98,10 @@ export class SqliteStore implements DocStore {
       insert: this.db.prepare<[string, Uint8Array, string, number | null]>('INSERT INTO log (doc, data, origin, origin_seq) VALUES (?, ?, ?, ?)'),
       snapshot: this.db.prepare<[string], { data: Uint8Array, seq: number, folded: string }>('SELECT data, seq, folded FROM snapshots WHERE doc = ?'),
       log: this.db.prepare<[string], { seq: number, data: Uint8Array }>('SELECT seq, data FROM log WHERE doc = ? ORDER BY seq'),
-      logUpTo: this.db.prepare<[string, number], { seq: number, data: Uint8Array, origin: string, origin_seq: number | null }>(
-        'SELECT seq, data, origin, origin_seq FROM log WHERE doc = ? AND seq <= ? ORDER BY seq'),
+      logUpTo: this.db.prepare<
+        [string, number],
+        { seq: number, data: Uint8Array, origin: string, origin_seq: number | null }
+      >('SELECT seq, data, origin, origin_seq FROM log WHERE doc = ? AND seq <= ? ORDER BY seq'),
       lastSeq: this.db.prepare<[string], { seq: number | null }>('SELECT max(seq) AS seq FROM log WHERE doc = ?'),
       putSnapshot: this.db.prepare<[string, Uint8Array, number, string]>(
         'INSERT INTO snapshots (doc, data, seq, folded) VALUES (?, ?, ?, ?) ON CONFLICT (doc) DO UPDATE SET data = excluded.data, seq = excluded.seq, folded = excluded.folded'),
@@ -138,7 +141,10 @@ export class SqliteStore implements DocStore {
 
   async read (docName: string): Promise<StoredDoc> {
     if (this.closed) throw storeClosed()
-    const stored = this.db.transaction(() => ({ snapshot: this.stmt.snapshot.get(docName), log: this.stmt.log.all(docName) }))()
+    const stored = this.db.transaction(() => ({
+      snapshot: this.stmt.snapshot.get(docName),
+      log: this.stmt.log.all(docName),
+    }))()
     const log: LogEntry[] = stored.log.map(row => ({ seq: row.seq, update: new Uint8Array(row.data) }))
     this.scheduler.observe(docName, log.length, log.reduce((n, e) => n + e.update.length, 0))
     return {
@@ -158,9 +164,15 @@ export class SqliteStore implements DocStore {
     limit = Math.min(limit, Number.MAX_SAFE_INTEGER) // SQLite refuses LIMIT Infinity
     return this.db.transaction(() => {
       const entries = origin === LOCAL_ORIGIN
-        ? this.stmt.localAfter.all(after, limit).map(row => ({ docName: row.doc, originSeq: row.seq, update: new Uint8Array(row.data) }))
-        : this.stmt.originAfter.all(origin, after, limit).map(row => ({ docName: row.doc, originSeq: row.origin_seq, update: new Uint8Array(row.data) }))
-      return { entries, foldedUpTo: this.stmt.foldedOf.get(origin)?.seq ?? 0, foldGeneration: this.generations.get(origin) ?? 0 }
+        ? this.stmt.localAfter.all(after, limit)
+          .map(row => ({ docName: row.doc, originSeq: row.seq, update: new Uint8Array(row.data) }))
+        : this.stmt.originAfter.all(origin, after, limit)
+          .map(row => ({ docName: row.doc, originSeq: row.origin_seq, update: new Uint8Array(row.data) }))
+      return {
+        entries,
+        foldedUpTo: this.stmt.foldedOf.get(origin)?.seq ?? 0,
+        foldGeneration: this.generations.get(origin) ?? 0,
+      }
     })()
   }
 
@@ -207,8 +219,15 @@ export class SqliteStore implements DocStore {
     this.queue = []
     this.flushing = null
     try {
-      const seqs = this.db.transaction((items: PendingAppend[]) =>
-        items.map(item => Number(this.stmt.insert.run(item.docName, item.update, item.origin?.region ?? LOCAL_ORIGIN, item.origin?.seq ?? null).lastInsertRowid)))(batch)
+      const seqs = this.db.transaction((items: PendingAppend[]) => items.map(item => {
+        const { lastInsertRowid } = this.stmt.insert.run(
+          item.docName,
+          item.update,
+          item.origin?.region ?? LOCAL_ORIGIN,
+          item.origin?.seq ?? null,
+        )
+        return Number(lastInsertRowid)
+      }))(batch)
       batch.forEach((item, i) => {
         this.scheduler.noteAppend(item.docName, item.update.length)
         item.resolve(seqs[i] as number)
@@ -228,9 +247,14 @@ export class SqliteStore implements DocStore {
     })()
     if (cut === null) return { count: 0, bytes: 0 }
     const parts = cut.snapshot === undefined ? [] : [new Uint8Array(cut.snapshot.data)]
-    const merged = await mergeUpdatesInBatches([...parts, ...cut.log.map(row => new Uint8Array(row.data))], { pause: this.pause })
+    const merged = await mergeUpdatesInBatches(
+      [...parts, ...cut.log.map(row => new Uint8Array(row.data))],
+      { pause: this.pause },
+    )
     if (this.db.open === false) return { count: 0, bytes: 0 }
-    const marks: Record<string, number> = cut.snapshot === undefined ? {} : JSON.parse(cut.snapshot.folded) as Record<string, number>
+    const marks: Record<string, number> = cut.snapshot === undefined
+      ? {}
+      : JSON.parse(cut.snapshot.folded) as Record<string, number>
     for (const row of cut.log) {
       const seq = row.origin_seq ?? row.seq
       if ((marks[row.origin] ?? 0) < seq) marks[row.origin] = seq
@@ -242,7 +266,9 @@ export class SqliteStore implements DocStore {
       for (const [origin, seq] of Object.entries(marks)) this.stmt.raiseFolded.run(origin, seq)
     })()
     // In the same turn as the commit, so a reader sees the generation and the fold together.
-    for (const origin of new Set(cut.log.map(row => row.origin))) this.generations.set(origin, (this.generations.get(origin) ?? 0) + 1)
+    for (const origin of new Set(cut.log.map(row => row.origin))) {
+      this.generations.set(origin, (this.generations.get(origin) ?? 0) + 1)
+    }
     return { count: cut.log.length, bytes: cut.log.reduce((n, row) => n + row.data.length, 0) }
   }
 }

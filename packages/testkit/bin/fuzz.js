@@ -27,7 +27,11 @@ const summary = await fuzzRelay({
 if (process.stderr.isTTY) process.stderr.write('\r')
 console.log(formatFuzzSummary(summary))
 const endpoints = Object.values(summary.endpoints)
-const failed = summary.crashes + summary.healthFailures + summary.lost + summary.syncFailures + summary.stateChanged + summary.unexpectedDocs.length + summary.unreadableDocs.length +
-  endpoints.reduce((n, e) => n + e.wrongCodes + e.acceptedInvalid + e.refusedValid + e.otherDocsHurt + e.probeTimeouts, 0)
+const failed = summary.crashes + summary.healthFailures + summary.lost + summary.syncFailures + summary.stateChanged +
+  summary.unexpectedDocs.length + summary.unreadableDocs.length +
+  endpoints.reduce(
+    (n, e) => n + e.wrongCodes + e.acceptedInvalid + e.refusedValid + e.otherDocsHurt + e.probeTimeouts,
+    0,
+  )
 console.log(failed === 0 ? 'every check held' : `${failed} check failures`)
 process.exit(failed === 0 ? 0 : 1)

@@ -44,7 +44,10 @@ export interface SyncStep1Options {
   messages: number
   /** How long to wait for the answers at most. */
   windowMs: number
-  /** Answers are over when none came for this long while the relay answered /healthz (a relay may answer a frame's repeated questions once). */
+  /**
+   * Answers are over when none came for this long while the relay answered /healthz (a relay may
+   * answer a frame's repeated questions once).
+   */
   quietMs: number
   seed: number
 }
@@ -164,7 +167,8 @@ interface AttackSpec {
   run(ctx: AttackContext): Promise<AttackOutcome>
 }
 
-const round = (n: number | null, digits = 0): number | null => n === null || !Number.isFinite(n) ? null : Number(n.toFixed(digits))
+const round = (n: number | null, digits = 0): number | null =>
+  n === null || !Number.isFinite(n) ? null : Number(n.toFixed(digits))
 const kb = (bytes: number): string => `${Math.round(bytes / 1024)} KB`
 /** KB below 1 MiB, MB above. */
 const size = (bytes: number): string => bytes < 1024 * 1024 ? kb(bytes) : `${Math.round(bytes / 1024 / 1024)} MB`
@@ -184,7 +188,11 @@ const prng = (seed: number): () => number => {
  * A document of many structs: random words inserted at random positions until its encoded
  * state reaches `docBytes` (or `maxInserts` inserts were made).
  */
-export const buildFragmentedDoc = (docBytes: number, maxInserts: number, seed: number): { update: Uint8Array, textLength: number, inserts: number } => {
+export const buildFragmentedDoc = (
+  docBytes: number,
+  maxInserts: number,
+  seed: number,
+): { update: Uint8Array, textLength: number, inserts: number } => {
   const random = prng(seed)
   const doc = new Y.Doc()
   const text = doc.getText('t')
@@ -225,7 +233,8 @@ const answersOver = (ctx: AttackContext, client: CountingClient, sentAt: number,
 const ASK_ALL: YMessage = { type: 'sync-step1', stateVector: new Uint8Array([0]) }
 
 /** `count` copies of one message in one frame (a frame holds its messages back to back). */
-const repeated = (message: YMessage, count: number): Uint8Array => Buffer.concat(Array<Uint8Array>(count).fill(encodeFrame(message)))
+const repeated = (message: YMessage, count: number): Uint8Array =>
+  Buffer.concat(Array<Uint8Array>(count).fill(encodeFrame(message)))
 
 /**
  * Opens the measuring window, sends the one attack frame of `o.messages` questions and waits
@@ -233,13 +242,20 @@ const repeated = (message: YMessage, count: number): Uint8Array => Buffer.concat
  * over; answers and bytes count from `since`. The notes and details 1 and 1b share.
  */
 const measureAnswers = async (
-  ctx: AttackContext, client: CountingClient, frame: Uint8Array, o: { messages: number, windowMs: number, quietMs: number },
-  answered: () => number, since = { answers: answered(), bytes: client.bytesIn },
+  ctx: AttackContext,
+  client: CountingClient,
+  frame: Uint8Array,
+  o: { messages: number, windowMs: number, quietMs: number },
+  answered: () => number,
+  since = { answers: answered(), bytes: client.bytesIn },
 ): Promise<AttackOutcome> => {
   ctx.window.begin()
   const sentAt = Date.now()
   client.send(frame)
-  const done = await until(() => answered() - since.answers >= o.messages || client.isClosed || answersOver(ctx, client, sentAt, o.quietMs), o.windowMs)
+  const done = await until(
+    () => answered() - since.answers >= o.messages || client.isClosed || answersOver(ctx, client, sentAt, o.quietMs),
+    o.windowMs,
+  )
   const answeredMs = Math.max(client.lastMessageAt, sentAt) - sentAt
   await sleep(300)
   await ctx.window.end()
@@ -248,7 +264,13 @@ const measureAnswers = async (
   const close = closeNote(client)
   return {
     notes: [`${answers}/${o.messages} answers (${size(bytes)}) in ${answeredMs} ms${done ? '' : ' (window over)'}`, ...(close === null ? [] : [close])],
-    details: { answers, bytesAnswered: bytes, answeredMs, closeCode: client.close?.code ?? null, closeReason: client.close?.reason ?? null },
+    details: {
+      answers,
+      bytesAnswered: bytes,
+      answeredMs,
+      closeCode: client.close?.code ?? null,
+      closeReason: client.close?.reason ?? null,
+    },
   }
 }
 
@@ -510,7 +532,8 @@ const expiryAttack: AttackSpec = {
     const seen: { closeAt: number | null, closeCode: number | null, closeReason: string, tcpEndedAt: number | null } =
       { closeAt: null, closeCode: null, closeReason: '', tcpEndedAt: null }
     // Both settle in the same turn of the event loop as the bytes that settle them, before any write below.
-    void raw.closeFrame.then(({ code, reason }) => Object.assign(seen, { closeAt: Date.now(), closeCode: code, closeReason: reason }))
+    void raw.closeFrame.then(({ code, reason }) =>
+      Object.assign(seen, { closeAt: Date.now(), closeCode: code, closeReason: reason }))
     void raw.ended.then(() => { seen.tcpEndedAt = Date.now() })
     // Each write is its own client's insert at position 0, so that no write depends on another:
     // any subset of them can be stored and read back.
@@ -584,7 +607,11 @@ const runOne = async (spec: AttackSpec, options: AttackOptions): Promise<AttackR
   try {
     const prepared = spec.prepare?.()
     if (prepared !== undefined) cleanups.push(prepared.cleanup)
-    relay = await spawnRelay({ bin: options.relayBin, args: [...BASE_ARGS, ...spec.args, ...(prepared?.args ?? [])], env: spec.env })
+    relay = await spawnRelay({
+      bin: options.relayBin,
+      args: [...BASE_ARGS, ...spec.args, ...(prepared?.args ?? [])],
+      env: spec.env,
+    })
     log(`relay pid ${relay.pid} on ${relay.url}`)
     const activeRelay = relay
     const activeWindow = new MeasureWindow(relay, options.healthTimeoutMs)

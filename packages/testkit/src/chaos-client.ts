@@ -59,14 +59,26 @@ export class ChaosClient {
     void session.synced.then(() => history.joined(this.name))
     doc.getArray<string>(CHAOS_ARRAY).observe(event => {
       const inserted: string[] = []
-      for (const part of event.changes.delta) if (Array.isArray(part.insert)) inserted.push(...(part.insert as string[]))
+      for (const part of event.changes.delta) {
+        if (Array.isArray(part.insert)) inserted.push(...(part.insert as string[]))
+      }
       history.seen(this.name, inserted)
     })
   }
 
-  static async start (cluster: TestCluster, home: string, level: AckLevel, incarnation: number, history: ChaosHistory, gen: prng.PRNG, options: ChaosClientOptions): Promise<ChaosClient> {
+  static async start (
+    cluster: TestCluster,
+    home: string,
+    level: AckLevel,
+    incarnation: number,
+    history: ChaosHistory,
+    gen: prng.PRNG,
+    options: ChaosClientOptions,
+  ): Promise<ChaosClient> {
     const place = `client-${home}-${level}-${incarnation}`
-    const delays = Object.fromEntries([...cluster.regions.keys()].map(r => [r, r === home ? options.nearMs : options.farMs]))
+    const delays = Object.fromEntries(
+      [...cluster.regions.keys()].map(r => [r, r === home ? options.nearMs : options.farMs]),
+    )
     const client = new GeoClient({ regions: await cluster.clientEndpoints(place, delays), ...CLIENT_TIMING })
     const doc = new Y.Doc()
     const session = client.open(CHAOS_DOC, doc, { ack: level })
@@ -132,7 +144,9 @@ export class ChaosClient {
     const region = this.client.region
     for (const l of ACK_LEVELS.slice(0, ACK_LEVELS.indexOf(level) + 1)) {
       const upTo = Math.min(writeId, this.elements.length)
-      for (let id = this.ackedUpTo[l] + 1; id <= upTo; id++) this.history.acked(this.elements[id - 1] as string, l, region)
+      for (let id = this.ackedUpTo[l] + 1; id <= upTo; id++) {
+        this.history.acked(this.elements[id - 1] as string, l, region)
+      }
       this.ackedUpTo[l] = Math.max(this.ackedUpTo[l], upTo)
     }
   }

@@ -140,7 +140,15 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosSummary> => 
   let writing = false
   const spawn = async (region: string, level: AckLevel): Promise<ChaosClient> => {
     const incarnation = clients.filter(c => c.home === region && c.level === level).length + 1
-    const client = await ChaosClient.start(cluster, region, level, incarnation, history, prng.create(seedFor()), clientOptions)
+    const client = await ChaosClient.start(
+      cluster,
+      region,
+      level,
+      incarnation,
+      history,
+      prng.create(seedFor()),
+      clientOptions,
+    )
     clients.push(client)
     return client
   }
@@ -251,7 +259,9 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosSummary> => 
       wallMs: performance.now() - started,
       operations: { writes: history.elements.size, reads },
       levels: levelFigures,
-      faults: Object.fromEntries(FAULT_KINDS.map(kind => [kind, history.faults.filter(f => f.kind === kind).length])) as Record<FaultKind, number>,
+      faults: Object.fromEntries(
+        FAULT_KINDS.map(kind => [kind, history.faults.filter(f => f.kind === kind).length]),
+      ) as Record<FaultKind, number>,
       killsWithClients: history.faults.filter(f => f.kind === 'kill' && f.target.endsWith('with its clients')).length,
       lostRegion,
       atRisk: atRisk.length,
@@ -281,7 +291,9 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosSummary> => 
 /** The summary as a table for people. */
 export const formatSummary = (s: ChaosSummary): string => {
   const rows: string[][] = [['level', 'written', 'acknowledged', 'lost', 'duplicated']]
-  for (const [level, f] of Object.entries(s.levels)) rows.push([level, String(f.written), String(f.acknowledged), String(f.lost), String(f.duplicated)])
+  for (const [level, f] of Object.entries(s.levels)) {
+    rows.push([level, String(f.written), String(f.acknowledged), String(f.lost), String(f.duplicated)])
+  }
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map(r => (r[i] ?? '').length))) ?? []
   const table = rows.map(r => r.map((cell, i) => i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0)).join('  ')).join('\n')
   const faults = Object.entries(s.faults).map(([kind, n]) => `${kind} ${n}`).join(', ')

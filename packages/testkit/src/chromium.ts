@@ -36,7 +36,9 @@ export interface ChromiumSession {
   close(): Promise<void>
 }
 
-export const launchChromium = async ({ userDataDir, executablePath = CHROMIUM_PATH }: LaunchChromiumOptions = {}): Promise<ChromiumSession> => {
+export const launchChromium = async (
+  { userDataDir, executablePath = CHROMIUM_PATH }: LaunchChromiumOptions = {},
+): Promise<ChromiumSession> => {
   try {
     await access(executablePath, constants.X_OK)
   } catch {
@@ -47,7 +49,11 @@ export const launchChromium = async ({ userDataDir, executablePath = CHROMIUM_PA
   const profile = userDataDir ?? await mkdtemp(path.join(tmpdir(), 'georelay-chromium-'))
   let context: BrowserContext
   try {
-    context = await chromium.launchPersistentContext(profile, { executablePath, headless: true, args: [...CHROMIUM_ARGS] })
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath,
+      headless: true,
+      args: [...CHROMIUM_ARGS],
+    })
   } catch (err) {
     if (ownsProfile) await rm(profile, { recursive: true, force: true })
     throw err

@@ -81,7 +81,13 @@ export class TestCluster {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'georelay-cluster-'))
     let plan: ClusterPlan
     try {
-      plan = await ClusterPlan.create({ regions: options.regions, dataDir, meshSecret: TEST_MESH_SECRET, wan: options.wan, delayMs: options.delayMs })
+      plan = await ClusterPlan.create({
+        regions: options.regions,
+        dataDir,
+        meshSecret: TEST_MESH_SECRET,
+        wan: options.wan,
+        delayMs: options.delayMs,
+      })
     } catch (err) {
       fs.rmSync(dataDir, { recursive: true, force: true })
       throw err

@@ -24,10 +24,13 @@ export const compareReplicas = (replicas: Record<string, Y.Doc>): ConvergenceRep
   for (const [, doc] of entries) {
     for (const [name, type] of doc.share) {
       // A replica that received a type it never asked for holds it as a bare AbstractType.
-      if (type.constructor !== Y.AbstractType || !types.has(name)) types.set(name, type.constructor as new () => Y.AbstractType<unknown>)
+      if (type.constructor !== Y.AbstractType || !types.has(name)) {
+        types.set(name, type.constructor as new () => Y.AbstractType<unknown>)
+      }
     }
   }
-  const content = (doc: Y.Doc): string => JSON.stringify([...types].sort().map(([name, Type]) => [name, doc.get(name, Type).toJSON()]))
+  const content = (doc: Y.Doc): string =>
+    JSON.stringify([...types].sort().map(([name, Type]) => [name, doc.get(name, Type).toJSON()]))
   const reference = { snapshot: Y.snapshot(first[1]), content: content(first[1]) }
   const differing = entries
     .filter(([, doc]) => !Y.equalSnapshots(Y.snapshot(doc), reference.snapshot) || content(doc) !== reference.content)

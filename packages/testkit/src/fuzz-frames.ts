@@ -94,7 +94,10 @@ export const yjsUpdate: fc.Arbitrary<Uint8Array> = fc.record({
 /** A Yjs state vector: a count, then (client id, clock) pairs. */
 export const stateVector: fc.Arbitrary<Uint8Array> = fc.oneof(
   yjsUpdate.map(update => Y.encodeStateVectorFromUpdate(update)),
-  fc.array(fc.tuple(fc.nat(), fc.nat()), { maxLength: 4 }).map(pairs => Uint8Array.from([...varUint(pairs.length), ...pairs.flatMap(([client, clock]) => [...varUint(client), ...varUint(clock)])])),
+  fc.array(fc.tuple(fc.nat(), fc.nat()), { maxLength: 4 }).map(pairs => Uint8Array.from([
+    ...varUint(pairs.length),
+    ...pairs.flatMap(([client, clock]) => [...varUint(client), ...varUint(clock)]),
+  ])),
 )
 
 const awarenessEntry: fc.Arbitrary<AwarenessEntry> = fc.record({
@@ -104,7 +107,8 @@ const awarenessEntry: fc.Arbitrary<AwarenessEntry> = fc.record({
 })
 
 /** A y-protocols awareness update. */
-export const awarenessUpdate: fc.Arbitrary<Uint8Array> = fc.array(awarenessEntry, { maxLength: 3 }).map(entries => encodeAwarenessEntries(entries))
+export const awarenessUpdate: fc.Arbitrary<Uint8Array> = fc.array(awarenessEntry, { maxLength: 3 })
+  .map(entries => encodeAwarenessEntries(entries))
 
 // --- mutations ------------------------------------------------------------------------------
 
@@ -163,7 +167,10 @@ export const applyMutation = (frame: Uint8Array, m: Mutation): Uint8Array => {
     case 'flip': {
       if (frame.length === 0) return frame
       const out = new Uint8Array(frame)
-      for (const bit of m.bits) out[Math.floor(bit / 8) % out.length] = (out[Math.floor(bit / 8) % out.length] as number) ^ (1 << (bit % 8))
+      for (const bit of m.bits) {
+        const i = Math.floor(bit / 8) % out.length
+        out[i] = (out[i] as number) ^ (1 << (bit % 8))
+      }
       return out
     }
     case 'truncate': return frame.slice(0, frame.length === 0 ? 0 : m.keep % frame.length)
@@ -174,7 +181,11 @@ export const applyMutation = (frame: Uint8Array, m: Mutation): Uint8Array => {
     }
     case 'splice': {
       const at = frame.length === 0 ? 0 : m.at % (frame.length + 1)
-      return Uint8Array.from([...frame.subarray(0, at), ...m.insert, ...frame.subarray(Math.min(frame.length, at + m.remove))])
+      return Uint8Array.from([
+        ...frame.subarray(0, at),
+        ...m.insert,
+        ...frame.subarray(Math.min(frame.length, at + m.remove)),
+      ])
     }
     case 'repeat': return Uint8Array.from([...frame, ...frame])
   }
@@ -182,12 +193,14 @@ export const applyMutation = (frame: Uint8Array, m: Mutation): Uint8Array => {
 
 /** Frames from `valid`, damaged by one to three mutations. */
 export const mutated = (valid: fc.Arbitrary<Uint8Array>): fc.Arbitrary<Uint8Array> =>
-  fc.tuple(valid, fc.array(mutation, { minLength: 1, maxLength: 3 })).map(([frame, ms]) => ms.reduce(applyMutation, frame))
+  fc.tuple(valid, fc.array(mutation, { minLength: 1, maxLength: 3 }))
+    .map(([frame, ms]) => ms.reduce(applyMutation, frame))
 
 /** Random bytes, often starting with a small number so they reach past the type switch. */
 export const randomBytes: fc.Arbitrary<Uint8Array> = fc.oneof(
   fc.uint8Array({ maxLength: 64 }),
-  fc.tuple(fc.nat({ max: 10 }), fc.uint8Array({ maxLength: 64 })).map(([type, rest]) => Uint8Array.from([type, ...rest])),
+  fc.tuple(fc.nat({ max: 10 }), fc.uint8Array({ maxLength: 64 }))
+    .map(([type, rest]) => Uint8Array.from([type, ...rest])),
 )
 
 /**
@@ -195,7 +208,10 @@ export const randomBytes: fc.Arbitrary<Uint8Array> = fc.oneof(
  * bytes. A relay fuzzer weighs valid frames up: their payloads are where the damage reaches
  * past the decoder.
  */
-export const hostile = (valid: fc.Arbitrary<Uint8Array>, { validWeight = 1 }: { validWeight?: number } = {}): fc.Arbitrary<Uint8Array> => fc.oneof(
+export const hostile = (
+  valid: fc.Arbitrary<Uint8Array>,
+  { validWeight = 1 }: { validWeight?: number } = {},
+): fc.Arbitrary<Uint8Array> => fc.oneof(
   { weight: validWeight, arbitrary: valid },
   { weight: 4, arbitrary: mutated(valid) },
   { weight: 1, arbitrary: randomBytes },
@@ -222,7 +238,8 @@ export const yMessage: fc.Arbitrary<YMessage> = fc.oneof(
 )
 
 /** A y-websocket frame of one to three messages, possibly carrying invalid updates. */
-export const yFrame: fc.Arbitrary<Uint8Array> = fc.array(yMessage, { minLength: 1, maxLength: 3 }).map(messages => encodeFrame(...messages))
+export const yFrame: fc.Arbitrary<Uint8Array> = fc.array(yMessage, { minLength: 1, maxLength: 3 })
+  .map(messages => encodeFrame(...messages))
 
 // --- /v1/mux --------------------------------------------------------------------------------
 
@@ -239,7 +256,11 @@ const num = fc.oneof(fc.nat({ max: 1000 }), fc.maxSafeNat())
 const ackLevel = fc.constantFrom(...ACK_LEVELS)
 
 /** A y-websocket payload for a mux `sync`: usually one message, as the SDK sends it. */
-const syncPayload: fc.Arbitrary<Uint8Array> = fc.oneof({ weight: 4, arbitrary: yMessage.map(m => encodeFrame(m)) }, { weight: 1, arbitrary: yFrame }, { weight: 1, arbitrary: fc.uint8Array({ maxLength: 16 }) })
+const syncPayload: fc.Arbitrary<Uint8Array> = fc.oneof(
+  { weight: 4, arbitrary: yMessage.map(m => encodeFrame(m)) },
+  { weight: 1, arbitrary: yFrame },
+  { weight: 1, arbitrary: fc.uint8Array({ maxLength: 16 }) },
+)
 
 export const muxMessage: fc.Arbitrary<MuxMessage> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ type: fc.constant('open' as const), docId, docName: fuzzDocName, ack: ackLevel }) },

@@ -89,7 +89,10 @@ export interface FuzzSummary {
   /** `/healthz` checks, and those not answered 200. */
   healthChecks: number
   healthFailures: number
-  /** Writes of the well-behaved client during the run, those another client did not see in time, and those missing at the end. */
+  /**
+   * Writes of the well-behaved client during the run, those another client did not see in time,
+   * and those missing at the end.
+   */
   liveWrites: number
   syncFailures: number
   lost: number
@@ -111,7 +114,9 @@ const EXPECTED_CLOSES: Record<FuzzEndpoint, number[]> = {
  * `/v1/mux` per-document errors (mux-messages.ts): a bad message, a document the token does
  * not allow or a read-only write, a document over its size limit, too many documents.
  */
-const EXPECTED_DOC_ERRORS: number[] = [CloseCode.MalformedMessage, CloseCode.Forbidden, CloseCode.MessageTooLarge, CloseCode.RateLimited]
+const EXPECTED_DOC_ERRORS: number[] = [
+  CloseCode.MalformedMessage, CloseCode.Forbidden, CloseCode.MessageTooLarge, CloseCode.RateLimited,
+]
 
 const MESH_SECRET = 'fuzz-mesh-secret-of-at-least-32-bytes'
 const PEER_REGION = 'fuzz-peer'
@@ -127,13 +132,18 @@ type Send =
   | { kind: 'text-bytes', bytes: Uint8Array }
   | { kind: 'oversize', extra: number }
 
-/** `unauthenticated`: a mux `auth` with a token this relay cannot accept (it has no key), which must close with 4401. */
+/**
+ * `unauthenticated`: a mux `auth` with a token this relay cannot accept (it has no key), which
+ * must close with 4401.
+ */
 type Verdict = 'valid' | 'invalid' | 'unauthenticated'
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex')
 
-const invalidUtf8 = fc.tuple(fc.uint8Array({ maxLength: 8 }), fc.constantFrom([0xff], [0xc3, 0x28], [0xed, 0xa0, 0x80], [0xf8, 0x88, 0x80, 0x80, 0x80]))
-  .map(([prefix, bad]) => Uint8Array.from([...prefix, ...bad]))
+const invalidUtf8 = fc.tuple(
+  fc.uint8Array({ maxLength: 8 }),
+  fc.constantFrom([0xff], [0xc3, 0x28], [0xed, 0xa0, 0x80], [0xf8, 0x88, 0x80, 0x80, 0x80]),
+).map(([prefix, bad]) => Uint8Array.from([...prefix, ...bad]))
 
 const sendsOf = (frames: fc.Arbitrary<Uint8Array>): fc.Arbitrary<Send[]> => fc.array(fc.oneof(
   { weight: 30, arbitrary: hostile(frames, { validWeight: 4 }).map((bytes): Send => ({ kind: 'binary', bytes })) },
@@ -341,7 +351,8 @@ class FuzzSocket {
 }
 
 const emptyStats = (): EndpointStats => ({
-  sockets: 0, frames: 0, accepted: 0, closes: {}, docErrors: {}, wrongCodes: 0, acceptedInvalid: 0, refusedValid: 0, otherDocsHurt: 0, probeTimeouts: 0, samples: {},
+  sockets: 0, frames: 0, accepted: 0, closes: {}, docErrors: {}, wrongCodes: 0, acceptedInvalid: 0, refusedValid: 0,
+  otherDocsHurt: 0, probeTimeouts: 0, samples: {},
 })
 
 const count = (counts: Record<string, number>, key: string | number): void => { counts[key] = (counts[key] ?? 0) + 1 }
@@ -375,7 +386,8 @@ export const fuzzRelay = async (options: FuzzRelayOptions): Promise<FuzzSummary>
   const summary: FuzzSummary = {
     seed, seconds: 0, framesTried: 0,
     endpoints: { 'y-websocket': emptyStats(), mux: emptyStats(), peer: emptyStats() },
-    crashes: 0, crashSamples: [], errorLogs: {}, healthChecks: 0, healthFailures: 0, liveWrites: 0, syncFailures: 0, lost: 0, stateChanged: 0, unexpectedDocs: [], unreadableDocs: [],
+    crashes: 0, crashSamples: [], errorLogs: {}, healthChecks: 0, healthFailures: 0, liveWrites: 0, syncFailures: 0,
+    lost: 0, stateChanged: 0, unexpectedDocs: [], unreadableDocs: [],
   }
   const crash = (what: string): void => {
     summary.crashes++
@@ -416,7 +428,9 @@ export const fuzzRelay = async (options: FuzzRelayOptions): Promise<FuzzSummary>
   const progress = new EventEmitter()
   let stopping = false
   const budgetLeft = (endpoint?: FuzzEndpoint): boolean =>
-    !stopping && Date.now() < deadline && (endpoint === undefined ? FUZZ_ENDPOINTS.some(e => summary.endpoints[e].frames < frameBudget) : summary.endpoints[endpoint].frames < frameBudget)
+    !stopping && Date.now() < deadline && (endpoint === undefined
+      ? FUZZ_ENDPOINTS.some(e => summary.endpoints[e].frames < frameBudget)
+      : summary.endpoints[endpoint].frames < frameBudget)
 
   process.on('uncaughtException', onUncaught)
   process.on('unhandledRejection', onUncaught)
@@ -538,7 +552,8 @@ export const fuzzRelay = async (options: FuzzRelayOptions): Promise<FuzzSummary>
     const worker = async (driver: EndpointDriver, index: number): Promise<void> => {
       for (let chunk = 0; budgetLeft(driver.endpoint); chunk++) {
         // Each worker draws its own reproducible stream of scripts from the seed.
-        const scripts = fc.sample(driver.scripts, { seed: (seed * 7919 + FUZZ_ENDPOINTS.indexOf(driver.endpoint) * 104_729 + index * 1_299_709 + chunk) | 0, numRuns: 20 })
+        const scriptSeed = seed * 7919 + FUZZ_ENDPOINTS.indexOf(driver.endpoint) * 104_729 + index * 1_299_709 + chunk
+        const scripts = fc.sample(driver.scripts, { seed: scriptSeed | 0, numRuns: 20 })
         for (const sends of scripts) {
           if (!budgetLeft(driver.endpoint)) return
           await fuzzSocket(driver, sends)
@@ -573,8 +588,8 @@ export const fuzzRelay = async (options: FuzzRelayOptions): Promise<FuzzSummary>
     const knownClient = connectProvider(relay.url, knownDoc)
     const knownSynced = await waitSynced(knownClient).then(() => true, () => false)
     const knownAfter = await storedView(store, knownDoc)
-    if (!knownSynced || knownAfter.stateVector !== knownBefore.stateVector || knownAfter.content !== knownBefore.content ||
-      knownClient.doc.getText('t').toString() !== KNOWN_CONTENT || knownClient.doc.getMap('m').get('seed') !== seed) summary.stateChanged = 1
+    if (!knownSynced || knownAfter.stateVector !== knownBefore.stateVector || knownAfter.content !== knownBefore.content
+      || knownClient.doc.getText('t').toString() !== KNOWN_CONTENT || knownClient.doc.getMap('m').get('seed') !== seed) summary.stateChanged = 1
     destroyProvider(knownClient)
 
     const healthy = await fetch(`${httpUrl}/healthz`).then(r => r.status, () => 0)

@@ -20,9 +20,13 @@ export interface MeshMeasurement {
   bytesRatio: number
 }
 
-const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN
+const percentile = (sorted: number[], p: number): number =>
+  sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN
 
-/** Applies one patch to a Y.Text as one transaction: a replacement is one update, like any keystroke (the traces used here are ASCII). */
+/**
+ * Applies one patch to a Y.Text as one transaction: a replacement is one update, like any
+ * keystroke (the traces used here are ASCII).
+ */
 const applyPatch = (text: Y.Text, [position, deleted, inserted]: [number, number, string]): void => {
   (text.doc as Y.Doc).transact(() => {
     if (deleted > 0) text.delete(position, deleted)
@@ -55,7 +59,9 @@ export const measureMesh = async ({ trace, updates, intervalMs, delayMs, batchWi
       reader.doc.on('update', () => {
         const clock = Y.getState(reader.doc.store, writerId)
         const seen = seenAt[r] as number[]
-        while (seen.length < clockAfter.length && (clockAfter[seen.length] as number) <= clock) seen.push(performance.now())
+        while (seen.length < clockAfter.length && (clockAfter[seen.length] as number) <= clock) {
+          seen.push(performance.now())
+        }
       })
     })
     let clientBytes = 0
@@ -79,12 +85,20 @@ export const measureMesh = async ({ trace, updates, intervalMs, delayMs, batchWi
     await waitUntil([on(cluster.relay('a'), 'peers')], () => cluster.relay('a').peers().every(p => p.pendingUpdates === 0),
       { what: 'peers to acknowledge everything', timeoutMs: 30_000 })
     const wanAfter = (cluster.wan.stats() as { bytesSent: number }[]).reduce((n, s) => n + s.bytesSent, 0)
-    const latencies = seenAt.flatMap(seen => seen.map((t, i) => t - (sentAt[i] as number) - delayMs).filter((_, i) => (clockAfter[i] as number) >= 0)).sort((x, y) => x - y)
+    const latencies = seenAt
+      .flatMap(seen => seen
+        .map((t, i) => t - (sentAt[i] as number) - delayMs)
+        .filter((_, i) => (clockAfter[i] as number) >= 0))
+      .sort((x, y) => x - y)
     return {
       updates: patches.length,
       intervalMs,
       delayMs,
-      latencyMinusDelayMs: { p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), max: latencies[latencies.length - 1] ?? NaN },
+      latencyMinusDelayMs: {
+        p50: percentile(latencies, 0.5),
+        p99: percentile(latencies, 0.99),
+        max: latencies[latencies.length - 1] ?? NaN,
+      },
       clientUpdateBytes: clientBytes,
       crossRegionBytes: wanAfter - wanBefore,
       bytesRatio: (wanAfter - wanBefore) / clientBytes,

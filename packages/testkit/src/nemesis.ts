@@ -69,11 +69,13 @@ export class Nemesis {
     // A share of the faults and a PRNG per lane: what one lane does does not depend on the
     // other's timing (a slow restart in one does not leave the other every fault).
     const share = Math.ceil((this.options.maxFaults ?? Infinity) / lanes.length)
-    const results = await Promise.allSettled(lanes.map(lane => this.lane(lane, untilMs, { left: share }, prng.create(prng.uint32(this.gen, 0, 0x7fffffff)))
-      .catch(err => {
+    const results = await Promise.allSettled(lanes.map(lane => {
+      const gen = prng.create(prng.uint32(this.gen, 0, 0x7fffffff))
+      return this.lane(lane, untilMs, { left: share }, gen).catch(err => {
         this.stop() // the other lane heals its fault and ends too, before the error is reported
         throw err
-      })))
+      })
+    }))
     const failed = results.find(r => r.status === 'rejected')
     if (failed !== undefined) throw (failed as PromiseRejectedResult).reason
     // Out of faults early: the run still lasts until `untilMs`, quietly.
@@ -98,7 +100,9 @@ export class Nemesis {
     for (const region of this.regions) {
       this.cluster.resumeRegion(region)
       const process = this.cluster.get(region).process
-      if (process === undefined || process.child.exitCode !== null || process.child.signalCode !== null) await this.restart(region)
+      if (process === undefined || process.child.exitCode !== null || process.child.signalCode !== null) {
+        await this.restart(region)
+      }
     }
     for (const fault of this.history.faults) this.history.healed(fault)
   }
@@ -119,10 +123,17 @@ export class Nemesis {
 
   /** Marks every running relay as stopped on purpose (the run is over and closes the cluster). */
   retire (): void {
-    for (const entry of this.cluster.regions.values()) if (entry.process !== undefined) this.expectedExits.add(entry.process)
+    for (const entry of this.cluster.regions.values()) {
+      if (entry.process !== undefined) this.expectedExits.add(entry.process)
+    }
   }
 
-  private async lane (kinds: readonly FaultKind[], untilMs: number, budget: { left: number }, gen: prng.PRNG): Promise<void> {
+  private async lane (
+    kinds: readonly FaultKind[],
+    untilMs: number,
+    budget: { left: number },
+    gen: prng.PRNG,
+  ): Promise<void> {
     let round: FaultKind[] = []
     while (!this.stopped && budget.left > 0) {
       await this.hold(between(gen, this.options.gapMs), untilMs)
@@ -233,7 +244,6 @@ export class Nemesis {
       this.wakers.add(done)
     })
   }
-
 }
 
 const isLinkFault = (kind: FaultKind): boolean => kind === 'cut' || kind === 'partition'

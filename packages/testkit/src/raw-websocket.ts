@@ -21,11 +21,17 @@ export interface RawWebSocket {
   destroy(): void
 }
 
+const uint64BE = (n: number): Buffer => {
+  const b = Buffer.alloc(8)
+  b.writeBigUInt64BE(BigInt(n))
+  return b
+}
+
 export const encodeClientFrame = (payload: Uint8Array, opcode = 0x2): Buffer => {
   const length = payload.length
   const header = length < 126 ? Buffer.from([0x80 | opcode, 0x80 | length])
     : length < 65536 ? Buffer.from([0x80 | opcode, 0x80 | 126, length >> 8, length & 0xff])
-      : Buffer.concat([Buffer.from([0x80 | opcode, 0x80 | 127]), (() => { const b = Buffer.alloc(8); b.writeBigUInt64BE(BigInt(length)); return b })()])
+      : Buffer.concat([Buffer.from([0x80 | opcode, 0x80 | 127]), uint64BE(length)])
   const mask = crypto.randomBytes(4)
   const masked = Buffer.from(payload)
   for (let i = 0; i < masked.length; i++) masked[i] = (masked[i] as number) ^ (mask[i % 4] as number)
@@ -33,7 +39,10 @@ export const encodeClientFrame = (payload: Uint8Array, opcode = 0x2): Buffer => 
 }
 
 /** Opens `url` (ws://host:port/path?query); rejects with the HTTP status line when the upgrade is refused. */
-export const rawWebSocket = (url: string, { headers = {}, timeoutMs = DEFAULT_TIMEOUT_MS }: { headers?: Record<string, string>, timeoutMs?: number } = {}): Promise<RawWebSocket> =>
+export const rawWebSocket = (
+  url: string,
+  { headers = {}, timeoutMs = DEFAULT_TIMEOUT_MS }: { headers?: Record<string, string>, timeoutMs?: number } = {},
+): Promise<RawWebSocket> =>
   new Promise((resolve, reject) => {
     const target = new URL(url)
     const socket = net.connect(Number(target.port), target.hostname)

@@ -13,7 +13,10 @@ export interface RecordingSocket {
   closed: Promise<{ code: number, reason: string }>
 }
 
-export const recordingSocket = (url: string, { headers, timeoutMs = DEFAULT_TIMEOUT_MS }: { headers?: Record<string, string>, timeoutMs?: number } = {}): RecordingSocket => {
+export const recordingSocket = (
+  url: string,
+  { headers, timeoutMs = DEFAULT_TIMEOUT_MS }: { headers?: Record<string, string>, timeoutMs?: number } = {},
+): RecordingSocket => {
   const ws = new WebSocket(url, headers === undefined ? {} : { headers })
   const frames: Uint8Array[] = []
   ws.on('message', (data: Buffer) => frames.push(new Uint8Array(data)))

@@ -67,7 +67,8 @@ export const startRelayProcess = ({ args, env = {}, timeoutMs = 15_000 }: StartR
         kill9: () => signalAndWait('SIGKILL'),
       })
     })
-    exited.then(code => {
+    // `exited` never rejects.
+    void exited.then(code => {
       clearTimeout(timer)
       reject(new Error(`relay exited (${code}) before listening; stderr:\n${stderr}`))
     })

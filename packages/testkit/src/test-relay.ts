@@ -13,7 +13,9 @@ export interface TestRelayOptions {
 
 const stores = new WeakMap<Relay, DocStore>()
 
-export const startTestRelay = async ({ config = {}, store = new MemoryStore(), logger = silentLogger }: TestRelayOptions = {}): Promise<Relay> => {
+export const startTestRelay = async (
+  { config = {}, store = new MemoryStore(), logger = silentLogger }: TestRelayOptions = {},
+): Promise<Relay> => {
   const relay = await Relay.start({
     // Tests of everything but authentication connect without tokens.
     config: parseRelayConfig({ region: 'test', store: 'memory', ...config, auth: { anonymous: 'rw', ...config.auth }, listen: { host: '127.0.0.1', port: 0, ...config.listen } }),

@@ -22,7 +22,11 @@ type Falsy = undefined | null | false
  * from each source; rejects after the timeout. `check` may be async (reading a store, fetching
  * /metrics): one evaluation runs at a time, and a notification during it runs another after.
  */
-export const waitUntil = <T>(sources: Subscribe[], check: () => T | Falsy | Promise<T | Falsy>, { what, timeoutMs = DEFAULT_TIMEOUT_MS }: WaitOptions): Promise<T> =>
+export const waitUntil = <T>(
+  sources: Subscribe[],
+  check: () => T | Falsy | Promise<T | Falsy>,
+  { what, timeoutMs = DEFAULT_TIMEOUT_MS }: WaitOptions,
+): Promise<T> =>
   new Promise<T>((resolve, reject) => {
     const unsubscribers: (() => void)[] = []
     let done = false
@@ -68,7 +72,10 @@ export const waitUntil = <T>(sources: Subscribe[], check: () => T | Falsy | Prom
 
 /** Notifications from an EventEmitter-like object (Node's, lib0's Observable, a Y.Doc). */
 export type Listenable =
-  | { on(event: string, f: (...args: never[]) => void): unknown, off(event: string, f: (...args: never[]) => void): unknown }
+  | {
+    on(event: string, f: (...args: never[]) => void): unknown
+    off(event: string, f: (...args: never[]) => void): unknown
+  }
   | EventEmitter
 
 export const on = (emitter: Listenable, event: string): Subscribe =>
@@ -79,7 +86,11 @@ export const on = (emitter: Listenable, event: string): Subscribe =>
   }
 
 /** Resolves with the arguments of the next `event`, or rejects on timeout. */
-export const nextEvent = <A extends unknown[]>(emitter: EventEmitter, event: string, { what, timeoutMs = DEFAULT_TIMEOUT_MS }: WaitOptions): Promise<A> =>
+export const nextEvent = <A extends unknown[]>(
+  emitter: EventEmitter,
+  event: string,
+  { what, timeoutMs = DEFAULT_TIMEOUT_MS }: WaitOptions,
+): Promise<A> =>
   new Promise<A>((resolve, reject) => {
     const listener = (...args: unknown[]): void => {
       clearTimeout(timer)

@@ -73,7 +73,9 @@ export const decodeWsCapture = (bytes: Buffer): CapturedMessage[] => {
       if (masked) offset += 4
       if (offset + length > bytes.length) break
       const payload = Buffer.from(bytes.subarray(offset, offset + length))
-      if (mask !== null) for (let i = 0; i < payload.length; i++) payload[i] = (payload[i] as number) ^ (mask[i % 4] as number)
+      if (mask !== null) {
+        for (let i = 0; i < payload.length; i++) payload[i] = (payload[i] as number) ^ (mask[i % 4] as number)
+      }
       at = offset + length
       const fin = (b0 & 0x80) !== 0
       const opcode = b0 & 0x0f

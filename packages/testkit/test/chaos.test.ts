@@ -16,7 +16,8 @@ describe('chaos: clients in three regions write at every ack level while a nemes
       finalLossMs: 3000,
     })
     console.log(formatSummary(summary))
-    expect(summary).toMatchObject({ lost: 0, duplicated: 0, unexpected: 0, identical: true, converged: true, crashes: [] })
+    expect(summary)
+      .toMatchObject({ lost: 0, duplicated: 0, unexpected: 0, identical: true, converged: true, crashes: [] })
     expect(chaosPassed(summary)).toBe(true)
     for (const kind of ['cut', 'partition', 'kill', 'pause'] as const) expect(summary.faults[kind]).toBeGreaterThanOrEqual(1)
     for (const level of ['local', 'majority', 'all'] as const) expect(summary.levels[level].acknowledged).toBeGreaterThan(0)

@@ -13,8 +13,14 @@ describe('the relay fuzzer', () => {
       expect(stats.accepted).toBeGreaterThan(0)
       expect(stats.closes['4400']).toBeGreaterThan(0)
       // …and no frame got an undocumented code, was taken though invalid, or was refused though valid.
-      expect({ endpoint, wrongCodes: stats.wrongCodes, acceptedInvalid: stats.acceptedInvalid, refusedValid: stats.refusedValid, probeTimeouts: stats.probeTimeouts, samples: stats.samples })
-        .toEqual({ endpoint, wrongCodes: 0, acceptedInvalid: 0, refusedValid: 0, probeTimeouts: 0, samples: {} })
+      expect({
+        endpoint,
+        wrongCodes: stats.wrongCodes,
+        acceptedInvalid: stats.acceptedInvalid,
+        refusedValid: stats.refusedValid,
+        probeTimeouts: stats.probeTimeouts,
+        samples: stats.samples,
+      }).toEqual({ endpoint, wrongCodes: 0, acceptedInvalid: 0, refusedValid: 0, probeTimeouts: 0, samples: {} })
     }
     expect(summary.endpoints['y-websocket'].closes['4413']).toBeGreaterThan(0)
     expect(summary.endpoints.mux.closes['4413']).toBeGreaterThan(0)
@@ -22,8 +28,23 @@ describe('the relay fuzzer', () => {
     expect(summary.endpoints.mux.docErrors['4400']).toBeGreaterThan(0)
     expect(summary.endpoints.mux.otherDocsHurt).toBe(0)
     expect(summary.framesTried).toBe(900)
-    expect({ crashes: summary.crashSamples, healthFailures: summary.healthFailures, syncFailures: summary.syncFailures, lost: summary.lost, stateChanged: summary.stateChanged, unexpectedDocs: summary.unexpectedDocs, unreadableDocs: summary.unreadableDocs })
-      .toEqual({ crashes: [], healthFailures: 0, syncFailures: 0, lost: 0, stateChanged: 0, unexpectedDocs: [], unreadableDocs: [] })
+    expect({
+      crashes: summary.crashSamples,
+      healthFailures: summary.healthFailures,
+      syncFailures: summary.syncFailures,
+      lost: summary.lost,
+      stateChanged: summary.stateChanged,
+      unexpectedDocs: summary.unexpectedDocs,
+      unreadableDocs: summary.unreadableDocs,
+    }).toEqual({
+      crashes: [],
+      healthFailures: 0,
+      syncFailures: 0,
+      lost: 0,
+      stateChanged: 0,
+      unexpectedDocs: [],
+      unreadableDocs: [],
+    })
     expect(summary.liveWrites).toBeGreaterThanOrEqual(900 / 100)
     expect(report).toMatch(/^seed 20261127, .* 900 frames tried/)
   }, 60_000)

@@ -6,7 +6,12 @@ export const snapshotOf = (cluster: LocalCluster): ClusterSnapshot => {
   const links = cluster.links()
   const regions = cluster.regions.map(({ region, url, relay }): RegionSnapshot => {
     if (!cluster.isRunning(region)) return { name: region, url, state: 'down', lagMs: null, pendingUpdates: null, peers: [] }
-    const peers = relay.regionInfo().peers.map(p => ({ region: p.region, link: p.state, lagMs: p.lagMs, pendingUpdates: p.pendingUpdates }))
+    const peers = relay.regionInfo().peers.map(p => ({
+      region: p.region,
+      link: p.state,
+      lagMs: p.lagMs,
+      pendingUpdates: p.pendingUpdates,
+    }))
     const cut = links.some(l => l.cut && (l.a === region || l.b === region))
     return {
       name: region,

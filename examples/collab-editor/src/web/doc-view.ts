@@ -57,7 +57,10 @@ export const mountDocView = ({ client, name, identity, parent, delayBetween }: D
   parent.append(el('article', { class: 'doc', 'data-doc': name }, el('h2', {}, 'document ', el('code', {}, name)), editorBox, status, people))
   const view = new EditorView({
     parent: editorBox,
-    state: EditorState.create({ doc: ytext.toString(), extensions: [basicSetup, EditorView.lineWrapping, yCollab(ytext, session.awareness, { undoManager })] }),
+    state: EditorState.create({
+      doc: ytext.toString(),
+      extensions: [basicSetup, EditorView.lineWrapping, yCollab(ytext, session.awareness, { undoManager })],
+    }),
   })
   view.dom.setAttribute('data-testid', 'editor')
 

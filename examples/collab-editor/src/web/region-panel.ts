@@ -29,7 +29,13 @@ const lagText = (r: RegionSnapshot): string => {
   return `${lag}${r.pendingUpdates ? ` · ${r.pendingUpdates} to send` : ''}${peers.length > 0 ? ` · ${peers.join(', ')} unreachable` : ''}`
 }
 
-interface RegionRow { row: HTMLElement, name: HTMLElement, state: HTMLElement, lag: HTMLElement, button: HTMLButtonElement }
+interface RegionRow {
+  row: HTMLElement
+  name: HTMLElement
+  state: HTMLElement
+  lag: HTMLElement
+  button: HTMLButtonElement
+}
 interface LinkRow { row: HTMLElement, state: HTMLElement, button: HTMLButtonElement }
 
 const setButton = (button: HTMLButtonElement, action: string, target: string, busy: boolean): void => {
@@ -56,11 +62,17 @@ export class RegionPanel {
   private readonly regionRows = new Map<string, RegionRow>()
   private readonly linkRows = new Map<string, LinkRow>()
 
-  constructor (private readonly regionsTable: HTMLElement, private readonly linksTable: HTMLElement, private readonly ctx: PanelContext) {
+  constructor (
+    private readonly regionsTable: HTMLElement,
+    private readonly linksTable: HTMLElement,
+    private readonly ctx: PanelContext,
+  ) {
     for (const table of [regionsTable, linksTable]) {
       table.addEventListener('click', event => {
         const button = (event.target as Element).closest('button[data-action]')
-        if (button instanceof HTMLButtonElement && !button.disabled) this.act(button.dataset.action as string, button.dataset.target as string)
+        if (button instanceof HTMLButtonElement && !button.disabled) {
+          this.act(button.dataset.action as string, button.dataset.target as string)
+        }
       })
     }
   }

@@ -20,7 +20,9 @@ export interface ConvergenceResult {
   error?: string
 }
 
-export const runConvergence = async ({ trace, delayMs, fastUpdates, humanUpdates, humanIntervalMs }: ConvergenceOptions): Promise<ConvergenceResult> => {
+export const runConvergence = async (
+  { trace, delayMs, fastUpdates, humanUpdates, humanIntervalMs }: ConvergenceOptions,
+): Promise<ConvergenceResult> => {
   const result: ConvergenceResult = { fast: null, human: null }
   try {
     result.fast = await measureMesh({ trace, updates: fastUpdates, intervalMs: 0, delayMs })

@@ -49,7 +49,10 @@ export const probeFsync = (count = 300): Distribution => {
   return distribution(times)
 }
 
-export const runDurableAck = async ({ trace, rate, seconds }: DurableAckOptions, start: StartContenderOptions = {}): Promise<DurableAckResult> => {
+export const runDurableAck = async (
+  { trace, rate, seconds }: DurableAckOptions,
+  start: StartContenderOptions = {},
+): Promise<DurableAckResult> => {
   const fsyncMs = probeFsync()
   const relay = await startContender('georelay', start)
   const client = new GeoClient({ regions: [{ name: 'bench', url: relay.url }], probeIntervalMs: 0 })
@@ -88,9 +91,22 @@ export const runDurableAck = async ({ trace, rate, seconds }: DurableAckOptions,
     })
     const wall = (performance.now() - start) / 1000
     await session.flush(30_000)
-    return { fsyncMs, writes: total, achievedRate: total / wall, latencyMs: distribution(latencies), latencyQuantiles: quantiles(latencies) }
+    return {
+      fsyncMs,
+      writes: total,
+      achievedRate: total / wall,
+      latencyMs: distribution(latencies),
+      latencyQuantiles: quantiles(latencies),
+    }
   } catch (err) {
-    return { fsyncMs, writes: acked, achievedRate: 0, latencyMs: distribution(latencies), latencyQuantiles: quantiles(latencies), error: (err as Error).message }
+    return {
+      fsyncMs,
+      writes: acked,
+      achievedRate: 0,
+      latencyMs: distribution(latencies),
+      latencyQuantiles: quantiles(latencies),
+      error: (err as Error).message,
+    }
   } finally {
     await client.close()
     doc.destroy()

@@ -179,7 +179,11 @@ const runPhase = async (contender: Contender, options: FanOutOptions, phase: 'pa
   }
 }
 
-export const runFanOut = async (kind: ContenderKind, options: FanOutOptions, start: StartContenderOptions = {}): Promise<FanOutResult> => {
+export const runFanOut = async (
+  kind: ContenderKind,
+  options: FanOutOptions,
+  start: StartContenderOptions = {},
+): Promise<FanOutResult> => {
   const contender = await startContender(kind, start)
   const result: FanOutResult = { kind, label: contender.label, paced: null, saturated: null, peakRssBytes: 0 }
   try {

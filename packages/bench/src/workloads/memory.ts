@@ -35,7 +35,11 @@ export interface MemoryResult {
  * comes after the state is applied, so the document is loaded once it arrives. The echo holds
  * no documents and answers nothing: it is a process holding N sockets.
  */
-const loadDoc = (contender: Parameters<typeof openLoadSocket>[0], name: string, state: Uint8Array): Promise<LoadSocket> =>
+const loadDoc = (
+  contender: Parameters<typeof openLoadSocket>[0],
+  name: string,
+  state: Uint8Array,
+): Promise<LoadSocket> =>
   new Promise((resolve, reject) => {
     let answers = 0
     let socket: LoadSocket | undefined
@@ -54,10 +58,23 @@ const loadDoc = (contender: Parameters<typeof openLoadSocket>[0], name: string, 
     }, reject)
   })
 
-export const runMemory = async (kind: ContenderKind, { docs, state, concurrency = 16, settleMs = 2000 }: MemoryOptions, start: StartContenderOptions = {}): Promise<MemoryResult> => {
+export const runMemory = async (
+  kind: ContenderKind,
+  { docs, state, concurrency = 16, settleMs = 2000 }: MemoryOptions,
+  start: StartContenderOptions = {},
+): Promise<MemoryResult> => {
   const contender = await startContender(kind, start)
   const base = contender.sample()
-  const result: MemoryResult = { kind, label: contender.label, docs, docBytes: state.length, baseRssBytes: base.rssBytes, rssBytes: 0, peakRssBytes: 0, loadSeconds: 0 }
+  const result: MemoryResult = {
+    kind,
+    label: contender.label,
+    docs,
+    docBytes: state.length,
+    baseRssBytes: base.rssBytes,
+    rssBytes: 0,
+    peakRssBytes: 0,
+    loadSeconds: 0,
+  }
   const sockets: LoadSocket[] = []
   try {
     const started = performance.now()

@@ -3,7 +3,7 @@
 import { createOfflineStore } from '../../dist/create-offline-store.js'
 
 globalThis.georelayCreate = {
-  async roundTrip() {
+  async roundTrip () {
     const store = await createOfflineStore('indexeddb')
     await store.put('doc', { writeId: 1, update: Uint8Array.of(1, 2, 3) })
     const loaded = await store.load('doc')
@@ -11,7 +11,7 @@ globalThis.georelayCreate = {
     await store.close()
     return loaded.map(w => ({ writeId: w.writeId, update: Array.from(w.update) }))
   },
-  async fileStoreError() {
+  async fileStoreError () {
     try {
       await createOfflineStore('file:/tmp/pending.log')
       return 'resolved'

@@ -50,7 +50,11 @@ const api: IndexedDbTestApi = {
     if (check === undefined) return { ok: false, error: `no check named "${checkName}" in the page` }
     const name = `conformance-${databases++}-${Date.now()}`
     try {
-      await runCheck(check, async () => trackingFixture(true, () => IndexedDbOfflineStore.open({ name }), () => deleteDatabase(name)))
+      await runCheck(check, async () => trackingFixture(
+        true,
+        () => IndexedDbOfflineStore.open({ name }),
+        () => deleteDatabase(name),
+      ))
       return { ok: true }
     } catch (err) {
       return { ok: false, error: err instanceof Error ? `${err.name}: ${err.message}\n${err.stack ?? ''}` : String(err) }

@@ -315,7 +315,11 @@ export const describeDocStore = (
         await store.append(docName, u(2 * i), { region: US, seq })
         us.push({ docName, originSeq: seq, update: u(2 * i) })
         const docOfLocal = `doc-${'cab'[i % 3] as string}`
-        local.push({ docName: docOfLocal, originSeq: await store.append(docOfLocal, u(2 * i + 1)), update: u(2 * i + 1) })
+        local.push({
+          docName: docOfLocal,
+          originSeq: await store.append(docOfLocal, u(2 * i + 1)),
+          update: u(2 * i + 1),
+        })
       }
       await store.append('doc-a', u(10), { region: AP, seq: 4 })
       us.sort((x, y) => x.originSeq - y.originSeq)
@@ -324,12 +328,17 @@ export const describeDocStore = (
         for (const after of [0, ...all.map(e => e.originSeq), ...all.map(e => e.originSeq - 1), 1000]) {
           expect((await store.readOrigin(origin, after, ALL)).entries).toEqual(all.filter(e => e.originSeq > after))
           for (const limit of [0, 1, 2, all.length, all.length + 1]) {
-            expect((await store.readOrigin(origin, after, limit)).entries).toEqual(all.filter(e => e.originSeq > after).slice(0, limit))
+            expect((await store.readOrigin(origin, after, limit)).entries)
+              .toEqual(all.filter(e => e.originSeq > after).slice(0, limit))
           }
         }
         // Paging from the last number read yields every entry once.
         const paged: OriginEntry[] = []
-        for (let cursor = 0, page = await store.readOrigin(origin, 0, 2); page.entries.length > 0; page = await store.readOrigin(origin, cursor, 2)) {
+        for (
+          let cursor = 0, page = await store.readOrigin(origin, 0, 2);
+          page.entries.length > 0;
+          page = await store.readOrigin(origin, cursor, 2)
+        ) {
           paged.push(...page.entries)
           cursor = (page.entries.at(-1) as OriginEntry).originSeq
         }
@@ -342,14 +351,17 @@ export const describeDocStore = (
       const store = await open()
       const { updates } = typedUpdates(12)
       let next = 0
-      const append = (docName: string, region?: string, seq?: number) =>
-        store.append(docName, updates[next++] as Uint8Array, region === undefined ? undefined : { region, seq: seq as number })
+      const append = (docName: string, region?: string, seq?: number) => {
+        const origin = region === undefined ? undefined : { region, seq: seq as number }
+        return store.append(docName, updates[next++] as Uint8Array, origin)
+      }
       const marks = async (origin: string, cursors: number[]) => {
         const out: Record<number, string[]> = {}
         for (const c of cursors) out[c] = sorted(await store.docsFoldedPast(origin, c))
         return out
       }
-      const localIn = async (docName: string) => (await store.readOrigin(LOCAL_ORIGIN, 0, ALL)).entries.filter(e => e.docName === docName)
+      const localIn = async (docName: string) =>
+        (await store.readOrigin(LOCAL_ORIGIN, 0, ALL)).entries.filter(e => e.docName === docName)
 
       await append('doc-a')
       await append('doc-a', US, 4)
@@ -540,7 +552,13 @@ export const describeDocStore = (
             return made[0] as Uint8Array
           }
 
-          interface Appended { docName: string, origin: string, update: Uint8Array, remoteSeq: number | undefined, seq: Promise<number> }
+          interface Appended {
+            docName: string
+            origin: string
+            update: Uint8Array
+            remoteSeq: number | undefined
+            seq: Promise<number>
+          }
           const appended: Appended[] = []
           const pending: Promise<unknown>[] = []
           const originSeq = new Map<string, number>()
@@ -554,7 +572,11 @@ export const describeDocStore = (
               const remoteSeq = origin === LOCAL_ORIGIN ? undefined : (originSeq.get(origin) ?? 0) + o.gap
               if (remoteSeq !== undefined) originSeq.set(origin, remoteSeq)
               const update = edit(editorOf(o.origin, docName), o.edit)
-              const seq = store.append(docName, update, remoteSeq === undefined ? undefined : { region: origin, seq: remoteSeq })
+              const seq = store.append(
+                docName,
+                update,
+                remoteSeq === undefined ? undefined : { region: origin, seq: remoteSeq },
+              )
               appended.push({ docName, origin, update, remoteSeq, seq })
               promise = seq
             } else {
@@ -585,7 +607,9 @@ export const describeDocStore = (
               const above = mine.filter(e => e.originSeq > cursor)
               // Exactly: the unfolded entries above the cursor, and the documents holding folded ones.
               expect(read).toMatchObject({
-                entries: above.filter(e => !e.folded).map(e => ({ docName: e.docName, originSeq: e.originSeq, update: e.update })),
+                entries: above
+                  .filter(e => !e.folded)
+                  .map(e => ({ docName: e.docName, originSeq: e.originSeq, update: e.update })),
                 foldedUpTo,
               })
               expect([...past].sort()).toEqual([...new Set(above.filter(e => e.folded).map(e => e.docName))].sort())
@@ -599,7 +623,9 @@ export const describeDocStore = (
                 const peer = new Y.Doc()
                 for (const e of mine) if (e.docName === docName && e.originSeq <= cursor) Y.applyUpdate(peer, e.update)
                 for (const e of read.entries) if (e.docName === docName) Y.applyUpdate(peer, e.update)
-                if (past.includes(docName)) for (const update of updatesOf(stored.get(docName) as StoredDoc)) Y.applyUpdate(peer, update)
+                if (past.includes(docName)) {
+                  for (const update of updatesOf(stored.get(docName) as StoredDoc)) Y.applyUpdate(peer, update)
+                }
                 const stateVector = Y.encodeStateVector(peer)
                 const content = contentOfDoc(peer)
                 for (const e of above) if (e.docName === docName) Y.applyUpdate(peer, e.update)
@@ -668,7 +694,8 @@ export const describeDocStore = (
       await store.writeHave(AP, 3)
       const state = async (s: DocStore) => ({
         // The fold generation counts since the store opened, so it is not part of what persists.
-        reads: (await Promise.all([LOCAL_ORIGIN, US, AP].map(o => s.readOrigin(o, 0, ALL)))).map(({ entries, foldedUpTo }) => ({ entries, foldedUpTo })),
+        reads: (await Promise.all([LOCAL_ORIGIN, US, AP].map(o => s.readOrigin(o, 0, ALL))))
+          .map(({ entries, foldedUpTo }) => ({ entries, foldedUpTo })),
         past: await Promise.all([LOCAL_ORIGIN, US, AP].flatMap(o => [0, 1, 2, 5, 6].map(c => s.docsFoldedPast(o, c)))),
         have: await s.readHave(),
         lastSeq: await s.lastSeq(),

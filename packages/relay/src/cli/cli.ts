@@ -106,7 +106,11 @@ const usage = (message: string): number => {
 }
 
 /** Runs until SIGTERM or SIGINT, then stops cleanly: exit code 0, or 1 if stopping failed. */
-const untilSignal = (what: string, stop: () => Promise<void>, onSignal: (signal: string) => void = () => {}): Promise<number> =>
+const untilSignal = (
+  what: string,
+  stop: () => Promise<void>,
+  onSignal: (signal: string) => void = () => {},
+): Promise<number> =>
   new Promise(resolve => {
     const handle = (signal: string): void => {
       onSignal(signal)
@@ -155,7 +159,11 @@ const runRelay = async (args: string[]): Promise<number> => {
   if (!LOG_LEVELS.has(logLevel)) return usage(`--log-level must be debug, info, warn or error, not "${logLevel}"`)
   let config
   try {
-    config = loadRelayConfig({ ...(file === undefined ? {} : { file }), flags: flags as ConfigOverrides, env: process.env })
+    config = loadRelayConfig({
+      ...(file === undefined ? {} : { file }),
+      flags: flags as ConfigOverrides,
+      env: process.env,
+    })
   } catch (err) {
     if (err instanceof ConfigError) return usage(err.message)
     throw err

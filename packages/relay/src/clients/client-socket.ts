@@ -50,7 +50,11 @@ export class ClientSocket {
   private readonly bytesOut: { inc(value: number): void }
   private readonly limits: ConnectionLimits | null
 
-  constructor (readonly ws: WebSocket, private readonly options: ClientSocketOptions, private readonly handler: FrameHandler) {
+  constructor (
+    readonly ws: WebSocket,
+    private readonly options: ClientSocketOptions,
+    private readonly handler: FrameHandler,
+  ) {
     this.limits = options.limits ?? null
     this.gate = gateOf(ws)
     this.bytesOut = options.metrics.bytesOut.labels({ target: 'client' })
@@ -106,7 +110,9 @@ export class ClientSocket {
     if (this.closing) return
     this.closing = true
     this.dropInbox()
-    if (this.ws.readyState === this.ws.OPEN || this.ws.readyState === this.ws.CONNECTING) this.ws.close(code, closeReason(reason))
+    if (this.ws.readyState === this.ws.OPEN || this.ws.readyState === this.ws.CONNECTING) {
+      this.ws.close(code, closeReason(reason))
+    }
     setTimeout(() => this.ws.terminate(), CLOSE_HANDSHAKE_MS).unref()
     this.finish()
   }

@@ -6,8 +6,8 @@
  */
 import type { WebSocket } from 'ws'
 import {
-  type AckLevel, CloseCode, MUX_PROTOCOL_VERSION, type MuxMessage, ProtocolError, type RegionEndpoint, decodeFrame, decodeMuxMessage,
-  docNameProblem, encodeMuxMessage, isReservedName, validateUpdate,
+  type AckLevel, CloseCode, MUX_PROTOCOL_VERSION, type MuxMessage, ProtocolError, type RegionEndpoint, decodeFrame,
+  decodeMuxMessage, docNameProblem, encodeMuxMessage, isReservedName, validateUpdate,
 } from '@georelay/core'
 import { AuthError, type Grants } from '../auth/index.js'
 import { describeFailure } from './client-failure.js'

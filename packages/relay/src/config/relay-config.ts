@@ -183,7 +183,10 @@ export const parseRelayConfig = (input: unknown, source = 'configuration'): Rela
   const config: RelayConfig = {
     ...parsed,
     ...(meshSecret === undefined ? {} : { meshSecret }),
-    limits: { ...parsed.limits, maxMessageBytes: parsed.limits.maxMessageBytes ?? parsed.limits.maxDocumentBytes + FRAMING_BYTES },
+    limits: {
+      ...parsed.limits,
+      maxMessageBytes: parsed.limits.maxMessageBytes ?? parsed.limits.maxDocumentBytes + FRAMING_BYTES,
+    },
   }
   if (config.peers.length > 0 && config.meshSecret === undefined) {
     problems.push({ path: 'meshSecret', message: 'peers are configured but no meshSecret: set the same secret on every relay of the mesh' })

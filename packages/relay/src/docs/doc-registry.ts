@@ -127,7 +127,12 @@ export class DocRegistry extends EventEmitter<DocRegistryEvents> {
     this.options.logger.log('debug', 'document loaded', { doc: this.options.logName?.(name) ?? name, bytes: state.length })
     const { awarenessSink, maxDocumentBytes, fanoutWindowMs, presence } = this.options
     const doc = new LiveDoc(name, state, {
-      log: this.log, metrics: this.metrics, ...(awarenessSink === undefined ? {} : { awarenessSink }), maxBytes: maxDocumentBytes, fanoutWindowMs, presence,
+      log: this.log,
+      metrics: this.metrics,
+      ...(awarenessSink === undefined ? {} : { awarenessSink }),
+      maxBytes: maxDocumentBytes,
+      fanoutWindowMs,
+      presence,
     })
     this.emit('loaded', name)
     return doc

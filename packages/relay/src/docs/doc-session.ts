@@ -6,8 +6,8 @@
  * bounded amount), then run in order.
  */
 import {
-  CloseCode, EMPTY_UPDATE, ProtocolError, type YMessage, diffUpdate, encodeFrame, isEmptyUpdate, readAwarenessUpdate, validateStateVector,
-  validateUpdate,
+  CloseCode, EMPTY_UPDATE, ProtocolError, type YMessage, diffUpdate, encodeFrame, isEmptyUpdate, readAwarenessUpdate,
+  validateStateVector, validateUpdate,
 } from '@georelay/core'
 import type { DocRegistry } from './doc-registry.js'
 import type { DocClient, LiveDoc } from './live-doc.js'
@@ -75,7 +75,8 @@ type Pending = { kind: 'messages', messages: YMessage[] } | { kind: 'write', upd
 const bytesOf = (messages: YMessage[]): number =>
   messages.reduce((n, m) => n + ('update' in m ? m.update.length : 'stateVector' in m ? m.stateVector.length : 1), 0)
 
-const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((byte, i) => byte === b[i])
+const sameBytes = (a: Uint8Array, b: Uint8Array): boolean =>
+  a.length === b.length && a.every((byte, i) => byte === b[i])
 
 export class DocSession implements DocClient {
   readonly id = nextId++
@@ -237,7 +238,9 @@ export class DocSession implements DocClient {
   /** The answer to a sync step 1: what the relay has that the state vector lacks. */
   private answer (doc: LiveDoc, stateVector: Uint8Array): Uint8Array {
     // The same question on an unchanged document: this client has the answer already.
-    if (this.answered !== null && this.answered.version === doc.version && sameBytes(this.answered.stateVector, stateVector)) return EMPTY_UPDATE
+    const unchanged = this.answered !== null && this.answered.version === doc.version
+      && sameBytes(this.answered.stateVector, stateVector)
+    if (unchanged) return EMPTY_UPDATE
     this.answered = { stateVector, version: doc.version }
     return diffUpdate(doc.state(), stateVector)
   }

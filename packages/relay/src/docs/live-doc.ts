@@ -159,7 +159,9 @@ export class LiveDoc {
     if (this.broadcastTimer !== null) return
     // The first update after a quiet spell goes out this turn; a fast stream is sent once per window.
     const wait = this.lastBroadcastAt + this.fanoutWindowMs - performance.now()
-    this.broadcastTimer = wait <= 0 ? setImmediate(() => this.broadcastOutgoing()) : setTimeout(() => this.broadcastOutgoing(), wait)
+    this.broadcastTimer = wait <= 0
+      ? setImmediate(() => this.broadcastOutgoing())
+      : setTimeout(() => this.broadcastOutgoing(), wait)
   }
 
   private broadcastOutgoing (): void {
@@ -174,7 +176,9 @@ export class LiveDoc {
       // One sender: it has all of it already. Several: each gets the others' too, and its own
       // back, which Yjs ignores (the stock y-websocket server echoes every update anyway).
       const except = chunk.every(e => e.from === first) ? first : null
-      const update = chunk.length === 1 ? (chunk[0] as { update: Uint8Array }).update : mergeUpdates(chunk.map(e => e.update))
+      const update = chunk.length === 1
+        ? (chunk[0] as { update: Uint8Array }).update
+        : mergeUpdates(chunk.map(e => e.update))
       const sent = this.broadcast(encodeFrame({ type: 'sync-update', update }), except)
       this.metrics.updatesOut.inc({ target: 'client' }, sent)
     }

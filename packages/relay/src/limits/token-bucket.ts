@@ -18,7 +18,10 @@ export class TokenBucket {
     this.last = now
   }
 
-  /** Takes `n` tokens, into debt if need be; returns how long until the bucket is out of debt (0: it is not in debt). */
+  /**
+   * Takes `n` tokens, into debt if need be; returns how long until the bucket is out of debt (0: it
+   * is not in debt).
+   */
   spend (n: number, now = performance.now()): number {
     this.refill(now)
     this.tokens -= n

@@ -51,7 +51,8 @@ export class CatchUp {
   async restricted (): Promise<void> {
     const { placement, documents, peer } = this.options
     if (!placement.restricts) return
-    const docNames = (await documents.listDocs()).filter(docName => placement.restricted(docName) && placement.mayReceive(docName, peer))
+    const docNames = (await documents.listDocs())
+      .filter(docName => placement.restricted(docName) && placement.mayReceive(docName, peer))
     if (docNames.length > 0) await this.sendMissing(docNames)
   }
 

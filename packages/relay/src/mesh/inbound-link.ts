@@ -78,7 +78,8 @@ export class InboundLink {
       case 'catch-up': {
         if (this.failed || !this.open) return
         if (!placement.allowsHere(message.docName)) return this.ctx.refuse(this.region, 'catch-up')
-        const append = log.appendLocal(message.docName, message.update).then(() => documents.applyDurable(message.docName, message.update))
+        const append = log.appendLocal(message.docName, message.update)
+          .then(() => documents.applyDurable(message.docName, message.update))
         return this.enqueue(() => append)
       }
       case 'sv-request':

@@ -43,7 +43,13 @@ export class LinkStateTable {
 }
 
 /** Whether `me` should send `origin`'s entries to `peer`. */
-export const shouldForward = (me: string, origin: string, peer: string, table: LinkStateTable, now = Date.now()): boolean => {
+export const shouldForward = (
+  me: string,
+  origin: string,
+  peer: string,
+  table: LinkStateTable,
+  now = Date.now(),
+): boolean => {
   if (origin === peer) return false
   if (origin === me) return true
   return !table.reaches(origin, peer, now)

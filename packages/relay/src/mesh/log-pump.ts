@@ -98,7 +98,9 @@ export class LogPump {
 
   /** The peer acknowledged a batch with its new marks. */
   acknowledge (have: Marks): void {
-    for (const [origin, seq] of Object.entries(have)) if (seq > (this.peerHave[origin] ?? 0)) this.peerHave[origin] = seq
+    for (const [origin, seq] of Object.entries(have)) {
+      if (seq > (this.peerHave[origin] ?? 0)) this.peerHave[origin] = seq
+    }
     this.inFlight = Math.max(0, this.inFlight - 1)
     this.schedule(0)
   }

@@ -149,7 +149,10 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
   /** Origins whose entries go to `peer`: ours, and those that cannot reach it themselves. */
   private originsFor (peer: string): string[] {
     const now = Date.now()
-    return [this.region, ...this.peers.map(p => p.region).filter(origin => origin !== peer && shouldForward(this.region, origin, peer, this.linkStates, now))]
+    const forwarded = this.peers
+      .map(p => p.region)
+      .filter(origin => origin !== peer && shouldForward(this.region, origin, peer, this.linkStates, now))
+    return [this.region, ...forwarded]
   }
 
   /** Regions this relay's own links reach now. */
@@ -180,7 +183,10 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
    */
   heldUpTo (region: string): number {
     if (region === this.region) return Number.POSITIVE_INFINITY
-    return Math.max(this.links.get(region)?.peerHave[this.region] ?? 0, this.linkStates.get(region)?.have[this.region] ?? 0)
+    return Math.max(
+      this.links.get(region)?.peerHave[this.region] ?? 0,
+      this.linkStates.get(region)?.have[this.region] ?? 0,
+    )
   }
 
   /** Regions, this one first, that durably hold this region's entry `localSeq`. */
@@ -228,18 +234,25 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
       if (message.region === this.region) return
       if (!this.linkStates.update(message.region, message.version, message.reaches, message.have)) return
       if (this.deadRegions.delete(message.region)) this.logger.log('info', 'region reachable again', { region: message.region })
-      for (const neighbour of this.neighbours()) if (neighbour !== from && neighbour !== message.region) this.sendTo(neighbour, message)
+      for (const neighbour of this.neighbours()) {
+        if (neighbour !== from && neighbour !== message.region) this.sendTo(neighbour, message)
+      }
       for (const link of this.links.values()) link.schedulePump()
       this.emit('change')
     } else if (message.type === 'awareness') {
       if (message.origin === this.region) return
       if (!this.placement.allowsHere(message.docName)) return this.refuse(from, 'awareness')
-      this.registry.ifLoaded(message.docName).then(doc => doc?.applyRemoteAwareness(message.update, message.origin)).catch(err => {
-        this.logger.log('warn', 'ignored a malformed awareness update from a peer', { peer: from, error: (err as Error).message })
-      })
+      this.registry.ifLoaded(message.docName)
+        .then(doc => doc?.applyRemoteAwareness(message.update, message.origin))
+        .catch(err => {
+          this.logger.log('warn', 'ignored a malformed awareness update from a peer', { peer: from, error: (err as Error).message })
+        })
       const now = Date.now()
       for (const neighbour of this.neighbours()) {
-        if (neighbour !== from && shouldForward(this.region, message.origin, neighbour, this.linkStates, now) && this.placement.mayReceive(message.docName, neighbour)) this.sendTo(neighbour, message)
+        const forward = neighbour !== from
+          && shouldForward(this.region, message.origin, neighbour, this.linkStates, now)
+          && this.placement.mayReceive(message.docName, neighbour)
+        if (forward) this.sendTo(neighbour, message)
       }
     }
   }

@@ -208,7 +208,8 @@ export class OutboundLink {
     this.pump.stop()
     this.catchUp.reset()
     // A peer refuses before the upgrade; one of an older version closed with 4401/4403 after it.
-    const closedWith = this.droppedByUs ? null : code === CloseCode.Unauthenticated ? 401 : code === CloseCode.Forbidden ? 403 : null
+    const closedByPeer = code === CloseCode.Unauthenticated ? 401 : code === CloseCode.Forbidden ? 403 : null
+    const closedWith = this.droppedByUs ? null : closedByPeer
     const refused = this.refusedWith ?? closedWith
     this.refusedWith = null
     this.droppedByUs = false

@@ -5,7 +5,8 @@
  * that decodes but cannot be applied would break it for every client that syncs it).
  */
 import {
-  type Marks, type PeerMessage, ProtocolError, docNameProblem, isReservedName, readAwarenessUpdate, validateStateVector, validateUpdate,
+  type Marks, type PeerMessage, ProtocolError, docNameProblem, isReservedName, readAwarenessUpdate, validateStateVector,
+  validateUpdate,
 } from '@georelay/core'
 
 const checkRegion = (region: string, what: string): void => {

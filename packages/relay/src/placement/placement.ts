@@ -3,9 +3,9 @@
  *
  * Residency: a document goes to a peer only when both this relay's rules and the peer's
  * (received in its `policy` message) allow it there; until a peer's rules are known nothing
- * goes to it, and if they cannot be read only documents this relay allows everywhere do. So rules that disagree never leak a
- * document to a region either side excludes; the disagreement is reported (log, metric,
- * /v1/regions) until the operators fix it.
+ * goes to it, and if they cannot be read only documents this relay allows everywhere do. So
+ * rules that disagree never leak a document to a region either side excludes; the
+ * disagreement is reported (log, metric, /v1/regions) until the operators fix it.
  *
  * Active-passive: the writer of a namespace is the first of `[primary, ...standby]` that has
  * not been silent for `promoteAfterMs`. Each relay decides for itself from what it hears, so a
@@ -43,7 +43,10 @@ export type Route =
   | { kind: 'here' }
   /** Writes are accepted here. */
   | { kind: 'elsewhere', region: string }
-  /** The writer is another region that no link reaches now: serve reads, hold writes until it returns or a standby takes over. */
+  /**
+   * The writer is another region that no link reaches now: serve reads, hold writes until it
+   * returns or a standby takes over.
+   */
   | { kind: 'hold', region: string }
 
 export interface PlacementEvents {

@@ -37,7 +37,11 @@ export class ReplicationLog extends EventEmitter<ReplicationLogEvents> {
   }
 
   /** `trackLag`: keep append times for replication lag (only relays with peers need them). */
-  static async open (region: string, store: DocStore, { trackLag = true }: { trackLag?: boolean } = {}): Promise<ReplicationLog> {
+  static async open (
+    region: string,
+    store: DocStore,
+    { trackLag = true }: { trackLag?: boolean } = {},
+  ): Promise<ReplicationLog> {
     const log = new ReplicationLog(region, store, trackLag)
     for (const [origin, seq] of Object.entries(await store.readHave())) {
       log.have.set(origin, seq)

@@ -62,8 +62,13 @@ export class Relay extends EventEmitter<RelayEvents> {
     this.counters = createRelayMetrics(config.region)
     this.metrics = this.counters.registry
     const metrics = this.counters
-    this.placement = new Placement(config.region, [config.region, ...config.peers.map(p => p.region)], config.namespaces, logger,
-      (peer, agreement) => metrics.policyMismatch.set({ peer }, agreement === 'mismatch' ? 1 : 0))
+    this.placement = new Placement(
+      config.region,
+      [config.region, ...config.peers.map(p => p.region)],
+      config.namespaces,
+      logger,
+      (peer, agreement) => metrics.policyMismatch.set({ peer }, agreement === 'mismatch' ? 1 : 0),
+    )
     const sessionPlacement: SessionPlacement = {
       route: docName => this.placement.route(docName),
       urlOf: region => this.endpoints().find(e => e.name === region)?.url ?? '',

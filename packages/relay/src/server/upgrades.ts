@@ -21,7 +21,10 @@ import type { WriteAcks } from '../replication/index.js'
 import { type PathTarget, parseRequestPath } from './doc-path.js'
 import { socketClassFor } from './relay-socket.js'
 
-/** Authenticated peer sockets open at once: a few, and per configured peer its link, a replacement and some half-open. */
+/**
+ * Authenticated peer sockets open at once: a few, and per configured peer its link, a
+ * replacement and some half-open.
+ */
 const PEER_SOCKETS_BASE = 8
 const PEER_SOCKETS_PER_PEER = 4
 /** Bytes that may wait for a document to load, beyond the one message being handled. */
@@ -195,7 +198,13 @@ export class UpgradeRouter {
     return new ConnectionLimits(this.ctx.config.limits, this.perAddress, req.socket.remoteAddress ?? 'unknown')
   }
 
-  private acceptClient (req: http.IncomingMessage, socket: Duplex, head: Buffer, target: PathTarget, grants: Grants | AuthError): void {
+  private acceptClient (
+    req: http.IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    target: PathTarget,
+    grants: Grants | AuthError,
+  ): void {
     const { config, metrics, logger } = this.ctx
     if (socket.destroyed) return
     if (this.draining) return refuseUpgrade(socket, 503, 'Service Unavailable', 'relay shutting down; connect to another region')
@@ -216,7 +225,14 @@ export class UpgradeRouter {
     this.wss.handleUpgrade(req, socket, head, ws => {
       this.wss.emit('connection', ws, req)
       this.receiveBudget.track(ws, socket, () => this.alive.add(ws))
-      const shared = { registry: this.ctx.documents, metrics, logger, placement: this.ctx.sessionPlacement, limits: this.limitsFor(req), maxPendingBytes: config.limits.maxMessageBytes + PENDING_SLACK_BYTES }
+      const shared = {
+        registry: this.ctx.documents,
+        metrics,
+        logger,
+        placement: this.ctx.sessionPlacement,
+        limits: this.limitsFor(req),
+        maxPendingBytes: config.limits.maxMessageBytes + PENDING_SLACK_BYTES,
+      }
       const connection = target.kind === 'doc'
         ? new ClientConnection(ws, { ...shared, docName: target.name, grants, logName: name => this.ctx.logName(name) })
         : new MuxConnection(ws, {

@@ -8,7 +8,10 @@ import WebSocket from 'ws'
 
 export type Counts = Record<YMessage['type'], number>
 
-/** Counts received messages by type and keeps the last sync step 2 and awareness payloads; never answers anything on its own. */
+/**
+ * Counts received messages by type and keeps the last sync step 2 and awareness payloads; never
+ * answers anything on its own.
+ */
 export class CountingClient {
   readonly ws: WebSocket
   readonly counts: Counts = { 'sync-step1': 0, 'sync-step2': 0, 'sync-update': 0, awareness: 0, 'auth-denied': 0, 'query-awareness': 0 }

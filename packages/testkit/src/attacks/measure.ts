@@ -149,8 +149,7 @@ export class HealthPoller {
       if (outcome === 'ok') {
         this.stats.answered++
         this.lastAnsweredAt = Date.now()
-      }
-      else {
+      } else {
         this.stats.failed++
         await sleep(20)
       }
