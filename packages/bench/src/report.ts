@@ -1,5 +1,5 @@
 /**
- * The run's results as one JSON document, a markdown report (the DESIGN 6 goals with each
+ * The run's results as one JSON document, a markdown report (the performance goals of docs/architecture.md with each
  * figure's ratio to its goal, then the detail per workload), and SVG charts.
  */
 import fs from 'node:fs'
@@ -125,7 +125,7 @@ const table = (header: string[], rows: string[][]): string =>
   [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map(r => `| ${r.join(' | ')} |`)].join('\n')
 
 export const goalTable = (report: BenchReport): string =>
-  table(['what (DESIGN 6)', 'measured', 'goal', 'ratio to goal', 'met'],
+  table(['what', 'measured', 'goal', 'ratio to goal', 'met'],
     goalRows(report).map(r => [r.what, r.measured + (r.note === undefined ? '' : ` (${r.note})`), r.goal, fmt(r.ratio), r.ratio <= 1 ? 'yes' : '**no**']))
 
 const phaseCells = (p: PhaseResult | null): string[] => p === null

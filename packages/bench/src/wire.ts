@@ -1,6 +1,6 @@
 /**
  * The two client framings the contenders speak, for a load generator that sends precomputed
- * updates and reads only what it must: y-websocket (DESIGN 4.1; georelay, `@y/websocket-server`
+ * updates and reads only what it must: y-websocket (docs/protocol.md; georelay, `@y/websocket-server`
  * and the echo) and Hocuspocus's, which prefixes every message with the document name and
  * wants an auth message before anything else of that document is handled.
  */

@@ -1,5 +1,5 @@
 /**
- * Close codes of georelay sockets (DESIGN 4.5). The 4xxx codes mirror the HTTP status that
+ * Close codes of georelay sockets (docs/protocol.md, close codes). The 4xxx codes mirror the HTTP status that
  * means the same thing, so an operator reading a log can guess them without this table.
  */
 export const CloseCode = {

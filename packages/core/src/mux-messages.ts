@@ -1,5 +1,5 @@
 /**
- * The multiplexed client protocol on `ws://HOST:PORT/v1/mux` (DESIGN 4.2): one socket, many
+ * The multiplexed client protocol on `ws://HOST:PORT/v1/mux` (docs/protocol.md): one socket, many
  * documents. The SDK speaks it; stock y-websocket clients use `/<docName>` instead.
  *
  * The client names each document it opens with a small number of its own (`docId`), so later

@@ -1,5 +1,5 @@
 /**
- * Namespace policies (DESIGN 4.6): ordered rules that match document names by glob, first
+ * Namespace policies (docs/deployment-models.md): ordered rules that match document names by glob, first
  * match wins, and say where a document may live and how it is written. `*` matches within one
  * path segment, `**` across segments (so `eu/**` takes `eu/notes/42`). A document no rule matches is
  * active-active in every region.

@@ -1,5 +1,5 @@
 /**
- * The relay-to-relay protocol on `ws://HOST:PORT/v1/peer` (DESIGN 4.3).
+ * The relay-to-relay protocol on `ws://HOST:PORT/v1/peer` (docs/protocol.md).
  *
  * Each relay dials every peer and pushes its log over its own link: a link carries data one
  * way (dialer → acceptor) and acknowledgements back. The dialer authenticates with the mesh

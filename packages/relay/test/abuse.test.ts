@@ -1,5 +1,5 @@
 /**
- * What one hostile client must not be able to do to a relay (DESIGN 5, "Bad input"): make it
+ * What one hostile client must not be able to do to a relay (SECURITY.md): make it
  * work per message it packs into a frame, fill its memory with presence, overwrite other
  * people's presence, or get writes in after the relay closed its socket.
  */

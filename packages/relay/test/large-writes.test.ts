@@ -1,5 +1,5 @@
 /**
- * A large paste or import is stored and replicated, not refused (DESIGN 5): through a stock
+ * A large paste or import is stored and replicated, not refused: through a stock
  * y-websocket provider, through the SDK, and across regions; and where a relay is configured to
  * refuse one, the SDK keeps it and says what to do instead of retrying forever.
  */

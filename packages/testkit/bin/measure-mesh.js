@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Usage: node packages/testkit/bin/measure-mesh.js [--trace FILE] [--updates N] [--delay MS] [--interval MS ...]
 // Prints, per typing pace, edit-to-visible latency minus the injected delay and cross-region
-// bytes per client update byte (DESIGN 6 goals: p50 <= +10 ms, p99 <= +20 ms, ratio <= 0.5).
+// bytes per client update byte (goals in docs/architecture.md: p50 <= +10 ms, p99 <= +20 ms, ratio <= 0.5).
 import { parseArgs } from 'node:util'
 import { loadTrace, measureMesh, syntheticTrace } from '../dist/index.js'
 

@@ -104,7 +104,7 @@ export interface FuzzSummary {
   unreadableDocs: string[]
 }
 
-/** Codes each endpoint may close a socket with on bad input (DESIGN 4.5). */
+/** Codes each endpoint may close a socket with on bad input (docs/protocol.md, close codes). */
 const EXPECTED_CLOSES: Record<FuzzEndpoint, number[]> = {
   'y-websocket': [CloseCode.MalformedMessage, CloseCode.MessageTooLarge],
   mux: [CloseCode.MalformedMessage, CloseCode.MessageTooLarge],

@@ -1,6 +1,6 @@
 /**
- * Measures what DESIGN 6 budgets for the mesh on this machine: edit-to-visible latency in
- * another region minus the injected one-way delay, and cross-region bytes per byte of client
+ * Measures what the performance goals (docs/architecture.md) ask of the mesh on this machine:
+ * edit-to-visible latency in another region minus the injected one-way delay, and cross-region bytes per byte of client
  * updates, while a writer in one region replays an editing trace one keystroke per update.
  */
 import { performance } from 'node:perf_hooks'

@@ -1,5 +1,5 @@
 /**
- * Client authentication (DESIGN 4.1/4.2): a JWT in `?token=` (or refreshed on a mux socket)
+ * Client authentication (both client endpoints, docs/protocol.md): a JWT in `?token=` (or refreshed on a mux socket)
  * says which documents its holder may open and how. Tokens are verified with `jose`: HS256
  * against a shared secret, or EdDSA/RS256/ES256 against the public keys of a JWKS file. A
  * token must carry `exp`, and a `docs` claim mapping document globs to `rw` or `ro`:

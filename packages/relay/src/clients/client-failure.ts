@@ -1,6 +1,6 @@
 /**
  * What to tell a client about a failure, and what to count and log: the close code and words
- * the contract gives each kind of failure (DESIGN 4.5).
+ * the contract gives each kind of failure (docs/protocol.md, close codes).
  */
 import { CloseCode, ProtocolError, StoreError } from '@georelay/core'
 import { RelayRefusal } from '../docs/index.js'

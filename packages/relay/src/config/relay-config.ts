@@ -1,5 +1,5 @@
 /**
- * Relay configuration (DESIGN 4.6): a JSON file, `GEORELAY_*` environment variables and
+ * Relay configuration (the relay README lists every field): a JSON file, `GEORELAY_*` environment variables and
  * command-line flags, in rising precedence, checked against one schema. A bad field is
  * refused at start with its path and what is wrong with it.
  */
@@ -54,7 +54,7 @@ export const relayConfigSchema = z.object({
     /** Without a token: `none` (refused, the default), `ro` (read only) or `rw`. */
     anonymous: z.enum(['none', 'ro', 'rw']).default('none'),
   }).strict().default({}),
-  /** Where documents may live and how they are written (DESIGN 4.6); first match wins. */
+  /** Where documents may live and how they are written (docs/deployment-models.md); first match wins. */
   namespaces: z.array(z.object({
     match: z.string(),
     mode: z.enum(['active-active', 'active-passive']).optional(),

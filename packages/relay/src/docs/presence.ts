@@ -1,6 +1,6 @@
 /**
  * A document's presence (y-protocols awareness) as a relay keeps it: ephemeral, never stored,
- * and bounded (DESIGN 5, "Bad input").
+ * and bounded (SECURITY.md, "Presence").
  *
  * An awareness update may name any client id, so left alone one message could add ten thousand
  * made-up states, or change and erase other people's cursors. Here each client id belongs to

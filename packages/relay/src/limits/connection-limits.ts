@@ -1,7 +1,7 @@
 /**
- * The limits one client socket lives under (DESIGN 4.5, 5 "Bad input"): what its messages may
- * cost per second (its own token bucket, and one shared by every socket from its address), and
- * how much may wait in its send buffer before it counts as a slow reader.
+ * The limits one client socket lives under (SECURITY.md): what its messages may cost per second
+ * (its own token bucket, and one shared by every socket from its address), and how much may
+ * wait in its send buffer before it counts as a slow reader.
  *
  * Limits count work, not frames: each message costs a token plus one per COST_UNIT_BYTES of
  * what handling it touches (see message-cost.ts). A socket over its rate is first slowed —

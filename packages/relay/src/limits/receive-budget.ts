@@ -1,5 +1,5 @@
 /**
- * A relay-wide bound on memory held by messages still arriving (DESIGN 5: a 10 MB paste is
+ * A relay-wide bound on memory held by messages still arriving (a 10 MB paste is
  * stored, yet no client can grow the relay's memory without bound).
  *
  * ws buffers a message until its last byte is in, up to `limits.maxMessageBytes` per socket, so

@@ -1,5 +1,5 @@
 /**
- * Where each document may live and where it is written (DESIGN 5: residency, active-passive).
+ * Where each document may live and where it is written (residency, active-passive: docs/deployment-models.md).
  *
  * Residency: a document goes to a peer only when both this relay's rules and the peer's
  * (received in its `policy` message) allow it there; until a peer's rules are known nothing

@@ -1,5 +1,5 @@
 /**
- * Maps a request path to what it addresses (DESIGN 4.1): the document name is the path after
+ * Maps a request path to what it addresses (docs/protocol.md, document names): the document name is the path after
  * the first `/`, percent-decoded (`/eu%2Fnotes/42` and `/eu/notes/42` both name `eu/notes/42`).
  * Names under `v1/` and the HTTP endpoints are reserved; which strings are names at all is
  * core's rule (doc-name.ts), the same on every endpoint.

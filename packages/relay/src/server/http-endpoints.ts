@@ -1,5 +1,5 @@
 /**
- * HTTP on the relay's port (DESIGN 4.4): liveness, readiness, Prometheus metrics and the
+ * HTTP on the relay's port (docs/protocol.md, HTTP): liveness, readiness, Prometheus metrics and the
  * region list that SDKs use for discovery.
  *
  * `/v1/regions` is open to anyone who can reach the port, so by default it shows only what
