@@ -74,7 +74,7 @@ export class Placement extends EventEmitter<PlacementEvents> {
     private readonly onAgreement: (peer: string, agreement: Agreement) => void = () => {},
   ) {
     super()
-    // Every client session of the relay listens for role changes.
+    // Every session of an active-passive document listens for role changes.
     this.setMaxListeners(0)
     this.policies = compilePolicies(rules, regions)
     this.canonical = canonicalRules(rules)
