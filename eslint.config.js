@@ -18,8 +18,9 @@ import tseslint from 'typescript-eslint'
 const PACKAGE_DEPS = {
   core: [],
   'store-sqlite': ['core'],
+  'store-postgres': ['core'],
   client: ['core'],
-  relay: ['core', 'store-sqlite'],
+  relay: ['core', 'store-sqlite', 'store-postgres'],
   cluster: ['core', 'relay'],
 }
 const PUBLISHED = Object.keys(PACKAGE_DEPS)

@@ -1,7 +1,7 @@
 // One jest project per package; ts-jest's ESM preset so that every path, tests included,
 // loads yjs through `import` (two copies of Yjs break `instanceof`). Run with
 // `node --experimental-vm-modules` (see the `test` script).
-const packages = ['core', 'store-sqlite', 'client', 'relay', 'cluster', 'testkit', 'bench']
+const packages = ['core', 'store-sqlite', 'store-postgres', 'client', 'relay', 'cluster', 'testkit', 'bench']
 
 const project = (name, dir = `packages/${name}`) => ({
   displayName: name,
@@ -9,8 +9,9 @@ const project = (name, dir = `packages/${name}`) => ({
   testMatch: [`<rootDir>/${dir}/test/**/*.test.ts`],
   extensionsToTreatAsEsm: ['.ts'],
   moduleNameMapper: {
-    '^@georelay/(core|store-sqlite|client|relay|cluster|testkit|bench)$': '<rootDir>/packages/$1/src/index.ts',
+    '^@georelay/(core|store-sqlite|store-postgres|client|relay|cluster|testkit|bench)$': '<rootDir>/packages/$1/src/index.ts',
     '^@georelay/core/testing$': '<rootDir>/packages/core/src/testing/index.ts',
+    '^@georelay/cluster/free-port$': '<rootDir>/packages/cluster/src/free-port.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   transform: {
@@ -20,6 +21,9 @@ const project = (name, dir = `packages/${name}`) => ({
 })
 
 export default {
+  // One PostgreSQL for the run (packages/testkit/jest): suites take a schema each.
+  globalSetup: '<rootDir>/packages/testkit/jest/global-setup.js',
+  globalTeardown: '<rootDir>/packages/testkit/jest/global-teardown.js',
   projects: [...packages.map(name => project(name)), project('examples', 'examples/*')],
   testTimeout: 30_000,
 }

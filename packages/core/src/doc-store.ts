@@ -71,6 +71,15 @@ export interface CompactionThresholds {
 export const DEFAULT_COMPACTION: CompactionThresholds = { updates: 500, bytes: 1 << 20 }
 
 /** Options every store takes; a store may add its own (SqliteStore: `synchronous`). */
+/** An append waiting for a store's next group commit: what to write and whom to tell. */
+export interface PendingAppend {
+  docName: string
+  update: Uint8Array
+  origin: Origin | undefined
+  resolve: (seq: number) => void
+  reject: (err: unknown) => void
+}
+
 export interface StoreOptions {
   compaction?: CompactionThresholds
   /** How compaction yields between merge batches (tests inject a scheduler here). */
@@ -107,9 +116,20 @@ export interface DocStore {
   listDocs(): Promise<string[]>
   /** Finishes pending appends and compactions, then releases the store. */
   close(): Promise<void>
+  /**
+   * False while the store cannot be reached (a database down): writes are refused with
+   * ERR_STORE_UNAVAILABLE, and the relay reports itself not ready. Embedded stores, which
+   * cannot be unreachable, leave it out.
+   */
+  readonly available?: boolean
 }
 
-export type StoreErrorCode = 'ERR_STORE_CLOSED' | 'ERR_STORE_FULL' | 'ERR_STORE_IO'
+/**
+ * CLOSED: the store was closed. FULL: its disk is full. IO: a write or read failed. UNAVAILABLE:
+ * its database cannot be reached now (it recovers by itself). SCHEMA: the data was written by a
+ * newer version.
+ */
+export type StoreErrorCode = 'ERR_STORE_CLOSED' | 'ERR_STORE_FULL' | 'ERR_STORE_IO' | 'ERR_STORE_UNAVAILABLE' | 'ERR_STORE_SCHEMA'
 
 export class StoreError extends Error {
   constructor (readonly code: StoreErrorCode, message: string, options?: { cause?: unknown }) {

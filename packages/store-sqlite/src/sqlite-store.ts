@@ -15,8 +15,8 @@ import path from 'node:path'
 import Database from 'better-sqlite3'
 import {
   CompactionScheduler, DEFAULT_COMPACTION, LOCAL_ORIGIN, StoreError, mergeUpdatesInBatches, storeClosed,
-  yieldToEventLoop, type DocStore, type LogEntry, type Origin, type OriginRead, type StoreOptions, type StoredDoc,
-  type Yield,
+  yieldToEventLoop, type DocStore, type LogEntry, type Origin, type OriginRead, type PendingAppend, type StoreOptions,
+  type StoredDoc, type Yield,
 } from '@georelay/core'
 
 export interface SqliteStoreOptions extends StoreOptions {
@@ -52,14 +52,6 @@ const SCHEMA = `
   -- Per origin region, how far this store durably holds its entries (replication cursors).
   CREATE TABLE IF NOT EXISTS have (origin TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 `
-
-interface PendingAppend {
-  docName: string
-  update: Uint8Array
-  origin: Origin | undefined
-  resolve: (seq: number) => void
-  reject: (err: unknown) => void
-}
 
 const asStoreError = (err: unknown): StoreError => {
   const code = (err as { code?: string }).code

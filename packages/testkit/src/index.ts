@@ -11,3 +11,5 @@ export { CHROMIUM_ARGS, CHROMIUM_PATH, bundleForBrowser, launchChromium, serveSt
 export { capturedPayloads, decodeWsCapture, type CapturedMessage } from './ws-capture.js'
 export { recordingSocket, type RecordingSocket } from './recording-socket.js'
 export { encodeClientFrame, rawWebSocket, type RawWebSocket } from './raw-websocket.js'
+export { POSTGRES_URL_ENV, postgresBinDir, startPostgres, type PostgresServer } from './postgres-server.js'
+export { testPostgresUrl, testSchema, type TestSchema } from './test-database.js'

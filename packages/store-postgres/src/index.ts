@@ -1,0 +1,3 @@
+export { PostgresStore, type PostgresStoreOptions } from './postgres-store.js'
+export { SCHEMA_VERSION } from './schema.js'
+export { describeUrl, redactUrl } from './redact.js'
