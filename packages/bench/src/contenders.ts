@@ -54,6 +54,8 @@ export interface StartContenderOptions {
   nodeFlags?: string[]
   /** Extra arguments for georelay's CLI (peers, region…). */
   relayArgs?: string[]
+  /** Kind `georelay` on the Postgres store of this database, instead of SQLite. */
+  postgresUrl?: string
   timeoutMs?: number
 }
 
@@ -69,9 +71,11 @@ const installExitHook = (): void => {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130))
 }
 
-const commandOf = (kind: ContenderKind, dataDir: string, relayArgs: string[]): string[] => {
+const commandOf = (kind: ContenderKind, dataDir: string, relayArgs: string[], postgresUrl?: string): string[] => {
   if (kind === 'georelay' || kind === 'georelay-memory') {
-    const store = kind === 'georelay' ? ['--store', 'sqlite', '--data', dataDir] : ['--store', 'memory']
+    const store = kind === 'georelay-memory'
+      ? ['--store', 'memory']
+      : postgresUrl === undefined ? ['--store', 'sqlite', '--data', dataDir] : ['--store', 'postgres', '--postgres-url', postgresUrl]
     // The bench measures the relay's work, not its limits: a writer replays a trace as fast as
     // it can (no rate limit), and, like the other servers, anyone may write.
     const config = path.join(dataDir, 'bench-relay.json')
@@ -88,10 +92,11 @@ const commandOf = (kind: ContenderKind, dataDir: string, relayArgs: string[]): s
 
 export const startContender = (
   kind: ContenderKind,
-  { nodeFlags = [], relayArgs = [], timeoutMs = 20_000 }: StartContenderOptions = {},
+  { nodeFlags = [], relayArgs = [], postgresUrl, timeoutMs = 20_000 }: StartContenderOptions = {},
 ): Promise<Contender> => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `georelay-bench-${kind}-`))
-  const child: ChildProcess = spawn(process.execPath, [...nodeFlags, ...commandOf(kind, dataDir, relayArgs)], {
+  const command = commandOf(kind, dataDir, relayArgs, postgresUrl)
+  const child: ChildProcess = spawn(process.execPath, [...nodeFlags, ...command], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NODE_ENV: 'production' },
   })

@@ -24,6 +24,8 @@ export interface BenchReport {
   convergence: ConvergenceResult | null
   memory: MemoryResult[]
   durableAck: DurableAckResult | null
+  /** The same on the Postgres store (null where no PostgreSQL is installed). */
+  durableAckPostgres: DurableAckResult | null
   failover: FailoverResult | null
 }
 
@@ -113,6 +115,16 @@ export const goalRows = (report: BenchReport): GoalRow[] => {
       note: `fsync alone here: p99 ${fmt(ack.fsyncMs.p99, 1)} ms`,
     })
   }
+  const pgAck = report.durableAckPostgres
+  if (pgAck !== null && pgAck.error === undefined) {
+    rows.push({
+      what: `durable local ack p99 on Postgres at ${fmt(pgAck.achievedRate, 0)} updates/s`,
+      measured: `${fmt(pgAck.latencyMs.p99, 1)} ms (p50 ${fmt(pgAck.latencyMs.p50, 1)})`,
+      goal: '≤ 10 ms',
+      ratio: pgAck.latencyMs.p99 / 10,
+      note: 'Postgres on loopback, same disk',
+    })
+  }
   const fo = report.failover
   if (fo !== null) {
     if (Number.isFinite(fo.crashMs)) rows.push({ what: 'failover after kill -9: next acknowledged write', measured: `${fmt(fo.crashMs, 0)} ms`, goal: '≤ 1000 ms', ratio: fo.crashMs / 1000 })
@@ -163,12 +175,13 @@ export const markdownReport = (report: BenchReport): string => {
     parts.push(`## Memory\n\n` + table(['server', 'documents', 'document size', 'RSS before', 'RSS with all open', 'peak RSS', 'load time'],
       report.memory.map(r => [r.label, String(r.docs), `${(r.docBytes / 1024).toFixed(1)} KB`, mb(r.baseRssBytes), r.error === undefined ? mb(r.rssBytes) : `failed: ${r.error}`, mb(r.peakRssBytes), `${fmt(r.loadSeconds, 1)} s`])))
   }
-  const ack = report.durableAck
-  if (ack !== null) {
-    parts.push(`## Durable ack\n\nSDK session → relay process with the SQLite store, ack level local: ${ack.writes} writes at ${fmt(ack.achievedRate, 0)}/s; ` +
+  const acks = [report.durableAck, report.durableAckPostgres].filter((a): a is DurableAckResult => a !== null)
+  if (acks.length > 0) {
+    parts.push('## Durable ack\n\n' + acks.map(ack =>
+      `SDK session → relay process with the ${ack.store === 'postgres' ? 'Postgres store (PostgreSQL on loopback)' : 'SQLite store'}, ack level local: ${ack.writes} writes at ${fmt(ack.achievedRate, 0)}/s; ` +
       `latency p50 ${fmt(ack.latencyMs.p50, 2)} ms, p90 ${fmt(ack.latencyMs.p90, 2)} ms, p99 ${fmt(ack.latencyMs.p99, 2)} ms, max ${fmt(ack.latencyMs.max, 1)} ms. ` +
       `This disk's floor, one 100-byte write + fsync alone: p50 ${fmt(ack.fsyncMs.p50, 2)} ms, p99 ${fmt(ack.fsyncMs.p99, 2)} ms, max ${fmt(ack.fsyncMs.max, 1)} ms.` +
-      (ack.error === undefined ? '' : ` Failed: ${ack.error}`))
+      (ack.error === undefined ? '' : ` Failed: ${ack.error}`)).join('\n\n'))
   }
   const fo = report.failover
   if (fo !== null) {
@@ -221,8 +234,11 @@ export const charts = (report: BenchReport): Record<string, string> => {
       ...(ywss === undefined ? {} : { goal: { value: ywss.rssBytes / 2 ** 20 / 4, label: 'goal: ¼ of @y/websocket-server' } }),
     })
   }
-  if (report.durableAck !== null && report.durableAck.latencyQuantiles.length > 0) {
-    out['ack-latency.svg'] = distributionChart({ title: 'Durable local ack latency (goal p99 ≤ 5 ms)', unit: 'ms from edit to ack', series: [{ label: 'georelay (sqlite)', quantiles: report.durableAck.latencyQuantiles, highlight: true }] })
+  const ackSeries = [report.durableAck, report.durableAckPostgres]
+    .filter((a): a is DurableAckResult => a !== null && a.latencyQuantiles.length > 0)
+    .map(a => ({ label: `georelay (${a.store})`, quantiles: a.latencyQuantiles, highlight: a.store === 'sqlite' }))
+  if (ackSeries.length > 0) {
+    out['ack-latency.svg'] = distributionChart({ title: 'Durable local ack latency (goal p99 ≤ 5 ms on SQLite, ≤ 10 ms on Postgres)', unit: 'ms from edit to ack', series: ackSeries })
   }
   return out
 }

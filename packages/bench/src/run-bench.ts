@@ -2,7 +2,7 @@
  * `npm run bench`: every workload, every contender as its own process, one run, one report.
  */
 import path from 'node:path'
-import { type EditingTrace, loadTrace, syntheticTrace } from '@georelay/testkit'
+import { type EditingTrace, loadTrace, startPostgres, syntheticTrace } from '@georelay/testkit'
 import { type ContenderKind, isContenderKind } from './contenders.js'
 import { machineInfo } from './machine.js'
 import { type BenchReport, goalTable, writeReport } from './report.js'
@@ -94,6 +94,7 @@ export const runBench = async (options: BenchOptions): Promise<{ report: BenchRe
     convergence: null,
     memory: [],
     durableAck: null,
+    durableAckPostgres: null,
     failover: null,
   }
   const has = (w: Workload): boolean => options.workloads.includes(w)
@@ -136,6 +137,18 @@ export const runBench = async (options: BenchOptions): Promise<{ report: BenchRe
   if (has('ack')) {
     log('durable ack at 1k updates/s…')
     report.durableAck = await runDurableAck({ trace, rate: 1000, seconds: size.ackSeconds }, { nodeFlags: profileFlags(options, 'georelay-ack') })
+    log('durable ack at 1k updates/s on Postgres (a server of its own on loopback)…')
+    try {
+      const server = await startPostgres()
+      try {
+        const workload = { trace, rate: 1000, seconds: size.ackSeconds }
+        report.durableAckPostgres = await runDurableAck(workload, { postgresUrl: server.url })
+      } finally {
+        await server.destroy()
+      }
+    } catch (err) {
+      log(`  skipped: ${(err as Error).message}`)
+    }
   }
   if (has('failover')) {
     log('failover: kill -9, then a silent cut…')

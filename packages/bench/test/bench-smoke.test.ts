@@ -36,7 +36,7 @@ describe('benchmark harness', () => {
     const report: BenchReport = {
       startedAt: new Date().toISOString(), durationSeconds: 1, machine: machineInfo(), mode: 'quick', trace: 'synthetic',
       settings: { docs: 1, readersPerDoc: 3, pacedRate: 1000, pacedCount: 60, saturatedCount: 120, window: 16 },
-      fanOut: results, convergence: null, memory: [], durableAck: null, failover: null,
+      fanOut: results, convergence: null, memory: [], durableAck: null, durableAckPostgres: null, failover: null,
     }
     const markdown = markdownReport(report)
     expect(markdown).toContain('| bare ws echo |')

@@ -8,6 +8,6 @@ export {
   type LossConditions, type WanEvents, type WanSimulatorOptions,
 } from './wan-simulator.js'
 export { ClusterPlan, type ClusterPlanOptions, type PlannedPeer, type PlannedRelayConfig } from './cluster-plan.js'
-export { LocalCluster, type ClusterLinkInfo, type ClusterRegionInfo, type LocalClusterOptions } from './local-cluster.js'
+export { LocalCluster, schemaOf, type ClusterLinkInfo, type ClusterRegionInfo, type LocalClusterOptions } from './local-cluster.js'
 export { freePort, freePorts } from './free-port.js'
 export { DEFAULT_ONE_WAY_MS, knownOneWayMs, oneWayDelayMs, parseLatencies, parseLatency } from './latency-table.js'

@@ -16,9 +16,11 @@ export interface LocalClusterOptions {
    */
   basePort: number
   host?: string
-  /** Each region's store lives in `<dataDir>/<region>`. */
+  /** Each region's SQLite store lives in `<dataDir>/<region>`. */
   dataDir: string
-  store: 'sqlite' | 'memory'
+  store: 'sqlite' | 'postgres' | 'memory'
+  /** With store `postgres`: the one database every region shares, each in a schema of its own (`schemaOf`). */
+  postgresUrl?: string
   /** One-way delay overrides, keyed `a:b` with the names sorted. */
   latency?: Record<string, number>
   meshSecret?: string
@@ -164,5 +166,16 @@ export class LocalCluster {
  * A region's relay configuration: the plan's wiring, and what a cluster on one machine is for:
  * trying things out, so anyone on it may read and write, and see every link's state.
  */
-const configOf = (plan: ClusterPlan, options: LocalClusterOptions, region: string): RelayConfig =>
-  parseRelayConfig({ ...plan.relayConfig(region), store: options.store, auth: { anonymous: 'rw' }, http: { regions: 'full' } }, `cluster region ${region}`)
+const configOf = (plan: ClusterPlan, options: LocalClusterOptions, region: string): RelayConfig => {
+  const base = plan.relayConfig(region)
+  const storage = options.store === 'postgres'
+    ? { storage: { postgres: { url: options.postgresUrl, schema: schemaOf(region) } } }
+    : {}
+  return parseRelayConfig({ ...base, ...storage, store: options.store, auth: { anonymous: 'rw' }, http: { regions: 'full' } }, `cluster region ${region}`)
+}
+
+/**
+ * The schema a region of a local cluster keeps its tables in: one database holds every region,
+ * as separate as separate databases would be (no table is shared), and one URL is enough.
+ */
+export const schemaOf = (region: string): string => `georelay_${region.replace(/-/g, '_')}`

@@ -1,8 +1,9 @@
 import { afterEach, describe, expect, it } from '@jest/globals'
 import { type ChildProcess, spawn } from 'node:child_process'
 import type { WebsocketProvider } from 'y-websocket'
+import pg from 'pg'
 import * as clusterPackage from '@georelay/cluster'
-import { GEORELAY_BIN, connectProvider, destroyProvider, nextEvent, waitForText, waitSynced } from '@georelay/testkit'
+import { GEORELAY_BIN, connectProvider, testPostgresUrl, destroyProvider, nextEvent, waitForText, waitSynced } from '@georelay/testkit'
 import type { ClusterPackage } from '../../relay/src/cli/cli.js'
 
 /**
@@ -79,6 +80,42 @@ describe('georelay cluster', () => {
     const exited = nextEvent<[number | null]>(child, 'exit', { what: 'the cluster to drain and exit' })
     child.kill('SIGTERM')
     expect((await exited)[0]).toBe(0)
+  })
+
+  it('--store postgres keeps each region in a schema of its own in one database', async () => {
+    const url = testPostgresUrl()
+    const regions = ['cli-pg-a', 'cli-pg-b']
+    const schemas = regions.map(clusterPackage.schemaOf)
+    expect(schemas).toEqual(['georelay_cli_pg_a', 'georelay_cli_pg_b'])
+    const admin = new pg.Client({ connectionString: url })
+    await admin.connect()
+    try {
+      started = await startCluster(['--regions', regions.join(','), '--base-port', '0', '--store', 'postgres', '--postgres-url', url])
+      expect(started.output()).toContain('(store: postgres, one schema per region)')
+      const a = connectProvider(started.urls.get('cli-pg-a') as string, 'notes/pg')
+      const b = connectProvider(started.urls.get('cli-pg-b') as string, 'notes/pg')
+      providers.push(a, b)
+      await Promise.all([waitSynced(a), waitSynced(b)])
+      a.doc.getText('t').insert(0, 'in postgres')
+      await waitForText(b.doc, t => t === 'in postgres', 'region b to see the edit')
+      // Each region's own schema holds the document: the local write in a, the replicated one in b.
+      const origins = await admin.query<{ schema: string, origin: string }>(
+        `SELECT 'georelay_cli_pg_a' AS schema, origin FROM georelay_cli_pg_a.log WHERE doc = 'notes/pg'
+         UNION ALL SELECT 'georelay_cli_pg_b', origin FROM georelay_cli_pg_b.log WHERE doc = 'notes/pg'`)
+      expect(new Set(origins.rows.map(r => `${r.schema}:${r.origin}`))).toEqual(new Set(['georelay_cli_pg_a:', 'georelay_cli_pg_b:cli-pg-a']))
+      const exited = nextEvent<[number | null]>(started.child, 'exit', { what: 'the cluster to drain and exit' })
+      started.child.kill('SIGTERM')
+      expect((await exited)[0]).toBe(0)
+    } finally {
+      for (const schema of schemas) await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
+      await admin.end()
+    }
+  })
+
+  it('refuses --store postgres without a database, saying how to name one', async () => {
+    const { code, stderr } = await run(['cluster', '--store', 'postgres'])
+    expect(code).toBe(2)
+    expect(stderr).toMatch(/--store postgres needs --postgres-url postgres:\/\/USER:PASSWORD@HOST:PORT\/DB \(or GEORELAY_POSTGRES_URL\)/)
   })
 
   it('refuses bad flags with exit code 2 and says what is wrong', async () => {

@@ -70,7 +70,7 @@ describe('parseRelayConfig', () => {
       namespaces: [],
       // One update as large as a document may be fits in a message, with room for its framing.
       limits: { maxMessageBytes: 64 * 1024 * 1024 + 64 * 1024, ...DEFAULT_LIMITS },
-      storage: { compactAfterUpdates: 500, compactAfterBytes: 1024 * 1024, synchronous: 'full' },
+      storage: { compactAfterUpdates: 500, compactAfterBytes: 1024 * 1024, synchronous: 'full', postgres: { schema: 'georelay', poolSize: 10, statementTimeoutMs: 10_000 } },
       replication: { batchWindowMs: 5, heartbeatMs: 1000, linkTimeoutMs: 3000, compress: true },
       fanoutWindowMs: 5,
       idleReleaseMs: 30_000,
@@ -122,7 +122,10 @@ describe('parseRelayConfig', () => {
         throttledCloseAfterMs: 500,
         presence: { perClient: 1, perDocument: 10, stateBytes: 100 },
       },
-      storage: { compactAfterUpdates: 10, compactAfterBytes: 4096, synchronous: 'normal' as const },
+      storage: {
+        compactAfterUpdates: 10, compactAfterBytes: 4096, synchronous: 'normal' as const,
+        postgres: { url: 'postgres://u:p@127.0.0.1:5432/db', schema: 'georelay_eu', poolSize: 3, statementTimeoutMs: 500 },
+      },
       replication: { batchWindowMs: 0, heartbeatMs: 100, linkTimeoutMs: 500, compress: false },
       fanoutWindowMs: 0,
       idleReleaseMs: 0,
@@ -142,7 +145,7 @@ describe('parseRelayConfig', () => {
     ['listen.port', 'that is a fraction', { region: 'x', listen: { port: 1.5 } }, /integer/],
     ['listen.host', 'that is empty', { region: 'x', listen: { host: '' } }, /at least 1/],
     ['publicUrl', 'that is http', { region: 'x', publicUrl: 'http://example.com' }, /ws:\/\/ or wss:\/\/ URL/],
-    ['store', 'that does not exist', { region: 'x', store: 'postgres' }, /'sqlite' \| 'memory'/],
+    ['store', 'that does not exist', { region: 'x', store: 'mongodb' }, /'sqlite' \| 'postgres' \| 'memory'/],
     ['peers.0.url', 'that is https', { region: 'x', meshSecret: S32, peers: [{ region: 'y', url: 'https://y.example.com' }] }, /ws:\/\/ or wss:\/\/ URL/],
     ['peers.1.region', 'that is no region name', { region: 'x', meshSecret: S32, peers: [{ region: 'y', url: 'ws://y' }, { region: 'Z!', url: 'ws://z' }] }, /lowercase/],
     ['limits.maxMessageBytes', 'below 1 KiB', { region: 'x', limits: { maxMessageBytes: 10 } }, /greater than or equal to 1024/],
@@ -373,6 +376,30 @@ describe('loadRelayConfig', () => {
   it('refuses a --peer flag without "=" even when the file is fine', () => {
     const file = writeFile('ok.json', JSON.stringify({ region: 'x' }))
     expect(problemAt(() => loadRelayConfig({ file, env: {}, flags: { peer: ['us-east'] } }), 'peers').message).toMatch(/not REGION=URL/)
+  })
+})
+
+describe('the Postgres store', () => {
+  const URL = 'postgres://georelay:s3cret-pw@db.internal:5432/georelay'
+
+  it('is named by --postgres-url or GEORELAY_POSTGRES_URL, the flag winning, keeping the file\'s other postgres fields', () => {
+    const base = { region: 'eu-west', store: 'postgres', storage: { postgres: { poolSize: 4 } } }
+    const fromEnv = applyOverrides(base, overridesFromEnv({ GEORELAY_POSTGRES_URL: URL }))
+    expect(parseRelayConfig(fromEnv).storage.postgres).toEqual({ url: URL, schema: 'georelay', poolSize: 4, statementTimeoutMs: 10_000 })
+    const flagged = applyOverrides(fromEnv, { 'postgres-url': 'postgres://other@127.0.0.1/x' })
+    expect(parseRelayConfig(flagged).storage.postgres.url).toBe('postgres://other@127.0.0.1/x')
+  })
+
+  it('needs a URL, says where to give one, and refuses what is not a postgres:// URL or a schema name', () => {
+    expect(problemAt(() => parseRelayConfig({ region: 'eu-west', store: 'postgres' }), 'storage.postgres.url').message).toMatch(/GEORELAY_POSTGRES_URL/)
+    expect(problemAt(() => parseRelayConfig({ region: 'eu-west', store: 'postgres', storage: { postgres: { url: 'mysql://x@y/z' } } }), 'storage.postgres.url').message).toMatch(/postgres:\/\/ URL/)
+    expect(problemAt(() => parseRelayConfig({ region: 'eu-west', store: 'postgres', storage: { postgres: { url: URL, schema: 'Bad-Name' } } }), 'storage.postgres.schema').message).toMatch(/SQL identifier/)
+  })
+
+  it('never repeats the URL (or its password) in a configuration error', () => {
+    const err = errorOf(() => parseRelayConfig({ region: 'eu-west', store: 'postgres', storage: { postgres: { url: URL, poolSize: 0 } } }))
+    expect(err.problems.map(p => p.path)).toEqual(['storage.postgres.poolSize'])
+    expect(err.message).not.toContain('s3cret-pw')
   })
 })
 

@@ -1,6 +1,7 @@
 /**
- * Durable ack: an SDK session writing at a fixed rate to a relay process with the SQLite store,
- * and the time from each edit to its `local` acknowledgement (durable on the relay's disk).
+ * Durable ack: an SDK session writing at a fixed rate to a relay process with the SQLite store
+ * (or the Postgres store, with `postgresUrl`), and the time from each edit to its `local`
+ * acknowledgement (committed on the relay's disk, or in the database).
  */
 import fs from 'node:fs'
 import os from 'node:os'
@@ -20,6 +21,7 @@ export interface DurableAckOptions {
 }
 
 export interface DurableAckResult {
+  store: 'sqlite' | 'postgres'
   /** This disk's floor: a 100-byte write + fsync, timed alone, just before the run. */
   fsyncMs: Distribution
   writes: number
@@ -54,6 +56,7 @@ export const runDurableAck = async (
   start: StartContenderOptions = {},
 ): Promise<DurableAckResult> => {
   const fsyncMs = probeFsync()
+  const store = start.postgresUrl === undefined ? 'sqlite' as const : 'postgres' as const
   const relay = await startContender('georelay', start)
   const client = new GeoClient({ regions: [{ name: 'bench', url: relay.url }], probeIntervalMs: 0 })
   const doc = new Y.Doc()
@@ -92,6 +95,7 @@ export const runDurableAck = async (
     const wall = (performance.now() - start) / 1000
     await session.flush(30_000)
     return {
+      store,
       fsyncMs,
       writes: total,
       achievedRate: total / wall,
@@ -100,6 +104,7 @@ export const runDurableAck = async (
     }
   } catch (err) {
     return {
+      store,
       fsyncMs,
       writes: acked,
       achievedRate: 0,

@@ -3,7 +3,7 @@
  */
 import { parseArgs } from 'node:util'
 import { isRegionName } from '@georelay/core'
-import { ConfigError, type ConfigOverrides, MIN_SECRET_BYTES, dataDirOf, loadRelayConfig } from '../config/index.js'
+import { ConfigError, type ConfigOverrides, MIN_SECRET_BYTES, loadRelayConfig } from '../config/index.js'
 import { type Logger, stderrLogger, type LogLevel } from '../observability/index.js'
 import { Relay } from '../server/index.js'
 
@@ -24,7 +24,8 @@ export interface ClusterPackage {
       basePort: number
       host: string
       dataDir: string
-      store: 'sqlite' | 'memory'
+      store: 'sqlite' | 'postgres' | 'memory'
+      postgresUrl?: string
       latency: Record<string, number>
       meshSecret?: string
       logger: Logger
@@ -57,7 +58,11 @@ georelay relay
   --host HOST          address to listen on (default 127.0.0.1)   GEORELAY_HOST
   --port PORT          port to listen on (default 4001; 0 = any)  GEORELAY_PORT
   --data DIR           data directory (default ./data/<region>)   GEORELAY_DATA
-  --store KIND         sqlite (default, durable) or memory        GEORELAY_STORE
+  --store KIND         sqlite (default, durable), postgres        GEORELAY_STORE
+                       (durable, shared) or memory (forgets on exit)
+  --postgres-url URL   the database of store postgres:            GEORELAY_POSTGRES_URL
+                       postgres://USER:PASSWORD@HOST:PORT/DB (prefer
+                       the environment variable: ps shows flags)
   --public-url URL     URL that clients and peers use to reach it GEORELAY_PUBLIC_URL
   --peer REGION=URL    a peer region's relay; repeat per peer     GEORELAY_PEERS (comma-separated)
   --mesh-secret-file FILE  file holding the mesh secret          GEORELAY_MESH_SECRET_FILE
@@ -85,7 +90,9 @@ georelay cluster
   --base-port PORT     first relay's port, the others follow (default 4001; 0 = any)
   --host HOST          address to listen on (default 127.0.0.1)
   --data DIR           data directory; region R uses DIR/R (default ./data/cluster)
-  --store KIND         sqlite (default) or memory
+  --store KIND         sqlite (default), postgres or memory
+  --postgres-url URL   with --store postgres: one database for all regions,
+                       region R in schema georelay_R (dashes as _)   GEORELAY_POSTGRES_URL
   --latency A:B=MS     one-way delay between two regions; repeatable
   --mesh-secret SECRET mesh secret (default: random for this run)
   --log-level LEVEL    debug, info, warn (default) or error
@@ -143,6 +150,7 @@ const runRelay = async (args: string[]): Promise<number> => {
         'mesh-secret-file': { type: 'string' },
         anonymous: { type: 'string' },
         synchronous: { type: 'string' },
+        'postgres-url': { type: 'string' },
         'log-level': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -181,8 +189,7 @@ const runRelay = async (args: string[]): Promise<number> => {
     process.stderr.write(`georelay: the relay could not start (${(err as Error).message})${hint}\n`)
     return 1
   }
-  const where = config.store === 'sqlite' ? `sqlite ${dataDirOf(config)}` : 'memory (not durable)'
-  process.stdout.write(`georelay relay ${config.region} listening on ${relay.url} (store: ${where})\n`)
+  process.stdout.write(`georelay relay ${config.region} listening on ${relay.url} (store: ${relay.storeLocation})\n`)
   return untilSignal('drain', () => relay.close(), signal => logger.log('info', 'draining', { signal }))
 }
 
@@ -213,6 +220,7 @@ const runCluster = async (args: string[]): Promise<number> => {
         host: { type: 'string', default: '127.0.0.1' },
         data: { type: 'string', default: 'data/cluster' },
         store: { type: 'string', default: 'sqlite' },
+        'postgres-url': { type: 'string' },
         latency: { type: 'string', multiple: true },
         'mesh-secret': { type: 'string' },
         'log-level': { type: 'string', default: 'warn' },
@@ -231,7 +239,9 @@ const runCluster = async (args: string[]): Promise<number> => {
   const bad = regions.find(r => !isRegionName(r))
   if (bad !== undefined) return usage(`--regions: "${bad}" is not a region name (lowercase letters, digits and dashes)`)
   if (!/^\d+$/.test(v['base-port']) || Number(v['base-port']) + regions.length - 1 > 65535) return usage(`--base-port must be a port number, not "${v['base-port']}"`)
-  if (v.store !== 'sqlite' && v.store !== 'memory') return usage(`--store must be sqlite or memory, not "${v.store}"`)
+  if (v.store !== 'sqlite' && v.store !== 'postgres' && v.store !== 'memory') return usage(`--store must be sqlite, postgres or memory, not "${v.store}"`)
+  const postgresUrl = v['postgres-url'] ?? process.env.GEORELAY_POSTGRES_URL
+  if (v.store === 'postgres' && postgresUrl === undefined) return usage('--store postgres needs --postgres-url postgres://USER:PASSWORD@HOST:PORT/DB (or GEORELAY_POSTGRES_URL)')
   if (!LOG_LEVELS.has(v['log-level'])) return usage(`--log-level must be debug, info, warn or error, not "${v['log-level']}"`)
   const secret = v['mesh-secret']
   if (secret !== undefined && Buffer.byteLength(secret) < MIN_SECRET_BYTES) return usage(`--mesh-secret must be at least ${MIN_SECRET_BYTES} bytes (openssl rand -hex 32)`)
@@ -251,6 +261,7 @@ const runCluster = async (args: string[]): Promise<number> => {
       host: v.host,
       dataDir: v.data,
       store: v.store,
+      ...(v.store === 'postgres' && postgresUrl !== undefined ? { postgresUrl } : {}),
       latency,
       ...(v['mesh-secret'] === undefined ? {} : { meshSecret: v['mesh-secret'] }),
       logger: stderrLogger(v['log-level'] as LogLevel),
@@ -261,7 +272,7 @@ const runCluster = async (args: string[]): Promise<number> => {
     process.stderr.write(`georelay: the cluster could not start (${(err as Error).message})${hint}\n`)
     return 1
   }
-  const lines = [`georelay cluster: ${regions.length} regions (store: ${v.store}${v.store === 'sqlite' ? ` in ${v.data}` : ''})`, ...cluster.describe()]
+  const lines = [`georelay cluster: ${regions.length} regions (store: ${v.store}${v.store === 'sqlite' ? ` in ${v.data}` : v.store === 'postgres' ? ', one schema per region' : ''})`, ...cluster.describe()]
   lines.push('Stop with Ctrl-C.')
   process.stdout.write(lines.join('\n') + '\n')
   return untilSignal('cluster shutdown', () => cluster.close())

@@ -19,6 +19,9 @@ export const describeFailure = (err: unknown): Failure => {
   if (err instanceof StoreError && err.code === 'ERR_STORE_FULL') {
     return { code: CloseCode.InternalError, reason: 'the relay\'s disk is full: your update is not stored; your client keeps it, retry later', metric: err.code, level: 'error' }
   }
+  if (err instanceof StoreError && err.code === 'ERR_STORE_UNAVAILABLE') {
+    return { code: CloseCode.InternalError, reason: 'the relay\'s database does not answer: your update is not stored; your client keeps it and retries', metric: err.code, level: 'error' }
+  }
   if (err instanceof StoreError) {
     return { code: CloseCode.InternalError, reason: `the relay could not store your update (${err.code}); your client keeps it, reconnect later`, metric: err.code, level: 'error' }
   }

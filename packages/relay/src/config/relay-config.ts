@@ -29,8 +29,11 @@ export const relayConfigSchema = z.object({
   publicUrl: wsUrl.optional(),
   /** Where the embedded store keeps its file; defaults to ./data/<region>. */
   dataDir: z.string().min(1).optional(),
-  /** `sqlite` (durable, the default) or `memory` (forgets everything on exit). */
-  store: z.enum(['sqlite', 'memory']).default('sqlite'),
+  /**
+   * `sqlite` (durable, the default: one file in dataDir), `postgres` (durable, in the database
+   * `storage.postgres.url` names) or `memory` (forgets everything on exit).
+   */
+  store: z.enum(['sqlite', 'postgres', 'memory']).default('sqlite'),
   peers: z.array(z.object({
     region: regionName,
     /** Where this relay dials the peer. */
@@ -103,6 +106,17 @@ export const relayConfigSchema = z.object({
      * `normal` after the WAL write (survives kill -9 of the relay, not the machine going down).
      */
     synchronous: z.enum(['full', 'normal']).default('full'),
+    /** The Postgres store (store: postgres); see packages/store-postgres/README.md. */
+    postgres: z.object({
+      /** postgres://user:password@host:port/database; prefer GEORELAY_POSTGRES_URL to a file or flag. */
+      url: z.string().regex(/^postgres(ql)?:\/\/\S+$/, 'must be a postgres:// URL, like "postgres://georelay:PASSWORD@127.0.0.1:5432/georelay"').optional(),
+      /** The schema holding this region's tables: regions sharing one database need one each. */
+      schema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lower-case SQL identifier (letters, digits, _), like "georelay_eu_west"').default('georelay'),
+      /** Connections the relay keeps open. */
+      poolSize: z.number().int().min(1).max(1000).default(10),
+      /** A statement running longer than this is cancelled and the write refused (the client retries). */
+      statementTimeoutMs: z.number().int().min(100).default(10_000),
+    }).strict().default({}),
   }).strict().default({}),
   replication: z.object({
     /** How long updates gather before a batch leaves for a peer. */
@@ -204,6 +218,9 @@ export const parseRelayConfig = (input: unknown, source = 'configuration'): Rela
     if (!(err instanceof PolicyError)) throw err
     problems.push(...err.problems.map(p => ({ ...p, message: `${p.message} (regions are this relay's and its peers')` })))
   }
+  if (config.store === 'postgres' && config.storage.postgres.url === undefined) {
+    problems.push({ path: 'storage.postgres.url', message: 'store is postgres but no database is named: set GEORELAY_POSTGRES_URL (or --postgres-url, or storage.postgres.url)' })
+  }
   if (config.replication.linkTimeoutMs <= config.replication.heartbeatMs) {
     problems.push({ path: 'replication.linkTimeoutMs', message: 'must be longer than replication.heartbeatMs, or healthy links would time out' })
   }
@@ -237,6 +254,7 @@ export interface ConfigOverrides {
   anonymous?: string
   synchronous?: string
   'mesh-secret-file'?: string
+  'postgres-url'?: string
   peer?: string[]
 }
 
@@ -261,7 +279,12 @@ export const applyOverrides = (base: Record<string, unknown>, o: ConfigOverrides
   if (o['public-url'] !== undefined) out.publicUrl = o['public-url']
   if (o['mesh-secret'] !== undefined) out.meshSecret = o['mesh-secret']
   if (o['mesh-secret-file'] !== undefined) out.meshSecretFile = o['mesh-secret-file']
-  if (o.synchronous !== undefined) out.storage = { ...(typeof base.storage === 'object' && base.storage !== null ? base.storage as Record<string, unknown> : {}), synchronous: o.synchronous }
+  const storage = { ...(typeof base.storage === 'object' && base.storage !== null ? base.storage as Record<string, unknown> : {}) }
+  if (o.synchronous !== undefined) out.storage = Object.assign(storage, { synchronous: o.synchronous })
+  if (o['postgres-url'] !== undefined) {
+    const postgres = typeof storage.postgres === 'object' && storage.postgres !== null ? storage.postgres as Record<string, unknown> : {}
+    out.storage = Object.assign(storage, { postgres: { ...postgres, url: o['postgres-url'] } })
+  }
   if (o.anonymous !== undefined) out.auth = { ...(typeof base.auth === 'object' && base.auth !== null ? base.auth as Record<string, unknown> : {}), anonymous: o.anonymous }
   if (o.peer !== undefined && o.peer.length > 0) out.peers = o.peer.map(parsePeer)
   return out
@@ -283,6 +306,7 @@ export const overridesFromEnv = (env: NodeJS.ProcessEnv): ConfigOverrides => {
   take('mesh-secret-file', 'GEORELAY_MESH_SECRET_FILE')
   take('anonymous', 'GEORELAY_ANONYMOUS')
   take('synchronous', 'GEORELAY_SYNCHRONOUS')
+  take('postgres-url', 'GEORELAY_POSTGRES_URL')
   if (env.GEORELAY_PEERS) o.peer = env.GEORELAY_PEERS.split(',').map(s => s.trim()).filter(Boolean)
   return o
 }

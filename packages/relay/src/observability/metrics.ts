@@ -4,7 +4,8 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 
-export const createRelayMetrics = (region: string) => {
+/** `storeAvailable` is read at each scrape: the store knows best whether its database answers. */
+export const createRelayMetrics = (region: string, storeAvailable: () => boolean = () => true) => {
   const registry = new Registry()
   registry.setDefaultLabels({ region })
   collectDefaultMetrics({ register: registry, prefix: 'georelay_' })
@@ -42,6 +43,12 @@ export const createRelayMetrics = (region: string) => {
     receivingBytes: new Gauge({ name: 'georelay_receiving_bytes', help: 'Bytes of large messages still arriving, drawn from limits.maxReceivingBytes', registers }),
     receiveWaits: new Gauge({ name: 'georelay_receive_waiting_sockets', help: 'Sockets not read while limits.maxReceivingBytes is spent', registers }),
     storeErrors: new Counter({ name: 'georelay_store_errors_total', help: 'Store operations that failed', labelNames: ['op'] as const, registers }),
+    storeAvailable: new Gauge({
+      name: 'georelay_store_available',
+      help: '1 while the store answers; 0 while its database is unreachable and writes are refused',
+      registers,
+      collect () { this.set(storeAvailable() ? 1 : 0) },
+    }),
   }
   // Present from the start, so that an alert on "no clients" has a sample to look at.
   metrics.connections.set({ endpoint: 'y-websocket' }, 0)

@@ -29,7 +29,8 @@ export interface HttpOptions {
 }
 
 export interface HttpContext {
-  ready(): boolean
+  /** Null when ready, otherwise the reason it is not. */
+  ready(): string | null
   registry: Registry
   regions(): RegionInfo
   http: HttpOptions
@@ -64,10 +65,12 @@ export const handleHttp = async (ctx: HttpContext, req: IncomingMessage, res: Se
   switch (path) {
     case '/healthz':
       return send(200, 'text/plain; charset=utf-8', 'ok\n')
-    case '/readyz':
-      return ctx.ready()
+    case '/readyz': {
+      const notReady = ctx.ready()
+      return notReady === null
         ? send(200, 'text/plain; charset=utf-8', 'ready\n')
-        : send(503, 'text/plain; charset=utf-8', 'not ready: the relay is starting or draining\n')
+        : send(503, 'text/plain; charset=utf-8', `not ready: ${notReady}\n`)
+    }
     case '/metrics':
       return send(200, ctx.registry.contentType, await ctx.registry.metrics())
     case '/v1/regions': {

@@ -7,16 +7,16 @@ import { EventEmitter } from 'node:events'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Registry } from 'prom-client'
-import { type DocStore, MemoryStore } from '@georelay/core'
-import { SqliteStore } from '@georelay/store-sqlite'
+import type { DocStore } from '@georelay/core'
 import { Authenticator } from '../auth/index.js'
-import { type RelayConfig, dataDirOf } from '../config/index.js'
+import type { RelayConfig } from '../config/index.js'
 import { DocRegistry, type SessionPlacement } from '../docs/index.js'
 import { Mesh, type PeerInfo } from '../mesh/index.js'
 import { type Logger, type RelayMetrics, createRelayMetrics, stderrLogger, throttledLogger } from '../observability/index.js'
 import { Placement } from '../placement/index.js'
 import { ReplicationLog, WriteAcks } from '../replication/index.js'
 import { type RegionInfo, handleHttp } from './http-endpoints.js'
+import { openStore } from './open-store.js'
 import { UpgradeRouter, peerMaxPayload } from './upgrades.js'
 
 export interface RelayOptions {
@@ -33,6 +33,8 @@ export interface RelayEvents {
   loaded: [docName: string]
   /** An idle document was released from memory. */
   released: [docName: string]
+  /** The store's database stopped (false) or started again (true) answering. */
+  store: [available: boolean]
 }
 
 /** A request's path without its query (which may hold a token), for logs. */
@@ -47,6 +49,7 @@ export class Relay extends EventEmitter<RelayEvents> {
   private readonly placement: Placement
   private readonly documents: DocRegistry
   private readonly upgrades: UpgradeRouter
+  private location = 'given by the caller'
   private boundPort = 0
   private draining = false
   private closing: Promise<void> | null = null
@@ -59,7 +62,7 @@ export class Relay extends EventEmitter<RelayEvents> {
     private readonly server: http.Server,
   ) {
     super()
-    this.counters = createRelayMetrics(config.region)
+    this.counters = createRelayMetrics(config.region, () => store.available !== false)
     this.metrics = this.counters.registry
     const metrics = this.counters
     this.placement = new Placement(
@@ -133,16 +136,24 @@ export class Relay extends EventEmitter<RelayEvents> {
   }
 
   static async start ({ config, store, logger = stderrLogger() }: RelayOptions): Promise<Relay> {
-    const compaction = { updates: config.storage.compactAfterUpdates, bytes: config.storage.compactAfterBytes }
-    const onCompactionError = (doc: string, err: unknown): void =>
-      logger.log('error', 'compaction failed; the log is kept and compaction retried later', { doc, error: (err as Error).message })
-    const docStore = store ?? (config.store === 'memory'
-      ? new MemoryStore({ compaction, onCompactionError })
-      : new SqliteStore(dataDirOf(config), { compaction, onCompactionError, synchronous: config.storage.synchronous }))
+    // The relay does not exist yet while the store opens; availability changes reach it once it does.
+    let relayOf: () => Relay | undefined = () => undefined
+    const opened = store === undefined
+      ? await openStore(config, logger, available => relayOf()?.emit('store', available))
+      : { store, where: 'given by the caller' }
+    const docStore = opened.store
     const server = http.createServer()
     // A relay without peers has no replication lag to report, so it keeps no write times.
-    const log = await ReplicationLog.open(config.region, docStore, { trackLag: config.peers.length > 0 })
+    let log: ReplicationLog
+    try {
+      log = await ReplicationLog.open(config.region, docStore, { trackLag: config.peers.length > 0 })
+    } catch (err) {
+      await docStore.close().catch(() => {})
+      throw err
+    }
     const relay = new Relay(config, docStore, log, logger, server)
+    relay.location = opened.where
+    relayOf = () => relay
     server.on('request', (req, res) => {
       handleHttp(relay.httpContext(), req, res).catch(err => {
         logger.log('error', 'http handler failed', { path: pathOf(req.url), error: (err as Error).message })
@@ -166,7 +177,7 @@ export class Relay extends EventEmitter<RelayEvents> {
       throw err
     }
     relay.boundPort = (server.address() as AddressInfo).port
-    logger.log('info', 'relay listening', { region: config.region, url: relay.url, store: config.store, peers: config.peers.length })
+    logger.log('info', 'relay listening', { region: config.region, url: relay.url, store: opened.where, peers: config.peers.length })
     if (config.auth.anonymous === 'none' && config.auth.jwtSecret === undefined && config.auth.jwksFile === undefined) {
       logger.log('warn', 'no client can connect: anonymous access is none and no token keys are set. Set auth.jwtSecret or auth.jwksFile, or --anonymous rw for open access', {})
     } else if (config.auth.anonymous !== 'none' && !['127.0.0.1', '::1', 'localhost'].includes(config.listen.host)) {
@@ -194,6 +205,11 @@ export class Relay extends EventEmitter<RelayEvents> {
 
   get publicUrl (): string {
     return this.config.publicUrl ?? this.url
+  }
+
+  /** Where the data is, fit to print: a path, a database URL without its password, or memory. */
+  get storeLocation (): string {
+    return this.location
   }
 
   /** Number of documents held in memory. */
@@ -268,9 +284,16 @@ export class Relay extends EventEmitter<RelayEvents> {
     this.logger.log('info', 'relay stopped', { region: this.config.region })
   }
 
+  /** Null when ready; otherwise why not, for /readyz. */
+  private readiness (): string | null {
+    if (this.draining) return 'the relay is draining'
+    if (this.store.available === false) return 'the store does not answer: writes are refused until it does'
+    return null
+  }
+
   private httpContext () {
     return {
-      ready: () => !this.draining,
+      ready: () => this.readiness(),
       registry: this.metrics,
       regions: () => this.regionInfo(),
       http: this.config.http,
