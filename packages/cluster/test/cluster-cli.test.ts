@@ -49,6 +49,13 @@ const startCluster = (args: string[]): Promise<Started> => new Promise((resolve,
   child.once('exit', code => reject(new Error(`georelay cluster exited (${code}) before printing its regions:\n${stdout}${stderr}`)))
 })
 
+/** SIGTERM, and the exit code once the cluster drained. */
+const drain = async ({ child }: Started): Promise<number | null> => {
+  const exited = nextEvent<[number | null]>(child, 'exit', { what: 'the cluster to drain and exit' })
+  child.kill('SIGTERM')
+  return (await exited)[0]
+}
+
 describe('georelay cluster', () => {
   let started: Started | null = null
   const providers: WebsocketProvider[] = []
@@ -76,10 +83,7 @@ describe('georelay cluster', () => {
 
     const regions = await (await fetch(`${(started.urls.get('eu-west') as string).replace('ws:', 'http:')}/v1/regions`)).json() as { peers: { region: string }[] }
     expect(regions.peers.map(p => p.region).sort()).toEqual(['ap-south', 'us-east'])
-    const { child } = started
-    const exited = nextEvent<[number | null]>(child, 'exit', { what: 'the cluster to drain and exit' })
-    child.kill('SIGTERM')
-    expect((await exited)[0]).toBe(0)
+    expect(await drain(started)).toBe(0)
   })
 
   it('--store postgres keeps each region in a schema of its own in one database', async () => {
@@ -103,9 +107,7 @@ describe('georelay cluster', () => {
         `SELECT 'georelay_cli_pg_a' AS schema, origin FROM georelay_cli_pg_a.log WHERE doc = 'notes/pg'
          UNION ALL SELECT 'georelay_cli_pg_b', origin FROM georelay_cli_pg_b.log WHERE doc = 'notes/pg'`)
       expect(new Set(origins.rows.map(r => `${r.schema}:${r.origin}`))).toEqual(new Set(['georelay_cli_pg_a:', 'georelay_cli_pg_b:cli-pg-a']))
-      const exited = nextEvent<[number | null]>(started.child, 'exit', { what: 'the cluster to drain and exit' })
-      started.child.kill('SIGTERM')
-      expect((await exited)[0]).toBe(0)
+      expect(await drain(started)).toBe(0)
     } finally {
       for (const schema of schemas) await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
       await admin.end()
