@@ -26,4 +26,8 @@ export default {
   globalTeardown: '<rootDir>/packages/testkit/jest/global-teardown.js',
   projects: [...packages.map(name => project(name)), project('examples', 'examples/*')],
   testTimeout: 30_000,
+  // A handle left open after the last test (a socket's keep-alive, a child's pipe) must never hold
+  // the run, or CI: every test has asserted by then, and jest says which suite leaked with
+  // --detectOpenHandles.
+  forceExit: true,
 }

@@ -33,6 +33,8 @@ export interface PostgresServer {
 
 export const POSTGRES_URL_ENV = 'GEORELAY_TEST_POSTGRES_URL'
 
+const SHUTDOWN_GRACE_MS = 10_000
+
 /** The directory of Debian's PostgreSQL binaries (the newest installed), or an error that says how to get them. */
 export const postgresBinDir = (): string => {
   const root = '/usr/lib/postgresql'
@@ -74,6 +76,9 @@ const waitReady = (child: ChildProcess, timeoutMs: number): Promise<void> => new
     clearTimeout(timer)
     child.stderr?.off('data', onData)
     child.off('exit', onExit)
+    // Keep draining the server's log: with nobody reading, a full pipe (64 KiB of statement
+    // errors over a whole `npm test`) blocks every backend that writes to it, and the run hangs.
+    child.stderr?.resume()
   }
   child.stderr?.on('data', onData)
   child.once('exit', onExit)
@@ -102,11 +107,17 @@ export const startPostgres = async ({ timeoutMs = 30_000 }: { timeoutMs?: number
     child = started
     await waitReady(started, timeoutMs)
   }
+  // A fast shutdown waits for backends to die; one stuck must not hold the test run, so after
+  // SHUTDOWN_GRACE_MS the postmaster is killed (the data is temporary either way).
   const exited = (signal: NodeJS.Signals): Promise<void> => new Promise(resolve => {
     const running = child
     child = null
     if (running === null || running.exitCode !== null || running.signalCode !== null) return resolve()
-    running.once('exit', () => resolve())
+    const force = setTimeout(() => running.kill('SIGKILL'), SHUTDOWN_GRACE_MS)
+    running.once('exit', () => {
+      clearTimeout(force)
+      resolve()
+    })
     running.kill(signal)
   })
   await start()
