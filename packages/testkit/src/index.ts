@@ -12,4 +12,5 @@ export { capturedPayloads, decodeWsCapture, type CapturedMessage } from './ws-ca
 export { recordingSocket, type RecordingSocket } from './recording-socket.js'
 export { encodeClientFrame, rawWebSocket, type RawWebSocket } from './raw-websocket.js'
 export { POSTGRES_URL_ENV, postgresBinDir, startPostgres, type PostgresServer } from './postgres-server.js'
+export { REDIS_SERVER_PATH, startRedis, type RedisServer } from './redis-server.js'
 export { testPostgresUrl, testSchema, type TestSchema } from './test-database.js'
