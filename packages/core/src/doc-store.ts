@@ -61,6 +61,23 @@ export interface StoredDoc {
   readonly log: readonly LogEntry[]
 }
 
+/** A log entry of some document, as a node of a region reads what the other nodes appended. */
+export interface DocEntry {
+  readonly docName: string
+  readonly seq: number
+  readonly update: Uint8Array
+}
+
+export interface SinceRead {
+  /** Entries of the asked documents numbered above each one's cursor, by increasing seq. */
+  readonly entries: readonly DocEntry[]
+  /**
+   * Asked documents whose snapshot folded entries numbered above their cursor: those entries
+   * left the log, so the reader must read the document whole (`read`) instead.
+   */
+  readonly folded: readonly string[]
+}
+
 export interface CompactionThresholds {
   /** Compact once a document's log holds this many updates… */
   readonly updates: number
@@ -106,6 +123,13 @@ export interface DocStore {
   readOrigin(origin: string, after: number, limit: number): Promise<OriginRead>
   /** Documents whose snapshot holds entries of `origin` numbered above `after`. */
   docsFoldedPast(origin: string, after: number): Promise<string[]>
+  /**
+   * For each document of `cursors`, its entries numbered above its cursor, whatever their
+   * origin: at most `limit` in all, by increasing seq (so each document's are a prefix of what
+   * it has), and the documents whose snapshot folded some, in one consistent view. How a node
+   * of a region follows what the region's other nodes write to a shared store.
+   */
+  readSince(cursors: ReadonlyMap<string, number>, limit: number): Promise<SinceRead>
   /** Per origin region, how far this store durably holds its entries (the receiver's cursors). */
   readHave(): Promise<Record<string, number>>
   /** Records that every entry of `origin` up to `seq` is durable here (never moves back). */

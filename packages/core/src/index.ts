@@ -7,7 +7,8 @@ export {
 } from './updates.js'
 export {
   DEFAULT_COMPACTION, LOCAL_ORIGIN, StoreError, storeClosed, type CompactionThresholds, type Origin, type OriginEntry,
-  type OriginRead, type DocStore, type LogEntry, type PendingAppend, type StoreErrorCode, type StoredDoc,
+  type OriginRead, type DocEntry, type SinceRead,
+  type DocStore, type LogEntry, type PendingAppend, type StoreErrorCode, type StoredDoc,
   type StoreOptions,
 } from './doc-store.js'
 export { CompactionScheduler } from './compaction-scheduler.js'

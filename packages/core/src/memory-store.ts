@@ -1,7 +1,7 @@
 import { CompactionScheduler } from './compaction-scheduler.js'
 import {
   DEFAULT_COMPACTION, LOCAL_ORIGIN, storeClosed, type DocStore, type LogEntry, type Origin, type OriginRead,
-  type StoreOptions, type StoredDoc,
+  type SinceRead, type StoreOptions, type StoredDoc,
 } from './doc-store.js'
 import { mergeUpdatesInBatches, yieldToEventLoop, type Yield } from './updates.js'
 
@@ -86,6 +86,18 @@ export class MemoryStore implements DocStore {
   async docsFoldedPast (origin: string, after: number): Promise<string[]> {
     if (this.closed) throw storeClosed()
     return [...this.snapshots].filter(([, s]) => (s.folded.get(origin) ?? 0) > after).map(([name]) => name)
+  }
+
+  async readSince (cursors: ReadonlyMap<string, number>, limit: number): Promise<SinceRead> {
+    if (this.closed) throw storeClosed()
+    const entries = this.log
+      .filter(e => cursors.has(e.docName) && e.seq > (cursors.get(e.docName) as number))
+      .slice(0, limit)
+      .map(e => ({ docName: e.docName, seq: e.seq, update: e.update }))
+    const folded = [...cursors]
+      .filter(([name, after]) => (this.snapshots.get(name)?.seq ?? 0) > after)
+      .map(([name]) => name)
+    return { entries, folded }
   }
 
   async readHave (): Promise<Record<string, number>> {

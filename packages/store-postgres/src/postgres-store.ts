@@ -16,8 +16,8 @@
 import pg from 'pg'
 import {
   CompactionScheduler, DEFAULT_COMPACTION, LOCAL_ORIGIN, StoreError, mergeUpdatesInBatches, storeClosed,
-  yieldToEventLoop, type DocStore, type LogEntry, type Origin, type OriginRead, type PendingAppend, type StoreOptions,
-  type StoredDoc, type Yield,
+  yieldToEventLoop, type DocStore, type LogEntry, type Origin, type OriginRead, type PendingAppend, type SinceRead,
+  type StoreOptions, type StoredDoc, type Yield,
 } from '@georelay/core'
 import { redactUrl } from './redact.js'
 import { migrate, quoteSchema } from './schema.js'
@@ -182,6 +182,23 @@ export class PostgresStore implements DocStore {
     if (this.closed) throw storeClosed()
     const result = await this.query<{ doc: string }>(`SELECT doc FROM ${this.s}.snapshots WHERE (folded ->> $1)::bigint > $2 ORDER BY doc`, [origin, after])
     return result.rows.map(row => row.doc)
+  }
+
+  async readSince (cursors: ReadonlyMap<string, number>, limit: number): Promise<SinceRead> {
+    if (this.closed) throw storeClosed()
+    if (cursors.size === 0) return { entries: [], folded: [] }
+    // One statement, so one view: entries (k 1) and folded documents (k 0, no data).
+    const result = await this.query<{ k: number, seq: number, doc: string, data: Buffer | null }>(
+      `WITH c AS (SELECT * FROM unnest($1::text[], $2::bigint[]) AS c(doc, after))
+       (SELECT 1 AS k, l.seq, l.doc, l.data FROM c JOIN ${this.s}.log l ON l.doc = c.doc AND l.seq > c.after ORDER BY l.seq LIMIT $3)
+       UNION ALL
+       SELECT 0, s.seq, s.doc, NULL FROM c JOIN ${this.s}.snapshots s ON s.doc = c.doc AND s.seq > c.after`,
+      [[...cursors.keys()], [...cursors.values()], Math.min(limit, Number.MAX_SAFE_INTEGER)])
+    const entries = result.rows.filter(row => row.k === 1).sort((a, b) => a.seq - b.seq)
+    return {
+      entries: entries.map(row => ({ docName: row.doc, seq: row.seq, update: bytes(row.data as Buffer) })),
+      folded: result.rows.filter(row => row.k === 0).map(row => row.doc),
+    }
   }
 
   async readHave (): Promise<Record<string, number>> {

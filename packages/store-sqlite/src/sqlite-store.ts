@@ -15,8 +15,8 @@ import path from 'node:path'
 import Database from 'better-sqlite3'
 import {
   CompactionScheduler, DEFAULT_COMPACTION, LOCAL_ORIGIN, StoreError, mergeUpdatesInBatches, storeClosed,
-  yieldToEventLoop, type DocStore, type LogEntry, type Origin, type OriginRead, type PendingAppend, type StoreOptions,
-  type StoredDoc, type Yield,
+  yieldToEventLoop, type DocStore, type LogEntry, type Origin, type OriginRead, type PendingAppend, type SinceRead,
+  type StoreOptions, type StoredDoc, type Yield,
 } from '@georelay/core'
 
 export interface SqliteStoreOptions extends StoreOptions {
@@ -102,6 +102,11 @@ export class SqliteStore implements DocStore {
       originAfter: this.db.prepare<[string, number, number], { origin_seq: number, doc: string, data: Uint8Array }>(
         // `origin <> ''` lets the planner use the partial index log_by_origin (else: a full scan and a sort).
         "SELECT origin_seq, doc, data FROM log WHERE origin = ? AND origin <> '' AND origin_seq > ? ORDER BY origin_seq LIMIT ?"),
+      // Cursors come as one JSON object {doc: seq}: any number of documents, one statement.
+      since: this.db.prepare<[string, number], { seq: number, doc: string, data: Uint8Array }>(
+        'SELECT l.seq, l.doc, l.data FROM json_each(?) AS c JOIN log l ON l.doc = c.key AND l.seq > c.value ORDER BY l.seq LIMIT ?'),
+      foldedSince: this.db.prepare<[string], { doc: string }>(
+        'SELECT s.doc FROM json_each(?) AS c JOIN snapshots s ON s.doc = c.key WHERE s.seq > c.value'),
       foldedOf: this.db.prepare<[string], { seq: number }>('SELECT seq FROM folded WHERE origin = ?'),
       raiseFolded: this.db.prepare<[string, number]>(
         'INSERT INTO folded (origin, seq) VALUES (?, ?) ON CONFLICT (origin) DO UPDATE SET seq = max(seq, excluded.seq)'),
@@ -171,6 +176,16 @@ export class SqliteStore implements DocStore {
   async docsFoldedPast (origin: string, after: number): Promise<string[]> {
     if (this.closed) throw storeClosed()
     return this.stmt.foldedPast.all(origin, after).map(row => row.doc)
+  }
+
+  async readSince (cursors: ReadonlyMap<string, number>, limit: number): Promise<SinceRead> {
+    if (this.closed) throw storeClosed()
+    const json = JSON.stringify(Object.fromEntries(cursors))
+    return this.db.transaction(() => ({
+      entries: this.stmt.since.all(json, Math.min(limit, Number.MAX_SAFE_INTEGER))
+        .map(row => ({ docName: row.doc, seq: row.seq, update: new Uint8Array(row.data) })),
+      folded: this.stmt.foldedSince.all(json).map(row => row.doc),
+    }))()
   }
 
   async readHave (): Promise<Record<string, number>> {

@@ -643,6 +643,54 @@ export const describeDocStore = (
     })
   })
 
+  describe('reading by document cursors (a node following its region)', () => {
+    it('returns the asked documents\' entries above each cursor, any origin, by seq, at most `limit`', async () => {
+      const store = await open()
+      const { updates } = typedUpdates(6)
+      type Six = [Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array]
+      const [u0, u1, u2, u3, u4, u5] = updates as Six
+      const a1 = await store.append('a', u0)
+      const b1 = await store.append('b', u1, { region: US, seq: 7 })
+      const a2 = await store.append('a', u2, { region: AP, seq: 3 })
+      const c1 = await store.append('c', u3)
+      const b2 = await store.append('b', u4)
+      const a3 = await store.append('a', u5)
+      const all = await store.readSince(new Map([['a', 0], ['b', b1], ['c', c1], ['unknown', 0]]), ALL)
+      expect(all).toEqual({
+        entries: [
+          { docName: 'a', seq: a1, update: u0 },
+          { docName: 'a', seq: a2, update: u2 },
+          { docName: 'b', seq: b2, update: u4 },
+          { docName: 'a', seq: a3, update: u5 },
+        ],
+        folded: [],
+      })
+      // A limit cuts by seq, so what each document gets is a prefix of what it has.
+      const two = await store.readSince(new Map([['a', a1], ['b', 0]]), 2)
+      expect(two.entries.map(e => e.seq)).toEqual([b1, a2])
+      expect(await store.readSince(new Map(), ALL)).toEqual({ entries: [], folded: [] })
+    })
+
+    it('names a document whose snapshot folded entries above its cursor, and still returns later entries', async () => {
+      const store = await open()
+      const { updates, doc } = typedUpdates(5)
+      const seqs: number[] = []
+      for (const update of updates.slice(0, 3)) seqs.push(await store.append('doc', update))
+      await store.compact('doc')
+      for (const update of updates.slice(3)) seqs.push(await store.append('doc', update))
+      const [s1, , s3, s4, s5] = seqs as [number, number, number, number, number]
+      const behind = await store.readSince(new Map([['doc', s1]]), ALL)
+      expect(behind.folded).toEqual(['doc'])
+      expect(behind.entries.map(e => e.seq)).toEqual([s4, s5])
+      // A reader that held everything up to the fold needs nothing whole.
+      expect(await store.readSince(new Map([['doc', s3]]), ALL))
+        .toMatchObject({ folded: [], entries: [{ seq: s4 }, { seq: s5 }] })
+      expect(await store.readSince(new Map([['doc', s5]]), ALL)).toEqual({ entries: [], folded: [] })
+      // What the reader is told to read whole, plus the entries, is the document.
+      expect(contentOf(await store.read('doc'))).toEqual(contentOfDoc(doc))
+    })
+  })
+
   if (options.persistent === true) {
     const reopen = (): Promise<DocStore> => {
       if (fixture?.reopen === undefined) throw new Error('a persistent store fixture must provide reopen()')
