@@ -521,9 +521,11 @@ export class WanSimulator extends EventEmitter<WanEvents> implements SimulatorCo
       for (const pipe of pipes) pipe.abandon()
       for (const socket of [client, upstream]) {
         if (!socket.closed) closing.push(new Promise(resolve => socket.once('close', resolve)))
-        // A reset, not a FIN: a half-open peer would otherwise keep its end open.
+        // A reset, not a FIN: a half-open peer would otherwise keep its end open. With both
+        // halves ended already ('closed') there is nothing to reset, and a reset while the FIN
+        // is still being written left the socket without a 'close' (close() then never ended).
         if (socket.destroyed) continue
-        if (socket.connecting) socket.destroy()
+        if (socket.connecting || socket.readyState === 'closed') socket.destroy()
         else socket.resetAndDestroy()
       }
     }
