@@ -167,25 +167,31 @@ describe('a relay on Postgres', () => {
       const writer: GeoSession = client.open('notes/kill', writerDoc)
       await writer.synced
       const items = writerDoc.getArray<number>('ids')
-      // One writer pushes ids without pause while flushes mark what the relay acknowledged.
+      // One writer pushes ids without pause while flushes mark what the relay acknowledged. The
+      // pushes are bounded and stop with the test whatever happens: left running after a failed
+      // flush, they would grow the document without end and starve every later test of CPU.
+      const MAX_IDS = 20_000
       let next = 0
       let acknowledged = 0
       let writing = true
       const pushing = (async () => {
-        while (writing) {
+        while (writing && next < MAX_IDS) {
           items.push([next++])
           await new Promise(resolve => setImmediate(resolve))
         }
       })()
-      while (acknowledged < 300) {
-        const upTo = next
-        await writer.flush(10_000)
-        acknowledged = upTo
+      try {
+        while (acknowledged < 300) {
+          const upTo = next
+          await writer.flush(20_000)
+          acknowledged = upTo
+        }
+        // Writes are in flight (some in a commit) when the relay dies.
+        expect(await first.kill9()).toBe('SIGKILL')
+      } finally {
+        writing = false
+        await pushing
       }
-      // Writes are in flight (some in a commit) when the relay dies.
-      expect(await first.kill9()).toBe('SIGKILL')
-      writing = false
-      await pushing
       // The writer must not resend what it kept: only the database may answer for the writes.
       await client.close()
 
