@@ -23,6 +23,9 @@ export {
   type RegionEndpoint,
 } from './mux-messages.js'
 export { FrameReader } from './frame-reader.js'
+export {
+  MAX_HINT_UPDATE_BYTES, NodeMessageType, decodeNodeMessage, encodeNodeMessage, nodeChannel, type NodeMessage,
+} from './node-messages.js'
 export { GlobError, MAX_GLOB_LENGTH, compileGlob, type Glob } from './glob.js'
 export { MAX_DOC_NAME_BYTES, RESERVED_NAMES, docNameProblem, isReservedName } from './doc-name.js'
 export {

@@ -1,0 +1,47 @@
+import { describe, expect, it } from '@jest/globals'
+import fc from 'fast-check'
+import { ProtocolError, decodeNodeMessage, encodeNodeMessage, nodeChannel, type NodeMessage } from '@georelay/core'
+
+const message: fc.Arbitrary<NodeMessage> = fc.oneof(
+  fc.record({
+    type: fc.constant('hint' as const),
+    node: fc.string(),
+    seq: fc.nat(),
+    update: fc.option(fc.uint8Array(), { nil: null }),
+  }),
+  fc.record({ type: fc.constant('awareness' as const), node: fc.string(), update: fc.uint8Array() }),
+)
+
+describe('node messages', () => {
+  it('decode what they encode (property)', () => {
+    fc.assert(fc.property(message, m => {
+      expect(decodeNodeMessage(encodeNodeMessage(m))).toEqual(m)
+    }))
+  })
+
+  it('tell a hint without its update from one with an empty update', () => {
+    const without = decodeNodeMessage(encodeNodeMessage({ type: 'hint', node: 'a1', seq: 7, update: null }))
+    const empty = decodeNodeMessage(encodeNodeMessage({ type: 'hint', node: 'a1', seq: 7, update: new Uint8Array() }))
+    expect(without).toMatchObject({ update: null })
+    expect(empty).toMatchObject({ update: new Uint8Array() })
+  })
+
+  it('refuse anything else with a ProtocolError, never another exception (property)', () => {
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 40 }), frame => {
+      try {
+        decodeNodeMessage(frame)
+      } catch (err) {
+        expect(err).toBeInstanceOf(ProtocolError)
+      }
+    }))
+    expect(() => decodeNodeMessage(new Uint8Array([9, 0]))).toThrow(/unknown type 9/)
+    expect(() => decodeNodeMessage(new Uint8Array([0, 0, 1, 2]))).toThrow(/update flag 2/)
+    const hint = encodeNodeMessage({ type: 'hint', node: 'a1', seq: 1, update: null })
+    expect(() => decodeNodeMessage(new Uint8Array([...hint, 0]))).toThrow(/1 bytes after the message/)
+  })
+
+  it('puts a region\'s document in a hash tag of its own', () => {
+    expect(nodeChannel('eu-west', 'notes/a')).toBe('georelay:{eu-west/notes/a}')
+    expect(nodeChannel('eu-west', 'a')).not.toBe(nodeChannel('us-east', 'a'))
+  })
+})
