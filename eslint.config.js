@@ -29,7 +29,7 @@ const PRIVATE = ['testkit', 'bench']
 /** packages/relay/src's folders, lowest first: each may import only from folders before it. */
 const RELAY_LAYERS = [
   'observability', 'config', 'auth', 'limits', 'placement', 'replication',
-  'docs', 'mesh', 'clients', 'server', 'cli',
+  'docs', 'region', 'mesh', 'clients', 'server', 'cli',
 ]
 
 const packageZones = Object.entries(PACKAGE_DEPS).map(([name, deps]) => ({

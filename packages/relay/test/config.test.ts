@@ -75,6 +75,7 @@ describe('parseRelayConfig', () => {
       fanoutWindowMs: 5,
       idleReleaseMs: 30_000,
       http: { regions: 'discovery', allowOrigins: ['*'] },
+      redis: { pollMs: 1000 },
     })
   })
 
@@ -130,6 +131,8 @@ describe('parseRelayConfig', () => {
       fanoutWindowMs: 0,
       idleReleaseMs: 0,
       http: { regions: 'full' as const, allowOrigins: ['https://app.example.com'], adminToken: 't'.repeat(32) },
+      node: 'us-east-1',
+      redis: { pollMs: 500 },
     }
     expect(parseRelayConfig(input)).toEqual(input)
   })
@@ -400,6 +403,40 @@ describe('the Postgres store', () => {
     const err = errorOf(() => parseRelayConfig({ region: 'eu-west', store: 'postgres', storage: { postgres: { url: URL, poolSize: 0 } } }))
     expect(err.problems.map(p => p.path)).toEqual(['storage.postgres.poolSize'])
     expect(err.message).not.toContain('s3cret-pw')
+  })
+})
+
+describe('a region of several nodes', () => {
+  const PG = { store: 'postgres', storage: { postgres: { url: 'postgres://u@127.0.0.1/db' } } }
+  const REDIS = 'redis://:hunter2-secret@127.0.0.1:6379'
+
+  it('takes --node and --redis-url, or GEORELAY_NODE and GEORELAY_REDIS_URL, keeping the file\'s other redis fields', () => {
+    const base = { region: 'eu-west', ...PG, redis: { pollMs: 300 } }
+    const fromEnv = parseRelayConfig(applyOverrides(base, overridesFromEnv({ GEORELAY_NODE: 'eu-west-1', GEORELAY_REDIS_URL: REDIS })))
+    expect(fromEnv).toMatchObject({ node: 'eu-west-1', redis: { url: REDIS, pollMs: 300 } })
+    const flagged = parseRelayConfig(applyOverrides(base, { node: 'eu-west-2', 'redis-url': 'redis://127.0.0.1:7000' }))
+    expect(flagged).toMatchObject({ node: 'eu-west-2', redis: { url: 'redis://127.0.0.1:7000', pollMs: 300 } })
+  })
+
+  it('refuses Redis without the shared Postgres store, and a named node on Postgres without Redis', () => {
+    expect(problemAt(() => parseRelayConfig({ region: 'eu-west', redis: { url: REDIS } }), 'redis.url').message)
+      .toMatch(/store is sqlite: set store postgres/)
+    expect(problemAt(() => parseRelayConfig({ region: 'eu-west', node: 'a1', ...PG }), 'redis.url').message)
+      .toMatch(/node "a1" is one of several nodes of region eu-west.*GEORELAY_REDIS_URL/)
+    // One relay on Postgres alone names no node and needs no Redis.
+    expect(parseRelayConfig({ region: 'eu-west', ...PG }).redis.url).toBeUndefined()
+  })
+
+  it('refuses what is not a node name or a redis:// URL, and peers until the mesh lease exists', () => {
+    expect(problemAt(() => parseRelayConfig({ region: 'eu-west', ...PG, node: 'a b' }), 'node').message).toMatch(/letters, digits/)
+    expect(problemAt(() => parseRelayConfig({ region: 'eu-west', ...PG, redis: { url: 'http://x' } }), 'redis.url').message).toMatch(/redis:\/\/ URL/)
+    const withPeers = { region: 'eu-west', ...PG, redis: { url: REDIS }, meshSecret: 's'.repeat(32), peers: [{ region: 'us-east', url: 'ws://127.0.0.1:4002' }] }
+    expect(problemAt(() => parseRelayConfig(withPeers), 'peers').message).toMatch(/does not take peers yet/)
+  })
+
+  it('never repeats the Redis URL (or its password) in a configuration error', () => {
+    const err = errorOf(() => parseRelayConfig({ region: 'eu-west', redis: { url: REDIS } }))
+    expect(err.message).not.toContain('hunter2-secret')
   })
 })
 

@@ -63,6 +63,11 @@ georelay relay
   --postgres-url URL   the database of store postgres:            GEORELAY_POSTGRES_URL
                        postgres://USER:PASSWORD@HOST:PORT/DB (prefer
                        the environment variable: ps shows flags)
+  --node NAME          this node's name in a region of several    GEORELAY_NODE
+                       nodes (default <hostname>-<pid>)
+  --redis-url URL      the Redis between the region's nodes       GEORELAY_REDIS_URL
+                       (needs --store postgres: hints only, the
+                       log in Postgres stays the truth)
   --public-url URL     URL that clients and peers use to reach it GEORELAY_PUBLIC_URL
   --peer REGION=URL    a peer region's relay; repeat per peer     GEORELAY_PEERS (comma-separated)
   --mesh-secret-file FILE  file holding the mesh secret          GEORELAY_MESH_SECRET_FILE
@@ -151,6 +156,8 @@ const runRelay = async (args: string[]): Promise<number> => {
         anonymous: { type: 'string' },
         synchronous: { type: 'string' },
         'postgres-url': { type: 'string' },
+        node: { type: 'string' },
+        'redis-url': { type: 'string' },
         'log-level': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },

@@ -34,6 +34,21 @@ export const relayConfigSchema = z.object({
    * `storage.postgres.url` names) or `memory` (forgets everything on exit).
    */
   store: z.enum(['sqlite', 'postgres', 'memory']).default('sqlite'),
+  /**
+   * This relay's name among the nodes of its region (a region of several nodes shares one
+   * Postgres store and one Redis); defaults to `<hostname>-<pid>`.
+   */
+  node: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'must be 1 to 64 letters, digits, ".", "_" or "-", like "eu-west-1"').optional(),
+  /** The Redis that carries hints and presence between the nodes of a region (docs/operations.md). */
+  redis: z.object({
+    /** redis://[user:password@]host:port[/db]; prefer GEORELAY_REDIS_URL to a file or flag. */
+    url: z.string().regex(/^rediss?:\/\/\S+$/, 'must be a redis:// URL, like "redis://127.0.0.1:6379"').optional(),
+    /**
+     * How often a node reads the shared log for its documents whether or not a hint came: the
+     * longest a lost hint can delay an update.
+     */
+    pollMs: z.number().int().min(50).max(60_000).default(1000),
+  }).strict().default({}),
   peers: z.array(z.object({
     region: regionName,
     /** Where this relay dials the peer. */
@@ -221,11 +236,31 @@ export const parseRelayConfig = (input: unknown, source = 'configuration'): Rela
   if (config.store === 'postgres' && config.storage.postgres.url === undefined) {
     problems.push({ path: 'storage.postgres.url', message: 'store is postgres but no database is named: set GEORELAY_POSTGRES_URL (or --postgres-url, or storage.postgres.url)' })
   }
+  problems.push(...nodeProblems(config))
   if (config.replication.linkTimeoutMs <= config.replication.heartbeatMs) {
     problems.push({ path: 'replication.linkTimeoutMs', message: 'must be longer than replication.heartbeatMs, or healthy links would time out' })
   }
   if (problems.length > 0) throw new ConfigError(problems, source)
   return config
+}
+
+/**
+ * Several nodes of a region need both the shared store and Redis. Redis without Postgres has
+ * no shared log to hint about; a node named as one of several on Postgres without Redis would
+ * never hear of its siblings' writes. (One relay on Postgres alone is fine: it names no node.)
+ */
+const nodeProblems = (config: RelayConfig): ConfigProblem[] => {
+  const problems: ConfigProblem[] = []
+  if (config.redis.url !== undefined && config.store !== 'postgres') {
+    problems.push({ path: 'redis.url', message: `Redis carries hints between nodes that share a Postgres store, and store is ${config.store}: set store postgres with storage.postgres.url (--store postgres --postgres-url URL), or drop redis.url` })
+  }
+  if (config.node !== undefined && config.store === 'postgres' && config.redis.url === undefined) {
+    problems.push({ path: 'redis.url', message: `node "${config.node}" is one of several nodes of region ${config.region}, and they need Redis for hints: set GEORELAY_REDIS_URL (or --redis-url, or redis.url); a single relay on Postgres names no node` })
+  }
+  if (config.redis.url !== undefined && config.peers.length > 0) {
+    problems.push({ path: 'peers', message: 'a region of several nodes does not take peers yet (the mesh lease that makes the region one peer is not built): run its nodes without peers, or one relay with peers and no redis.url' })
+  }
+  return problems
 }
 
 export const readConfigFile = (file: string): unknown => {
@@ -255,6 +290,8 @@ export interface ConfigOverrides {
   synchronous?: string
   'mesh-secret-file'?: string
   'postgres-url'?: string
+  node?: string
+  'redis-url'?: string
   peer?: string[]
 }
 
@@ -285,6 +322,10 @@ export const applyOverrides = (base: Record<string, unknown>, o: ConfigOverrides
     const postgres = typeof storage.postgres === 'object' && storage.postgres !== null ? storage.postgres as Record<string, unknown> : {}
     out.storage = Object.assign(storage, { postgres: { ...postgres, url: o['postgres-url'] } })
   }
+  if (o.node !== undefined) out.node = o.node
+  if (o['redis-url'] !== undefined) {
+    out.redis = { ...(typeof base.redis === 'object' && base.redis !== null ? base.redis as Record<string, unknown> : {}), url: o['redis-url'] }
+  }
   if (o.anonymous !== undefined) out.auth = { ...(typeof base.auth === 'object' && base.auth !== null ? base.auth as Record<string, unknown> : {}), anonymous: o.anonymous }
   if (o.peer !== undefined && o.peer.length > 0) out.peers = o.peer.map(parsePeer)
   return out
@@ -307,6 +348,8 @@ export const overridesFromEnv = (env: NodeJS.ProcessEnv): ConfigOverrides => {
   take('anonymous', 'GEORELAY_ANONYMOUS')
   take('synchronous', 'GEORELAY_SYNCHRONOUS')
   take('postgres-url', 'GEORELAY_POSTGRES_URL')
+  take('node', 'GEORELAY_NODE')
+  take('redis-url', 'GEORELAY_REDIS_URL')
   if (env.GEORELAY_PEERS) o.peer = env.GEORELAY_PEERS.split(',').map(s => s.trim()).filter(Boolean)
   return o
 }

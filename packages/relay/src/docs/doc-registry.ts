@@ -31,8 +31,8 @@ interface Entry {
 }
 
 export interface DocRegistryEvents {
-  /** A document was loaded from the store into memory. */
-  loaded: [name: string]
+  /** A document was loaded from the store into memory, holding every entry up to `cursor`. */
+  loaded: [name: string, cursor: number]
   /** An idle document was released from memory. */
   released: [name: string]
 }
@@ -92,7 +92,7 @@ export class DocRegistry extends EventEmitter<DocRegistryEvents> {
     if (entry !== undefined) {
       try { return (await entry.doc).state() } catch { /* a failed load: read the store below */ }
     }
-    return this.readState(name)
+    return (await this.readState(name)).state
   }
 
   /** The document if it is loaded now (not loading). */
@@ -115,14 +115,18 @@ export class DocRegistry extends EventEmitter<DocRegistryEvents> {
     this.metrics.documents.set(0)
   }
 
-  private async readState (name: string): Promise<Uint8Array> {
+  /** The stored document merged, and the highest entry number it holds. */
+  private async readState (name: string): Promise<{ state: Uint8Array, cursor: number }> {
     const stored = await this.log.store.read(name)
     const parts = stored.snapshot === null ? [] : [stored.snapshot]
-    return mergeUpdatesInBatches([...parts, ...stored.log.map(e => e.update)])
+    return {
+      state: await mergeUpdatesInBatches([...parts, ...stored.log.map(e => e.update)]),
+      cursor: Math.max(stored.snapshotSeq, stored.log[stored.log.length - 1]?.seq ?? 0),
+    }
   }
 
   private async load (name: string): Promise<LiveDoc> {
-    const state = await this.readState(name)
+    const { state, cursor } = await this.readState(name)
     this.metrics.documents.inc()
     this.options.logger.log('debug', 'document loaded', { doc: this.options.logName?.(name) ?? name, bytes: state.length })
     const { awarenessSink, maxDocumentBytes, fanoutWindowMs, presence } = this.options
@@ -134,7 +138,7 @@ export class DocRegistry extends EventEmitter<DocRegistryEvents> {
       fanoutWindowMs,
       presence,
     })
-    this.emit('loaded', name)
+    this.emit('loaded', name, cursor)
     return doc
   }
 

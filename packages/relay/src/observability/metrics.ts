@@ -43,6 +43,11 @@ export const createRelayMetrics = (region: string, storeAvailable: () => boolean
     receivingBytes: new Gauge({ name: 'georelay_receiving_bytes', help: 'Bytes of large messages still arriving, drawn from limits.maxReceivingBytes', registers }),
     receiveWaits: new Gauge({ name: 'georelay_receive_waiting_sockets', help: 'Sockets not read while limits.maxReceivingBytes is spent', registers }),
     storeErrors: new Counter({ name: 'georelay_store_errors_total', help: 'Store operations that failed', labelNames: ['op'] as const, registers }),
+    // A region of several nodes (region/): what came from sibling nodes, and how.
+    siblingUpdates: new Counter({ name: 'georelay_node_updates_received_total', help: 'Updates another node of this region stored, taken in: carried by its Redis hint (hint) or read from the shared log (log: a hint was too large, lost or late)', labelNames: ['path'] as const, registers }),
+    siblingReads: new Counter({ name: 'georelay_node_log_reads_total', help: 'Reads of the shared log for sibling nodes\' writes, by what started them: a hint without its update, the periodic poll, Redis coming back', labelNames: ['reason'] as const, registers }),
+    redisUp: new Gauge({ name: 'georelay_redis_up', help: '1 while this node is subscribed on Redis; 0 while hints are lost (the log poll still catches up)', registers }),
+    redisErrors: new Counter({ name: 'georelay_redis_errors_total', help: 'Redis commands that failed (hints not published: siblings catch up from the log)', registers }),
     storeAvailable: new Gauge({
       name: 'georelay_store_available',
       help: '1 while the store answers; 0 while its database is unreachable and writes are refused',

@@ -16,6 +16,8 @@ export interface ReplicationLogEvents {
   append: [origin: string]
   /** All of `origin` up to `seq` is now durable here. */
   have: [origin: string, seq: number]
+  /** This process appended `update` to `docName` durably as local entry `seq` (any origin). */
+  stored: [docName: string, seq: number, update: Uint8Array]
 }
 
 export class ReplicationLog extends EventEmitter<ReplicationLogEvents> {
@@ -62,6 +64,7 @@ export class ReplicationLog extends EventEmitter<ReplicationLogEvents> {
     const seq = await this.store.append(docName, update)
     if (seq > this.lastLocal) this.lastLocal = seq
     this.localTimes?.add(seq, Date.now())
+    this.emit('stored', docName, seq, update)
     this.emit('append', this.region)
     return seq
   }
@@ -76,6 +79,7 @@ export class ReplicationLog extends EventEmitter<ReplicationLogEvents> {
     this.appended.set(origin, originSeq)
     const append = this.store.append(docName, update, { region: origin, seq: originSeq })
     return append.then(seq => {
+      this.emit('stored', docName, seq, update)
       this.emit('append', origin)
       return seq
     }, err => {

@@ -16,7 +16,8 @@ import type { PeerInfo } from '../mesh/index.js'
 export interface RegionInfo {
   region: string
   publicUrl: string
-  regions: { name: string, url: string, self: boolean, state: 'up' | 'down' }[]
+  /** Every region; this relay's own lists its live nodes when it is one of several. */
+  regions: { name: string, url: string, self: boolean, state: 'up' | 'down', nodes?: { name: string, url: string }[] }[]
   peers: PeerInfo[]
   /** This relay's namespace rules: their digest (peers compare theirs), and each active-passive namespace's writer. */
   policy: { digest: string, namespaces: { match: string, mode: string, writer?: string | null }[] }

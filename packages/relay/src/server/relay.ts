@@ -6,6 +6,7 @@
 import { EventEmitter } from 'node:events'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
+import os from 'node:os'
 import type { Registry } from 'prom-client'
 import type { DocStore } from '@georelay/core'
 import { Authenticator } from '../auth/index.js'
@@ -14,6 +15,7 @@ import { DocRegistry, type SessionPlacement } from '../docs/index.js'
 import { Mesh, type PeerInfo } from '../mesh/index.js'
 import { type Logger, type RelayMetrics, createRelayMetrics, stderrLogger, throttledLogger } from '../observability/index.js'
 import { Placement } from '../placement/index.js'
+import { RegionNode } from '../region/index.js'
 import { ReplicationLog, WriteAcks } from '../replication/index.js'
 import { type RegionInfo, handleHttp } from './http-endpoints.js'
 import { openStore } from './open-store.js'
@@ -35,7 +37,17 @@ export interface RelayEvents {
   released: [docName: string]
   /** The store's database stopped (false) or started again (true) answering. */
   store: [available: boolean]
+  /** A node of a region of several lost its Redis subscription (false) or has it again (true). */
+  redis: [up: boolean]
+  /** The region's list of live nodes changed (a region of several nodes). */
+  nodes: []
 }
+
+/** `<hostname>-<pid>`: unique among a region's nodes unless two share a host and a pid namespace. */
+const defaultNodeName = (): string => `${os.hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 50)}-${process.pid}`
+
+/** A Redis URL fit for a log line: its password replaced. */
+const redactedRedis = (url: string): string => url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@')
 
 /** A request's path without its query (which may hold a token), for logs. */
 const pathOf = (url: string | undefined): string => (url ?? '/').split('?')[0] as string
@@ -49,6 +61,8 @@ export class Relay extends EventEmitter<RelayEvents> {
   private readonly placement: Placement
   private readonly documents: DocRegistry
   private readonly upgrades: UpgradeRouter
+  /** This relay as one node of a region of several (null when it is the region's only relay). */
+  private readonly regionNode: RegionNode | null
   private location = 'given by the caller'
   private boundPort = 0
   private draining = false
@@ -87,7 +101,10 @@ export class Relay extends EventEmitter<RelayEvents> {
       metrics,
       logger,
       idleMs: config.idleReleaseMs,
-      awarenessSink: (doc, update) => this.mesh.publishAwareness(doc, update),
+      awarenessSink: (doc, update) => {
+        this.mesh.publishAwareness(doc, update)
+        this.regionNode?.publishAwareness(doc, update)
+      },
       maxDocumentBytes: config.limits.maxDocumentBytes,
       fanoutWindowMs: config.fanoutWindowMs,
       presence: config.limits.presence,
@@ -113,6 +130,19 @@ export class Relay extends EventEmitter<RelayEvents> {
         this.on('peers', listener)
         return () => this.off('peers', listener)
       },
+    })
+    this.regionNode = config.redis.url === undefined ? null : new RegionNode({
+      region: config.region,
+      node: config.node ?? defaultNodeName(),
+      redisUrl: config.redis.url,
+      pollMs: config.redis.pollMs,
+      store,
+      log,
+      documents: this.documents,
+      metrics,
+      logger,
+      onRedis: up => this.emit('redis', up),
+      onNodes: () => this.emit('nodes'),
     })
     this.documents.on('loaded', name => this.emit('loaded', name))
     this.documents.on('released', name => this.emit('released', name))
@@ -177,12 +207,19 @@ export class Relay extends EventEmitter<RelayEvents> {
       throw err
     }
     relay.boundPort = (server.address() as AddressInfo).port
-    logger.log('info', 'relay listening', { region: config.region, url: relay.url, store: opened.where, peers: config.peers.length })
+    logger.log('info', 'relay listening', {
+      region: config.region,
+      url: relay.url,
+      store: opened.where,
+      peers: config.peers.length,
+      ...(relay.regionNode === null ? {} : { node: relay.regionNode.node, redis: redactedRedis(config.redis.url ?? '') }),
+    })
     if (config.auth.anonymous === 'none' && config.auth.jwtSecret === undefined && config.auth.jwksFile === undefined) {
       logger.log('warn', 'no client can connect: anonymous access is none and no token keys are set. Set auth.jwtSecret or auth.jwksFile, or --anonymous rw for open access', {})
     } else if (config.auth.anonymous !== 'none' && !['127.0.0.1', '::1', 'localhost'].includes(config.listen.host)) {
       logger.log('warn', `anonymous clients may ${config.auth.anonymous === 'rw' ? 'read and write' : 'read'} every document on a non-loopback address`, { host: config.listen.host })
     }
+    relay.regionNode?.announce(relay.publicUrl)
     relay.mesh.start()
     relay.placement.start(relay.mesh)
     return relay
@@ -212,6 +249,16 @@ export class Relay extends EventEmitter<RelayEvents> {
     return this.location
   }
 
+  /** This relay's name among its region's nodes; null when it is the region's only relay. */
+  get node (): string | null {
+    return this.regionNode?.node ?? null
+  }
+
+  /** Whether this node is subscribed on Redis (null: not a node of a region of several). */
+  get redisUp (): boolean | null {
+    return this.regionNode?.redisUp ?? null
+  }
+
   /** Number of documents held in memory. */
   get loadedDocuments (): number {
     return this.documents.size
@@ -237,7 +284,13 @@ export class Relay extends EventEmitter<RelayEvents> {
       region: this.config.region,
       publicUrl: this.publicUrl,
       regions: [
-        { name: this.config.region, url: this.publicUrl, self: true, state: 'up' },
+        {
+          name: this.config.region,
+          url: this.publicUrl,
+          self: true,
+          state: 'up',
+          ...(this.regionNode === null ? {} : { nodes: this.regionNode.nodes }),
+        },
         ...peers.map(p => ({ name: p.region, url: p.url, self: false, state: p.state === 'up' ? 'up' as const : 'down' as const })),
       ],
       peers,
@@ -272,6 +325,7 @@ export class Relay extends EventEmitter<RelayEvents> {
   private async drain (): Promise<void> {
     this.draining = true
     this.mesh.close()
+    await this.regionNode?.close()
     this.placement.close()
     this.acks.close()
     const stopped = new Promise<void>(resolve => this.server.close(() => resolve()))

@@ -1,0 +1,146 @@
+/**
+ * The Redis side of a region of nodes: one channel per loaded document (core's nodeChannel),
+ * sharded pub/sub (SSUBSCRIBE/SPUBLISH, Redis 7), so that on Redis Cluster a document's hints
+ * stay on its shard and a node receives only the documents it has loaded.
+ *
+ * Nothing here may hold up a write or a read: a hint that cannot be published is counted and
+ * dropped (enableOfflineQueue off), because the log poll finds what it would have said. The
+ * subscriber re-subscribes by itself whenever it connects, then says `resubscribed`, so that the
+ * node reads what it missed while Redis was away.
+ */
+import { EventEmitter } from 'node:events'
+import { Redis } from 'ioredis'
+import { type NodeMessage, ProtocolError, decodeNodeMessage, encodeNodeMessage, nodeChannel } from '@georelay/core'
+import { type Logger, type RelayMetrics, throttledLogger } from '../observability/index.js'
+
+export interface HintBusOptions {
+  url: string
+  region: string
+  metrics: RelayMetrics
+  logger: Logger
+}
+
+export interface HintBusEvents {
+  /** A sibling's message about a document this node subscribed to. */
+  message: [docName: string, message: NodeMessage]
+  /** Subscribed again after Redis was away (or for the first time): messages meanwhile were lost. */
+  resubscribed: []
+  /** The subscriber lost Redis: hints are lost until `resubscribed`. */
+  lost: []
+}
+
+/** Channels per SSUBSCRIBE when subscribing everything again. */
+const SUBSCRIBE_CHUNK = 500
+
+/** Reconnect quickly (a restarted Redis is back in well under a second), then every 2 s. */
+const retryStrategy = (attempt: number): number => Math.min(50 * 2 ** attempt, 2000)
+
+export class HintBus extends EventEmitter<HintBusEvents> {
+  private readonly pub: Redis
+  private readonly sub: Redis
+  /** Channel → document, for every document subscribed to. */
+  private readonly channels = new Map<string, string>()
+  private subscribed = false
+  private closed = false
+  private readonly log: Logger
+
+  constructor (private readonly options: HintBusOptions) {
+    super()
+    this.log = throttledLogger(options.logger)
+    const common = { connectTimeout: 2000, retryStrategy, lazyConnect: false }
+    // A hint is worth nothing late: never queue it behind a reconnect.
+    this.pub = new Redis(options.url, {
+      ...common, enableOfflineQueue: false, maxRetriesPerRequest: 0, enableAutoPipelining: true,
+    })
+    this.sub = new Redis(options.url, { ...common, autoResubscribe: false, maxRetriesPerRequest: null })
+    for (const connection of [this.pub, this.sub]) {
+      connection.on('error', (err: Error) => this.log.log('warn', 'redis error: hints wait, the log poll catches up', { error: err.message }))
+    }
+    this.sub.on('smessageBuffer', (channel: Buffer, message: Buffer) => this.received(channel, message))
+    this.sub.on('close', () => this.lost())
+    this.sub.on('ready', () => { void this.resubscribe() })
+    options.metrics.redisUp.set(0)
+  }
+
+  /** The connection for plain commands (the node directory's), failing fast while Redis is away. */
+  get commands (): Redis {
+    return this.pub
+  }
+
+  /** True while subscribed: hints arrive. */
+  get up (): boolean {
+    return this.subscribed
+  }
+
+  /** Subscribes to a document's channel; resolves once Redis confirmed (at once while it is away). */
+  async subscribe (docName: string): Promise<void> {
+    const channel = nodeChannel(this.options.region, docName)
+    this.channels.set(channel, docName)
+    if (!this.subscribed) return
+    try {
+      await this.sub.ssubscribe(channel)
+    } catch {
+      // Lost meanwhile: the reconnect subscribes every channel again.
+    }
+  }
+
+  unsubscribe (docName: string): void {
+    const channel = nodeChannel(this.options.region, docName)
+    if (!this.channels.delete(channel) || !this.subscribed) return
+    this.sub.sunsubscribe(channel).catch(() => {})
+  }
+
+  publish (docName: string, message: NodeMessage): void {
+    if (this.closed) return
+    const frame = encodeNodeMessage(message)
+    const bytes = Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength)
+    const channel = nodeChannel(this.options.region, docName)
+    this.pub.spublish(channel, bytes).catch(() => this.options.metrics.redisErrors.inc())
+  }
+
+  close (): void {
+    this.closed = true
+    this.subscribed = false
+    this.channels.clear()
+    this.pub.disconnect()
+    this.sub.disconnect()
+    this.options.metrics.redisUp.set(0)
+  }
+
+  private received (channel: Buffer, frame: Buffer): void {
+    const docName = this.channels.get(channel.toString('utf8'))
+    if (docName === undefined) return
+    let message: NodeMessage
+    try {
+      message = decodeNodeMessage(new Uint8Array(frame.buffer, frame.byteOffset, frame.byteLength))
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err
+      this.log.log('warn', 'a message on a node channel is not georelay\'s: ignored', { error: err.message })
+      return
+    }
+    this.emit('message', docName, message)
+  }
+
+  private lost (): void {
+    if (!this.subscribed || this.closed) return
+    this.subscribed = false
+    this.options.metrics.redisUp.set(0)
+    this.options.logger.log('warn', 'redis is away: hints are lost until it is back; the log poll keeps documents up to date', {})
+    this.emit('lost')
+  }
+
+  private async resubscribe (): Promise<void> {
+    const channels = [...this.channels.keys()]
+    try {
+      for (let i = 0; i < channels.length; i += SUBSCRIBE_CHUNK) {
+        await this.sub.ssubscribe(...channels.slice(i, i + SUBSCRIBE_CHUNK))
+      }
+    } catch {
+      return // lost again: the next 'ready' tries again
+    }
+    if (this.closed) return
+    this.subscribed = true
+    this.options.metrics.redisUp.set(1)
+    this.emit('resubscribed')
+  }
+}
