@@ -14,13 +14,15 @@ import { CloseCode, type MuxMessage, type RegionEndpoint, decodeMuxMessage, enco
 import { createOfflineStore, type OfflineStoreSpec } from './create-offline-store.js'
 import { GeoSession, type SessionOptions } from './geo-session.js'
 import type { OfflineStore } from './offline-store.js'
-import { DEFAULT_FAILBACK, type FailbackRule, type Fetch, RegionPicker, httpUrlOf } from './region-picker.js'
+import { DEFAULT_FAILBACK, type FailbackRule, type Fetch, RegionPicker, type RegionSpec, httpUrlOf, nodesOf } from './region-picker.js'
 import { OPEN, type SocketConstructor, type SocketLike, resolveWebSocket } from './websocket-impl.js'
 
 export type RegionChangeReason = 'initial' | 'failover' | 'failback' | 'redirect'
 
 export interface RegionChange {
   region: string
+  /** The URL of the node in use now (a region of several nodes may change node, not region). */
+  node: string
   previous: string | null
   reason: RegionChangeReason
 }
@@ -35,8 +37,11 @@ export interface GeoClientEvents {
 }
 
 export interface GeoClientOptions {
-  /** The regions and their relays' URLs; or give `discoveryUrl`. */
-  regions?: RegionEndpoint[]
+  /**
+   * The regions and their relays' URLs (`{ name, url }`, or `{ name, urls }` for a region of
+   * several nodes, whose other nodes are tried before another region); or give `discoveryUrl`.
+   */
+  regions?: RegionSpec[]
   /** Any relay's URL (ws:// or http://): its /v1/regions lists every region. */
   discoveryUrl?: string
   token?: string
@@ -76,8 +81,10 @@ const defaultFetch: Fetch = (url, init) => (globalThis.fetch as unknown as Fetch
 export class GeoClient extends ObservableV2<GeoClientEvents> {
   /** The region in use (null while none). */
   region: string | null = null
-  /** Every region the client knows, from the options or discovery. */
+  /** Every node the client knows, one entry each (a region of several nodes has several). */
   regions: RegionEndpoint[] = []
+  /** The URL of the node in use (null while none). */
+  node: string | null = null
   readonly ready: Promise<void>
   private picker!: RegionPicker
   private store!: OfflineStore
@@ -160,7 +167,9 @@ export class GeoClient extends ObservableV2<GeoClientEvents> {
     this.storeReady = createOfflineStore(this.init.offline ?? 'memory')
     this.store = await this.storeReady
     this.WebSocketImpl = await resolveWebSocket(this.init.WebSocket)
-    this.regions = this.init.regions ?? await this.discover(this.init.discoveryUrl as string)
+    this.regions = this.init.regions === undefined
+      ? await this.discover(this.init.discoveryUrl as string)
+      : nodesOf(this.init.regions)
     this.picker = new RegionPicker(
       this.regions,
       this.init.fetch ?? defaultFetch,
@@ -178,17 +187,28 @@ export class GeoClient extends ObservableV2<GeoClientEvents> {
   private async discover (url: string): Promise<RegionEndpoint[]> {
     const res = await (this.init.fetch ?? defaultFetch)(httpUrlOf(url, '/v1/regions'))
     if (!res.ok) throw new Error(`discovery at ${url} failed: /v1/regions did not answer 200`)
-    const body = JSON.parse(await res.text()) as { regions?: { name: string, url: string }[] }
+    type Listed = { name: string, url: string, nodes?: { url: string }[] }
+    const body = JSON.parse(await res.text()) as { regions?: Listed[] }
     if (!Array.isArray(body.regions) || body.regions.length === 0) throw new Error(`discovery at ${url} returned no regions`)
-    return body.regions.map(r => ({ name: r.name, url: r.url }))
+    // A region of several nodes lists them: each is a place to fail over to before another region.
+    return body.regions.flatMap(r => Array.isArray(r.nodes) && r.nodes.length > 0
+      ? r.nodes.map(n => ({ name: r.name, url: n.url }))
+      : [{ name: r.name, url: r.url }])
   }
 
   /**
-   * Tries regions in order until one welcomes the client. `exclude` is the region that just
-   * failed; it goes last, not away, since it may be the only one left.
+   * Tries nodes in order until one welcomes the client. `failed` is the node that just failed:
+   * its region's other nodes come first (a node died, not the region), then the other regions,
+   * and the failed node last, not away, since it may be the only one left.
    */
-  private connectFrom (order: RegionEndpoint[], exclude: string | null, reason: RegionChangeReason): void {
-    const candidates = [...order.filter(r => r.name !== exclude), ...order.filter(r => r.name === exclude)]
+  private connectFrom (order: RegionEndpoint[], failed: RegionEndpoint | null, reason: RegionChangeReason): void {
+    const candidates = failed === null
+      ? order
+      : [
+        ...order.filter(r => r.name === failed.name && r.url !== failed.url),
+        ...order.filter(r => r.name !== failed.name),
+        ...order.filter(r => r.url === failed.url),
+      ]
     const tryAt = (i: number): void => {
       if (this.closed) return
       const region = candidates[i]
@@ -224,7 +244,8 @@ export class GeoClient extends ObservableV2<GeoClientEvents> {
       if (message.type === 'welcome' && !welcomed) {
         welcomed = true
         clearTimeout(giveUp)
-        return this.adopt(socket, message.region, reason, message.regions, message.maxMessageBytes)
+        const node = { name: message.region, url: region.url }
+        return this.adopt(socket, node, reason, message.regions, message.maxMessageBytes)
       }
       if (socket === this.socket) this.handle(message)
     }
@@ -242,7 +263,7 @@ export class GeoClient extends ObservableV2<GeoClientEvents> {
   /** A welcomed socket becomes the client's socket; the previous one (failback) is closed. */
   private adopt (
     socket: SocketLike,
-    region: string,
+    node: RegionEndpoint,
     reason: RegionChangeReason,
     regions: RegionEndpoint[],
     maxMessageBytes: number,
@@ -250,8 +271,10 @@ export class GeoClient extends ObservableV2<GeoClientEvents> {
     if (this.closed) return socket.close(CloseCode.Normal, 'client closed')
     const previousSocket = this.socket
     const previous = this.region
+    const region = node.name
     this.socket = socket
     this.region = region
+    this.node = node.url
     this.maxMessageBytes = maxMessageBytes
     this.attempt = 0
     if (regions.length > 0) this.mergeRegions(regions)
@@ -261,7 +284,7 @@ export class GeoClient extends ObservableV2<GeoClientEvents> {
     }
     if (previousSocket !== null) previousSocket.close(CloseCode.Normal, `moving to ${region}`)
     this.startHeartbeat()
-    this.emit('region', [{ region, previous, reason }])
+    this.emit('region', [{ region, node: node.url, previous, reason }])
   }
 
   private mergeRegions (regions: RegionEndpoint[]): void {
@@ -324,11 +347,11 @@ export class GeoClient extends ObservableV2<GeoClientEvents> {
 
   /** The socket in use died or went silent: move to the next region at once (with a little jitter). */
   private lost (why: string): void {
-    const failed = this.region
+    const failed = this.region === null || this.node === null ? null : { name: this.region, url: this.node }
     this.socket = null
     this.stopHeartbeat()
     for (const session of this.sessions.values()) session.detach()
-    this.emit('warning', [`lost ${failed ?? 'the relay'}: ${why}`])
+    this.emit('warning', [`lost ${failed === null ? 'the relay' : `${failed.name} (${failed.url})`}: ${why}`])
     if (this.closed) return
     const delay = Math.random() * this.options.failoverJitterMs
     this.retry = setTimeout(() => this.connectFrom(this.picker.ranked(), failed, 'failover'), delay)

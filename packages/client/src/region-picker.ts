@@ -46,12 +46,28 @@ export const probeRtt = async (
   return median(times)
 }
 
+/**
+ * A region as the SDK is given it: one URL, or the URLs of the region's nodes (a region of
+ * several relays; the SDK tries its other nodes before failing over to another region).
+ */
+export type RegionSpec = { name: string, url: string } | { name: string, urls: string[] }
+
+/** One entry per node: what the picker ranks and the client dials. */
+export const nodesOf = (regions: RegionSpec[]): RegionEndpoint[] => regions.flatMap(region => {
+  const urls = 'urls' in region ? region.urls : [region.url]
+  if (!Array.isArray(urls) || urls.length === 0 || urls.some(url => typeof url !== 'string' || url === '')) {
+    throw new Error(`region "${region.name}" needs a url, or urls with at least one URL`)
+  }
+  return urls.map(url => ({ name: region.name, url }))
+})
+
 export class RegionPicker {
-  /** Last measured round trip per region (null: unreachable). */
+  /** Last measured round trip per node URL (null: unreachable). */
   readonly rtt = new Map<string, number | null>()
   private readonly better = new Map<string, number>()
 
   constructor (
+    /** Every node, one entry each (several may share a region's name). */
     public regions: RegionEndpoint[],
     private readonly fetch: Fetch,
     private readonly rule: FailbackRule = DEFAULT_FAILBACK,
@@ -61,23 +77,31 @@ export class RegionPicker {
 
   async measure (): Promise<void> {
     const results = await Promise.all(this.regions.map(r => probeRtt(r.url, { fetch: this.fetch })))
-    this.regions.forEach((r, i) => this.rtt.set(r.name, results[i] ?? null))
+    this.regions.forEach((r, i) => this.rtt.set(r.url, results[i] ?? null))
+  }
+
+  /** A region's round trip: its nearest node's (undefined when no node answered). */
+  regionRtt (name: string): number | undefined {
+    const times = this.regions
+      .filter(r => r.name === name)
+      .map(r => this.rtt.get(r.url))
+      .filter((t): t is number => t != null)
+    return times.length === 0 ? undefined : Math.min(...times)
   }
 
   /**
-   * Regions nearest first, the preferred one first if it answered; unreachable and unmeasured
-   * ones last, in their given order.
+   * Nodes nearest first, the preferred region's first if one answered; unreachable and
+   * unmeasured ones last, in their given order.
    */
   ranked (): RegionEndpoint[] {
-    const key = (r: RegionEndpoint): number => this.rtt.get(r.name) ?? Number.POSITIVE_INFINITY
-    const byRtt = [...this.regions].sort((a, b) => key(a) - key(b))
-    const preferred = this.reachablePreferred()
-    return preferred === null ? byRtt : [preferred, ...byRtt.filter(r => r !== preferred)]
+    const byRtt = this.byRtt()
+    if (this.reachablePreferred() === null) return byRtt
+    return [...byRtt.filter(r => r.name === this.preferred), ...byRtt.filter(r => r.name !== this.preferred)]
   }
 
   /**
-   * After a measurement: the region to move back to, if one has been clearly better than
-   * `current` for enough measurements in a row (then the streak starts over).
+   * After a measurement: the region (its nearest node) to move back to, if one has been clearly
+   * better than `current` for enough measurements in a row (then the streak starts over).
    */
   failbackFrom (current: string): RegionEndpoint | null {
     const preferred = this.reachablePreferred()
@@ -86,22 +110,30 @@ export class RegionPicker {
       this.better.clear()
       return preferred.name === current ? null : preferred
     }
-    const now = this.rtt.get(current) ?? Number.POSITIVE_INFINITY
+    const now = this.regionRtt(current) ?? Number.POSITIVE_INFINITY
     let choice: RegionEndpoint | null = null
-    for (const region of this.ranked()) {
-      if (region.name === current) continue
-      const rtt = this.rtt.get(region.name)
+    const seen = new Set<string>([current])
+    for (const node of this.ranked()) {
+      if (seen.has(node.name)) continue
+      seen.add(node.name)
+      const rtt = this.rtt.get(node.url)
       const clearly = rtt != null && rtt <= now * this.rule.ratio && now - rtt >= this.rule.minGainMs
-      const streak = clearly ? (this.better.get(region.name) ?? 0) + 1 : 0
-      this.better.set(region.name, streak)
-      if (choice === null && streak >= this.rule.consecutive) choice = region
+      const streak = clearly ? (this.better.get(node.name) ?? 0) + 1 : 0
+      this.better.set(node.name, streak)
+      if (choice === null && streak >= this.rule.consecutive) choice = node
     }
     if (choice !== null) this.better.clear()
     return choice
   }
 
+  /** The preferred region's nearest node that answered, if any. */
   private reachablePreferred (): RegionEndpoint | null {
-    if (this.preferred === null || this.rtt.get(this.preferred) == null) return null
-    return this.regions.find(r => r.name === this.preferred) ?? null
+    if (this.preferred === null || this.regionRtt(this.preferred) === undefined) return null
+    return this.byRtt().find(r => r.name === this.preferred) ?? null
+  }
+
+  private byRtt (): RegionEndpoint[] {
+    const key = (r: RegionEndpoint): number => this.rtt.get(r.url) ?? Number.POSITIVE_INFINITY
+    return [...this.regions].sort((a, b) => key(a) - key(b))
   }
 }
