@@ -54,8 +54,10 @@ export interface StartContenderOptions {
   nodeFlags?: string[]
   /** Extra arguments for georelay's CLI (peers, region…). */
   relayArgs?: string[]
-  /** Kind `georelay` on the Postgres store of this database, instead of SQLite. */
+  /** Kind `georelay` on the Postgres store of this database, instead of SQLite… */
   postgresUrl?: string
+  /** …in this schema (default the relay's, `georelay`). */
+  postgresSchema?: string
   timeoutMs?: number
 }
 
@@ -71,7 +73,9 @@ const installExitHook = (): void => {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130))
 }
 
-const commandOf = (kind: ContenderKind, dataDir: string, relayArgs: string[], postgresUrl?: string): string[] => {
+const commandOf = (
+  kind: ContenderKind, dataDir: string, relayArgs: string[], postgresUrl?: string, postgresSchema?: string,
+): string[] => {
   if (kind === 'georelay' || kind === 'georelay-memory') {
     const store = kind === 'georelay-memory'
       ? ['--store', 'memory']
@@ -83,6 +87,7 @@ const commandOf = (kind: ContenderKind, dataDir: string, relayArgs: string[], po
       region: 'bench',
       auth: { anonymous: 'rw' },
       limits: { messagesPerSecond: { rate: 0, burst: 0 }, maxConnections: 100_000 },
+      ...(postgresSchema === undefined ? {} : { storage: { postgres: { schema: postgresSchema } } }),
     }))
     return [GEORELAY_BIN, 'relay', '--config', config, '--region', 'bench', '--port', '0', '--log-level', 'warn', ...store, ...relayArgs]
   }
@@ -92,10 +97,10 @@ const commandOf = (kind: ContenderKind, dataDir: string, relayArgs: string[], po
 
 export const startContender = (
   kind: ContenderKind,
-  { nodeFlags = [], relayArgs = [], postgresUrl, timeoutMs = 20_000 }: StartContenderOptions = {},
+  { nodeFlags = [], relayArgs = [], postgresUrl, postgresSchema, timeoutMs = 20_000 }: StartContenderOptions = {},
 ): Promise<Contender> => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `georelay-bench-${kind}-`))
-  const command = commandOf(kind, dataDir, relayArgs, postgresUrl)
+  const command = commandOf(kind, dataDir, relayArgs, postgresUrl, postgresSchema)
   const child: ChildProcess = spawn(process.execPath, [...nodeFlags, ...command], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NODE_ENV: 'production' },

@@ -12,6 +12,7 @@ import type { DurableAckResult } from './workloads/durable-ack.js'
 import type { FailoverResult } from './workloads/failover.js'
 import type { FanOutResult, PhaseResult } from './workloads/fan-out.js'
 import type { MemoryResult } from './workloads/memory.js'
+import type { RegionNodesResult } from './workloads/region-nodes.js'
 
 export interface BenchReport {
   startedAt: string
@@ -27,6 +28,8 @@ export interface BenchReport {
   /** The same on the Postgres store (null where no PostgreSQL is installed). */
   durableAckPostgres: DurableAckResult | null
   failover: FailoverResult | null
+  /** A region of one and of two nodes on Postgres and Redis (null when not run). */
+  regionNodes: RegionNodesResult | null
 }
 
 export interface GoalRow {
@@ -130,6 +133,26 @@ export const goalRows = (report: BenchReport): GoalRow[] => {
     if (Number.isFinite(fo.crashMs)) rows.push({ what: 'failover after kill -9: next acknowledged write', measured: `${fmt(fo.crashMs, 0)} ms`, goal: '≤ 1000 ms', ratio: fo.crashMs / 1000 })
     if (Number.isFinite(fo.silentCutMs)) rows.push({ what: 'failover after a silent cut: next acknowledged write', measured: `${fmt(fo.silentCutMs, 0)} ms`, goal: '≤ 5000 ms', ratio: fo.silentCutMs / 5000 })
   }
+  const [one, two] = [1, 2].map(n => report.regionNodes?.runs.find(r => r.nodes === n && r.error === undefined))
+  if (one?.saturated != null && two?.saturated != null) {
+    const gain = two.saturated.deliveredPerSecond / one.saturated.deliveredPerSecond
+    rows.push({
+      what: 'a region of 2 nodes vs 1: delivered updates per second at saturation',
+      measured: `${kOf(two.saturated.deliveredPerSecond)}/s vs ${kOf(one.saturated.deliveredPerSecond)}/s = ${fmt(gain)}×`,
+      goal: '≥ 1.7 ×',
+      ratio: 1.7 / gain,
+      note: `${report.machine.nproc} cores for both nodes, Postgres, Redis and the load generator`,
+    })
+  }
+  if (two?.sameNodeMs != null && two.otherNodeMs != null) {
+    const extra = two.otherNodeMs.p50 - two.sameNodeMs.p50
+    rows.push({
+      what: 'cross-node delivery p50, minus same-node (paced)',
+      measured: `+${fmt(extra, 2)} ms (p99 ${fmt(two.otherNodeMs.p99, 1)} vs ${fmt(two.sameNodeMs.p99, 1)} ms)`,
+      goal: '≤ +2 ms',
+      ratio: Math.max(extra, 0) / 2,
+    })
+  }
   return rows
 }
 
@@ -182,6 +205,16 @@ export const markdownReport = (report: BenchReport): string => {
       `latency p50 ${fmt(ack.latencyMs.p50, 2)} ms, p90 ${fmt(ack.latencyMs.p90, 2)} ms, p99 ${fmt(ack.latencyMs.p99, 2)} ms, max ${fmt(ack.latencyMs.max, 1)} ms. ` +
       `This disk's floor, one 100-byte write + fsync alone: p50 ${fmt(ack.fsyncMs.p50, 2)} ms, p99 ${fmt(ack.fsyncMs.p99, 2)} ms, max ${fmt(ack.fsyncMs.max, 1)} ms.` +
       (ack.error === undefined ? '' : ` Failed: ${ack.error}`)).join('\n\n'))
+  }
+  const nodes = report.regionNodes
+  // Reports written before this workload existed have no field at all.
+  if (nodes != null) {
+    parts.push(`## A region of several nodes\n\nThe fan-out workload on one region of 1 and of 2 georelay nodes (processes) sharing one PostgreSQL and one Redis on loopback: every writer on node 1, each document's readers split evenly over the nodes. CPU counts every node.\n\n` +
+      table(['nodes', 'paced delivered', 'paced CPU s/10k', 'paced latency p50 / p99 ms', 'paced CPU share', 'saturated delivered', 'saturated CPU s/10k', 'saturated latency p50 / p99 ms', 'saturated CPU share', 'paced p50 / p99 same node', 'paced p50 / p99 other node'],
+        nodes.runs.map(r => [String(r.nodes), ...phaseCells(r.paced), ...phaseCells(r.saturated),
+          r.sameNodeMs === null ? 'n/a' : `${fmt(r.sameNodeMs.p50, 1)} / ${fmt(r.sameNodeMs.p99, 1)}`,
+          r.otherNodeMs === null ? 'n/a' : `${fmt(r.otherNodeMs.p50, 1)} / ${fmt(r.otherNodeMs.p99, 1)}`])))
+    for (const r of nodes.runs) if (r.error !== undefined) parts.push(`${r.nodes} node(s) failed: ${r.error}`)
   }
   const fo = report.failover
   if (fo !== null) {

@@ -2,7 +2,7 @@
  * `npm run bench`: every workload, every contender as its own process, one run, one report.
  */
 import path from 'node:path'
-import { type EditingTrace, loadTrace, startPostgres, syntheticTrace } from '@georelay/testkit'
+import { type EditingTrace, loadTrace, startPostgres, startRedis, syntheticTrace } from '@georelay/testkit'
 import { type ContenderKind, isContenderKind } from './contenders.js'
 import { machineInfo } from './machine.js'
 import { type BenchReport, goalTable, writeReport } from './report.js'
@@ -12,8 +12,9 @@ import { runDurableAck } from './workloads/durable-ack.js'
 import { runFailover } from './workloads/failover.js'
 import { runFanOut } from './workloads/fan-out.js'
 import { runMemory } from './workloads/memory.js'
+import { runRegionNodes } from './workloads/region-nodes.js'
 
-export const WORKLOADS = ['fanout', 'convergence', 'memory', 'ack', 'failover'] as const
+export const WORKLOADS = ['fanout', 'convergence', 'memory', 'ack', 'failover', 'nodes'] as const
 export type Workload = typeof WORKLOADS[number]
 
 export interface BenchOptions {
@@ -96,6 +97,7 @@ export const runBench = async (options: BenchOptions): Promise<{ report: BenchRe
     durableAck: null,
     durableAckPostgres: null,
     failover: null,
+    regionNodes: null,
   }
   const has = (w: Workload): boolean => options.workloads.includes(w)
 
@@ -153,6 +155,34 @@ export const runBench = async (options: BenchOptions): Promise<{ report: BenchRe
   if (has('failover')) {
     log('failover: kill -9, then a silent cut…')
     report.failover = await runFailover()
+  }
+  if (has('nodes')) {
+    log('a region of 1, then 2 nodes on one Postgres and one Redis (servers of their own on loopback)…')
+    try {
+      const [postgres, redis] = [await startPostgres(), await startRedis()]
+      try {
+        report.regionNodes = await runRegionNodes({
+          docs: options.docs,
+          readersPerDoc: options.readersPerDoc,
+          keystrokes: keystrokeUpdates(trace, fanOutCount),
+          pacedRate: options.pacedRate,
+          pacedCount: size.pacedCount,
+          saturatedCount: size.saturatedCount,
+          window: WINDOW,
+          postgresUrl: postgres.url,
+          redisUrl: redis.url,
+        })
+        for (const run of report.regionNodes.runs) {
+          if (run.error !== undefined) log(`  ${run.nodes} node(s) failed: ${run.error}`)
+          else log(`  ${run.nodes} node(s): saturated ${run.saturated?.deliveredPerSecond.toFixed(0)}/s, paced ${run.paced?.cpuPer10k.toFixed(3)} s/10k`)
+        }
+      } finally {
+        await redis.destroy()
+        await postgres.destroy()
+      }
+    } catch (err) {
+      log(`  skipped: ${(err as Error).message}`)
+    }
   }
   report.durationSeconds = (performance.now() - started) / 1000
   const markdownPath = writeReport(report, options.outDir)

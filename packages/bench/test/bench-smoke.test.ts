@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals'
-import { syntheticTrace } from '@georelay/testkit'
-import { type BenchReport, charts, keystrokeUpdates, machineInfo, markdownReport, runFanOut } from '@georelay/bench'
+import { startRedis, syntheticTrace, testSchema } from '@georelay/testkit'
+import { type BenchReport, charts, keystrokeUpdates, machineInfo, markdownReport, runFanOut, runRegionNodes } from '@georelay/bench'
 
 // One tiny fan-out per kind of child (a server of ours, georelay's CLI) keeps the harness
 // working; speed itself is measured by `npm run bench`, never asserted here.
@@ -37,6 +37,7 @@ describe('benchmark harness', () => {
       startedAt: new Date().toISOString(), durationSeconds: 1, machine: machineInfo(), mode: 'quick', trace: 'synthetic',
       settings: { docs: 1, readersPerDoc: 3, pacedRate: 1000, pacedCount: 60, saturatedCount: 120, window: 16 },
       fanOut: results, convergence: null, memory: [], durableAck: null, durableAckPostgres: null, failover: null,
+      regionNodes: null,
     }
     const markdown = markdownReport(report)
     expect(markdown).toContain('| bare ws echo |')
@@ -44,5 +45,29 @@ describe('benchmark harness', () => {
     const svgs = charts(report)
     expect(Object.keys(svgs).sort()).toEqual(['fanout-cpu.svg', 'fanout-latency.svg', 'fanout-throughput.svg'])
     for (const svg of Object.values(svgs)) expect(svg).toMatch(/^<svg [^>]*>[\s\S]*<\/svg>\n$/)
+  })
+
+  it('spreads readers over a region of two nodes and reports each node\'s latency', async () => {
+    const schema = await testSchema('bench')
+    const redis = await startRedis()
+    try {
+      const result = await runRegionNodes({
+        ...options, readersPerDoc: 4, postgresUrl: schema.url, postgresSchema: schema.schema, redisUrl: redis.url,
+      })
+      expect(result.runs.map(r => [r.nodes, r.error])).toEqual([[1, undefined], [2, undefined]])
+      const two = result.runs[1]
+      expect(two?.paced?.delivered).toBeGreaterThanOrEqual(55 * 4)
+      expect(two?.sameNodeMs?.count).toBeGreaterThan(0)
+      expect(two?.otherNodeMs?.count).toBeGreaterThan(0)
+      const markdown = markdownReport({
+        startedAt: new Date().toISOString(), durationSeconds: 1, machine: machineInfo(), mode: 'quick', trace: 'synthetic',
+        settings: {}, fanOut: [], convergence: null, memory: [], durableAck: null, durableAckPostgres: null,
+        failover: null, regionNodes: result,
+      })
+      expect(markdown).toContain('## A region of several nodes')
+    } finally {
+      await redis.destroy()
+      await schema.drop()
+    }
   })
 })

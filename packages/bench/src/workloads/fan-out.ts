@@ -43,7 +43,24 @@ export interface PhaseResult {
   framesReceived: number
   latencyMs: Distribution
   latencyQuantiles: number[]
+  /** Latency of the readers of each server, when readers were spread over several (nodes of a region). */
+  latencyByServerMs: Record<string, Distribution>
 }
+
+/**
+ * Where the load connects: one server for everything, or a region of nodes with the writers on
+ * one and the readers spread over all.
+ */
+export interface FanOutServers {
+  writer: Contender
+  /** The server reader `i` of a document connects to, and its name in latencyByServerMs. */
+  readerOf: (i: number) => { server: Contender, name: string }
+  /** Every process whose CPU counts. */
+  all: Contender[]
+}
+
+const single = (contender: Contender): FanOutServers =>
+  ({ writer: contender, readerOf: () => ({ server: contender, name: contender.label }), all: [contender] })
 
 export interface FanOutResult {
   kind: ContenderKind
@@ -56,6 +73,8 @@ export interface FanOutResult {
 
 interface Reader {
   socket: LoadSocket | null
+  /** Its server's name, for latencyByServerMs. */
+  server: string
   /** Keystrokes this reader holds: all before this index. */
   next: number
   /** The highest writer clock seen. */
@@ -71,7 +90,8 @@ interface DocLoad {
   sent: number
 }
 
-const runPhase = async (contender: Contender, options: FanOutOptions, phase: 'paced' | 'saturated', docPrefix: string = phase): Promise<PhaseResult> => {
+export const runPhase = async (servers: FanOutServers, options: FanOutOptions, phase: 'paced' | 'saturated', docPrefix: string = phase): Promise<PhaseResult> => {
+  const contender = servers.writer
   const { docs: docCount, readersPerDoc, keystrokes, window, timeoutMs = 120_000 } = options
   const { clockNeeded, inserts, clientId } = keystrokes
   let count = Math.min(phase === 'paced' ? options.pacedCount : options.saturatedCount, keystrokes.updates.length)
@@ -79,6 +99,7 @@ const runPhase = async (contender: Contender, options: FanOutOptions, phase: 'pa
   while (count > 0 && inserts[count - 1] !== true) count--
   const frames = new Map<string, Uint8Array[]>()
   const latencies: number[] = []
+  const byServer = new Map<string, number[]>()
   let framesReceived = 0
   let finishedReaders = 0
   const totalReaders = docCount * readersPerDoc
@@ -92,9 +113,13 @@ const runPhase = async (contender: Contender, options: FanOutOptions, phase: 'pa
     frames.set(name, keystrokes.updates.slice(0, count).map(update => updateFrame(contender.framing, name, update)))
     const load: DocLoad = { name, writer: null, readers: [], sentAt: new Float64Array(count), sent: 0 }
     loads.push(load)
-    load.readers = Array.from({ length: readersPerDoc }, () => ({ socket: null, next: 0, clock: 0 }))
-    await Promise.all(load.readers.map(async reader => {
-      reader.socket = await openLoadSocket(contender, name, {
+    load.readers = Array.from({ length: readersPerDoc }, (_, i) =>
+      ({ socket: null, server: servers.readerOf(i).name, next: 0, clock: 0 }))
+    await Promise.all(load.readers.map(async (reader, i) => {
+      let serverLatencies = byServer.get(reader.server)
+      if (serverLatencies === undefined) byServer.set(reader.server, serverLatencies = [])
+      const own = serverLatencies
+      reader.socket = await openLoadSocket(servers.readerOf(i).server, name, {
         onFrame: (sync, at) => {
           framesReceived++
           if (sync.updates.length === 0 || reader.next >= count) return
@@ -104,7 +129,11 @@ const runPhase = async (contender: Contender, options: FanOutOptions, phase: 'pa
           }
           const before = reader.next
           while (reader.next < count && (clockNeeded[reader.next] as number) <= reader.clock) {
-            if (inserts[reader.next] === true) latencies.push(at - (load.sentAt[reader.next] as number))
+            if (inserts[reader.next] === true) {
+              const latency = at - (load.sentAt[reader.next] as number)
+              latencies.push(latency)
+              own.push(latency)
+            }
             reader.next++
           }
           if (reader.next === before) return
@@ -116,7 +145,8 @@ const runPhase = async (contender: Contender, options: FanOutOptions, phase: 'pa
     load.writer = await openLoadSocket(contender, name)
   }
 
-  const before = contender.sample()
+  const cpuOf = (): number => servers.all.reduce((sum, server) => sum + server.sample().cpuSeconds, 0)
+  const before = cpuOf()
   const cpuBefore = ownCpuSeconds()
   const start = performance.now()
   const send = (load: DocLoad, upTo: number): void => {
@@ -161,10 +191,10 @@ const runPhase = async (contender: Contender, options: FanOutOptions, phase: 'pa
   }
   const wallSeconds = (performance.now() - start) / 1000
   const loadGenCpu = ownCpuSeconds() - cpuBefore
-  const after = contender.sample()
+  const after = cpuOf()
   for (const load of loads) for (const socket of [load.writer, ...load.readers.map(r => r.socket)]) socket?.close()
   const delivered = count * totalReaders
-  const serverCpuSeconds = after.cpuSeconds - before.cpuSeconds
+  const serverCpuSeconds = after - before
   return {
     delivered,
     wallSeconds,
@@ -176,6 +206,7 @@ const runPhase = async (contender: Contender, options: FanOutOptions, phase: 'pa
     framesReceived,
     latencyMs: distribution(latencies),
     latencyQuantiles: quantiles(latencies),
+    latencyByServerMs: Object.fromEntries([...byServer].map(([server, values]) => [server, distribution(values)])),
   }
 }
 
@@ -189,9 +220,9 @@ export const runFanOut = async (
   try {
     // A fresh process spends its first seconds compiling (on extra threads, which count as its
     // CPU): warm every contender up the same way before anything is measured.
-    await runPhase(contender, { ...options, saturatedCount: Math.min(options.saturatedCount, 1000) }, 'saturated', 'warmup')
-    result.paced = await runPhase(contender, options, 'paced')
-    result.saturated = await runPhase(contender, options, 'saturated')
+    await runPhase(single(contender), { ...options, saturatedCount: Math.min(options.saturatedCount, 1000) }, 'saturated', 'warmup')
+    result.paced = await runPhase(single(contender), options, 'paced')
+    result.saturated = await runPhase(single(contender), options, 'saturated')
   } catch (err) {
     result.error = (err as Error).message
   } finally {
