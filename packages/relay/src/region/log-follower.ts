@@ -11,7 +11,7 @@
  * late) is found by the next read: on a hint without its update, on every poll, and when Redis
  * comes back. A lost hint therefore delays an update by at most one poll and never loses it.
  */
-import { type DocStore, diffUpdate, isEmptyUpdate, mergeUpdatesInBatches } from '@georelay/core'
+import { type DocStore, diffUpdate, isEmptyUpdate } from '@georelay/core'
 import type { Logger, RelayMetrics } from '../observability/index.js'
 
 /** The loaded documents, as the follower sees them. */
@@ -174,29 +174,41 @@ export class LogFollower {
     for (const name of read.folded) await this.readWhole(name)
     for (const entry of read.entries) {
       const doc = this.followed.get(entry.docName)
-      if (doc === undefined || entry.seq <= doc.cursor) continue
-      doc.cursor = entry.seq
-      if (doc.held.delete(entry.seq)) continue
-      this.options.docs.apply(entry.docName, entry.update)
-      this.options.metrics.siblingUpdates.inc({ path: 'log' })
+      if (doc !== undefined) this.take(doc, entry.docName, entry.seq, entry.update)
     }
     for (const name of cursors.keys()) this.forgetHeld(name)
     return read.entries.length >= this.readLimit
   }
 
-  /** Compaction folded entries above the cursor: bring the document up to date from its whole state. */
+  /**
+   * Compaction folded entries above the cursor: take what the snapshot has that the loaded
+   * document lacks, then the log after it entry by entry. The snapshot is diffed alone, never
+   * merged with the log: merging hundreds of entries on every fold stalled the event loop
+   * (paced fan-out p99 210 ms with two nodes, 26 ms without compaction, in the bench).
+   */
   private async readWhole (docName: string): Promise<void> {
     const stateVector = await this.options.docs.stateVector(docName)
     const doc = this.followed.get(docName)
     if (stateVector === null || doc === undefined) return
     const stored = await this.options.store.read(docName)
-    const parts = stored.snapshot === null ? [] : [stored.snapshot]
-    const missing = diffUpdate(await mergeUpdatesInBatches([...parts, ...stored.log.map(e => e.update)]), stateVector)
-    const top = Math.max(stored.snapshotSeq, stored.log[stored.log.length - 1]?.seq ?? 0)
-    if (top > doc.cursor) doc.cursor = top
+    if (stored.snapshot !== null && stored.snapshotSeq > doc.cursor) {
+      const missing = diffUpdate(stored.snapshot, stateVector)
+      doc.cursor = stored.snapshotSeq
+      if (!isEmptyUpdate(missing)) {
+        this.options.docs.apply(docName, missing)
+        this.options.metrics.siblingUpdates.inc({ path: 'log' })
+      }
+    }
+    for (const entry of stored.log) this.take(doc, docName, entry.seq, entry.update)
     this.forgetHeld(docName)
-    if (isEmptyUpdate(missing)) return
-    this.options.docs.apply(docName, missing)
+  }
+
+  /** An entry read from the log: into the document unless it is there already. */
+  private take (doc: Followed, docName: string, seq: number, update: Uint8Array): void {
+    if (seq <= doc.cursor) return
+    doc.cursor = seq
+    if (doc.held.delete(seq)) return
+    this.options.docs.apply(docName, update)
     this.options.metrics.siblingUpdates.inc({ path: 'log' })
   }
 
