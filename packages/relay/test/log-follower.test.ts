@@ -146,6 +146,25 @@ describe('LogFollower', () => {
     expect(b.getText('t').toString()).toBe('0123456789')
   })
 
+  it('keeps a compacted document it could not read behind, without holding up the others', async () => {
+    const { store, follower, load } = setup()
+    const [folded, other] = [await load('folded'), await load('other')]
+    const [a, b] = [new Y.Doc(), new Y.Doc()]
+    for (const text of ['x', 'y']) await store.append('folded', edit(a, text))
+    await store.compact('folded')
+    await store.append('folded', edit(a, 'z'))
+    await store.append('other', edit(b, 'fine'))
+    const read = store.read.bind(store)
+    store.read = () => Promise.reject(new Error('statement timeout'))
+    await follower.catchUp('poll')
+    // The entry after the fold must not move its cursor past the folded ones.
+    expect(folded.getText('t').toString()).toBe('')
+    expect(other.getText('t').toString()).toBe('fine')
+    store.read = read
+    await follower.catchUp('poll')
+    expect(folded.getText('t').toString()).toBe('xyz')
+  })
+
   it('keeps documents behind while the store fails and catches up once it answers', async () => {
     const { store, follower, load } = setup()
     const doc = await load('d')

@@ -47,7 +47,9 @@ export class HintBus extends EventEmitter<HintBusEvents> {
   constructor (private readonly options: HintBusOptions) {
     super()
     this.log = throttledLogger(options.logger)
-    const common = { connectTimeout: 2000, retryStrategy, lazyConnect: false }
+    // A Redis that holds the connection open and answers nothing must not hold a command (or a
+    // shutdown) for longer than this.
+    const common = { connectTimeout: 2000, commandTimeout: 2000, retryStrategy, lazyConnect: false }
     // A hint is worth nothing late: never queue it behind a reconnect.
     this.pub = new Redis(options.url, {
       ...common, enableOfflineQueue: false, maxRetriesPerRequest: 0, enableAutoPipelining: true,
@@ -76,7 +78,8 @@ export class HintBus extends EventEmitter<HintBusEvents> {
   async subscribe (docName: string): Promise<void> {
     const channel = nodeChannel(this.options.region, docName)
     this.channels.set(channel, docName)
-    if (!this.subscribed) return
+    // Not connected: the next 'ready' subscribes every channel, this one included.
+    if (this.sub.status !== 'ready') return
     try {
       await this.sub.ssubscribe(channel)
     } catch {
@@ -86,7 +89,7 @@ export class HintBus extends EventEmitter<HintBusEvents> {
 
   unsubscribe (docName: string): void {
     const channel = nodeChannel(this.options.region, docName)
-    if (!this.channels.delete(channel) || !this.subscribed) return
+    if (!this.channels.delete(channel) || this.sub.status !== 'ready') return
     this.sub.sunsubscribe(channel).catch(() => {})
   }
 
@@ -135,6 +138,9 @@ export class HintBus extends EventEmitter<HintBusEvents> {
       for (let i = 0; i < channels.length; i += SUBSCRIBE_CHUNK) {
         await this.sub.ssubscribe(...channels.slice(i, i + SUBSCRIBE_CHUNK))
       }
+      // Channels dropped meanwhile were subscribed above: leave them again.
+      const dropped = channels.filter(channel => !this.channels.has(channel))
+      if (dropped.length > 0) await this.sub.sunsubscribe(...dropped)
     } catch {
       return // lost again: the next 'ready' tries again
     }

@@ -21,6 +21,8 @@ const nodeKey = (region: string, name: string): string => `georelay:{${region}}:
 export class NodeDirectory {
   private live: LiveNode[]
   private timer: NodeJS.Timeout | null = null
+  /** A renewal still waiting for Redis: the next tick skips rather than piling up. */
+  private renewing = false
 
   constructor (
     private readonly redis: Redis,
@@ -51,6 +53,8 @@ export class NodeDirectory {
   }
 
   private async renew (): Promise<void> {
+    if (this.renewing) return
+    this.renewing = true
     try {
       await this.redis.set(nodeKey(this.region, this.self.name), this.self.url, 'PX', NODE_TTL_MS)
       await this.redis.sadd(setKey(this.region), this.self.name)
@@ -65,6 +69,8 @@ export class NodeDirectory {
     } catch {
       // Redis is away: this node knows only itself.
       this.update([this.self])
+    } finally {
+      this.renewing = false
     }
   }
 

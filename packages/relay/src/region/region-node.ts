@@ -9,7 +9,7 @@
  *   is missing for longer than a poll;
  * - carries its clients' presence to the siblings, and theirs to its clients.
  */
-import { type DocStore, MAX_HINT_UPDATE_BYTES, type NodeMessage } from '@georelay/core'
+import { type DocStore, MAX_HINT_UPDATE_BYTES, type NodeMessage, validateUpdate } from '@georelay/core'
 import type { DocRegistry } from '../docs/index.js'
 import type { Logger, RelayMetrics } from '../observability/index.js'
 import type { ReplicationLog } from '../replication/index.js'
@@ -33,6 +33,15 @@ export interface RegionNodeOptions {
   onRedis?: (up: boolean) => void
   /** Called when the region's list of live nodes changed. */
   onNodes?: (nodes: LiveNode[]) => void
+}
+
+const validUpdate = (update: Uint8Array): boolean => {
+  try {
+    validateUpdate(update)
+    return true
+  } catch {
+    return false
+  }
 }
 
 /** Presence set by a sibling node's clients belongs to that node (region names have no ':'). */
@@ -127,11 +136,18 @@ export class RegionNode {
 
   private received (docName: string, message: NodeMessage): void {
     if (message.type === 'hint') {
-      this.follower.hinted(docName, message.seq, message.update)
+      // Checked like any update from outside: a bad one is not taken, the log brings the entry.
+      const update = message.update !== null && validUpdate(message.update) ? message.update : null
+      this.follower.hinted(docName, message.seq, update)
       return
     }
     if (message.node === this.options.node) return
-    this.options.documents.ifLoaded(docName)
-      .then(doc => doc?.applyRemoteAwareness(message.update, ownerOf(message.node)), () => {})
+    this.options.documents.ifLoaded(docName).then(doc => {
+      try {
+        doc?.applyRemoteAwareness(message.update, ownerOf(message.node))
+      } catch {
+        this.options.metrics.presenceRefused.inc()
+      }
+    }, () => {})
   }
 }
