@@ -7,7 +7,8 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals'
 import * as Y from 'yjs'
 import type { WebsocketProvider } from 'y-websocket'
-import { Relay, parseRelayConfig, silentLogger } from '@georelay/relay'
+import { EventEmitter } from 'node:events'
+import { type Logger, Relay, parseRelayConfig, silentLogger, streamLogger } from '@georelay/relay'
 import {
   type RedisServer, type TestSchema, WanSimulator, connectProvider, destroyProvider, on, startRedis, testSchema,
   waitSynced, waitUntil,
@@ -39,7 +40,7 @@ describe('a region of two nodes', () => {
     for (const step of cleanup.splice(0).reverse()) await step()
   })
 
-  const startNode = async (node: string, redisUrl = redis.url): Promise<Relay> => {
+  const startNode = async (node: string, redisUrl = redis.url, logger: Logger = silentLogger): Promise<Relay> => {
     const relay = await Relay.start({
       config: parseRelayConfig({
         region: REGION,
@@ -50,7 +51,7 @@ describe('a region of two nodes', () => {
         redis: { url: redisUrl, pollMs: 250 },
         auth: { anonymous: 'rw' },
       }),
-      logger: silentLogger,
+      logger,
     })
     cleanup.push(() => relay.close())
     return relay
@@ -178,6 +179,17 @@ describe('a region of two nodes', () => {
     await waitUntil([on(a1, 'nodes')], async () => JSON.stringify(await nodesSeenBy(a1)) === JSON.stringify(both), { what: 'a1 to list both nodes' })
     await a2.close()
     await waitUntil([on(a1, 'nodes')], async () => JSON.stringify(await nodesSeenBy(a1)) === JSON.stringify([`a1 ${a1.url}`]), { what: 'a1 to list itself alone' })
+  })
+
+  it('says so when two nodes of the region share a name', async () => {
+    const lines = new EventEmitter<{ line: [string] }>()
+    const seen: string[] = []
+    const logger = streamLogger(line => { seen.push(line); lines.emit('line', line) }, 'warn')
+    await startNode('twin', redis.url, logger)
+    await startNode('twin', redis.url, logger)
+    await waitUntil([on(lines, 'line')], () => seen.some(line => line.includes('node name "twin" is also announced at ws://127.0.0.1:')),
+      { what: 'a warning that two nodes share the name "twin"' })
+    expect(seen.find(line => line.includes('share a name'))).toMatch(/give each node its own --node/)
   })
 
   it('carries presence between the nodes', async () => {

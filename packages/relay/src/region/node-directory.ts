@@ -30,6 +30,8 @@ export class NodeDirectory {
     private readonly self: LiveNode,
     /** Called when the list of live nodes changed. */
     private readonly onChange: (nodes: LiveNode[]) => void = () => {},
+    /** Called when another node (or this one's previous run) announced this name at `url`. */
+    private readonly onClash: (url: string) => void = () => {},
   ) {
     this.live = [self]
   }
@@ -56,7 +58,8 @@ export class NodeDirectory {
     if (this.renewing) return
     this.renewing = true
     try {
-      await this.redis.set(nodeKey(this.region, this.self.name), this.self.url, 'PX', NODE_TTL_MS)
+      const previous = await this.redis.set(nodeKey(this.region, this.self.name), this.self.url, 'PX', NODE_TTL_MS, 'GET')
+      if (previous !== null && previous !== this.self.url) this.onClash(previous)
       await this.redis.sadd(setKey(this.region), this.self.name)
       const names = (await this.redis.smembers(setKey(this.region))).sort()
       const urls = names.length === 0 ? [] : await this.redis.mget(...names.map(name => nodeKey(this.region, name)))

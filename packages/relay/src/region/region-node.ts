@@ -105,7 +105,13 @@ export class RegionNode {
   /** Starts telling the region's other nodes (and /v1/regions) that this node serves at `url`. */
   announce (url: string): void {
     const self = { name: this.options.node, url }
-    this.directory ??= new NodeDirectory(this.bus.commands, this.options.region, self, this.options.onNodes)
+    let clashingWith = ''
+    const clash = (other: string): void => {
+      if (other === clashingWith) return
+      clashingWith = other
+      this.options.logger.log('warn', `node name "${self.name}" is also announced at ${other}: two nodes of region ${this.options.region} share a name (or this node restarted on another address): give each node its own --node`, {})
+    }
+    this.directory ??= new NodeDirectory(this.bus.commands, this.options.region, self, this.options.onNodes, clash)
     this.directory.start()
   }
 
