@@ -3,16 +3,13 @@
  * redis-server): when the node in use dies with kill -9 the client moves to the region's other
  * node, not to a nearer other region, and no acknowledged write is lost.
  */
-import fs from 'node:fs'
-import os from 'node:os'
-import path from 'node:path'
 import { afterEach, describe, expect, it } from '@jest/globals'
 import * as Y from 'yjs'
 import { GeoClient, type RegionChange } from '@georelay/client'
 import { Relay, parseRelayConfig, silentLogger } from '@georelay/relay'
 import {
   type RedisServer, type RelayProcess, WanSimulator, connectProvider, destroyProvider, on, startRedis,
-  startRelayProcess, testSchema, waitSynced, waitUntil,
+  startRegionNodeProcess, testSchema, waitSynced, waitUntil,
 } from '@georelay/testkit'
 
 const items = (doc: Y.Doc): string[] => doc.getArray<string>('set').toArray()
@@ -28,17 +25,8 @@ describe('GeoClient and a region of several nodes', () => {
     cleanup.push(() => schema.drop())
     const redis: RedisServer = await startRedis()
     cleanup.push(() => redis.destroy())
-    // The schema has no flag: it comes from a configuration file, as in production.
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'georelay-nodes-'))
-    cleanup.push(() => fs.rmSync(dir, { recursive: true, force: true }))
-    const configFile = path.join(dir, 'eu-west.json')
-    const config = { storage: { postgres: { schema: schema.schema } }, redis: { pollMs: 250 } }
-    fs.writeFileSync(configFile, JSON.stringify(config))
     const node = async (name: string): Promise<RelayProcess> => {
-      const relay = await startRelayProcess({
-        args: ['--config', configFile, '--region', 'eu-west', '--port', '0', '--store', 'postgres', '--node', name],
-        env: { GEORELAY_POSTGRES_URL: schema.url, GEORELAY_REDIS_URL: redis.url, GEORELAY_LOG_LEVEL: 'warn' },
-      })
+      const relay = await startRegionNodeProcess({ region: 'eu-west', node: name, postgres: schema, redisUrl: redis.url })
       cleanup.push(() => relay.stop())
       return relay
     }

@@ -3,15 +3,12 @@
  * on one real PostgreSQL schema and one real redis-server. Nothing written on either side is
  * lost, and both nodes' clients end with the same document.
  */
-import fs from 'node:fs'
-import os from 'node:os'
-import path from 'node:path'
 import { afterEach, describe, expect, it } from '@jest/globals'
 import * as Y from 'yjs'
 import type { WebsocketProvider } from 'y-websocket'
 import {
-  type RelayProcess, connectProvider, destroyProvider, on, startRedis, startRelayProcess, testSchema, waitSynced,
-  waitUntil,
+  type RelayProcess, connectProvider, destroyProvider, on, startRedis, startRegionNodeProcess, testSchema,
+  waitSynced, waitUntil,
 } from '@georelay/testkit'
 
 const items = (doc: Y.Doc): string[] => doc.getArray<string>('set').toArray()
@@ -31,16 +28,8 @@ describe('a node of a region paused with SIGSTOP', () => {
     cleanup.push(() => schema.drop())
     const redis = await startRedis()
     cleanup.push(() => redis.destroy())
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'georelay-paused-'))
-    cleanup.push(() => fs.rmSync(dir, { recursive: true, force: true }))
-    const configFile = path.join(dir, 'eu-west.json')
-    const config = { storage: { postgres: { schema: schema.schema } }, redis: { pollMs: 250 } }
-    fs.writeFileSync(configFile, JSON.stringify(config))
     const node = async (name: string): Promise<RelayProcess> => {
-      const relay = await startRelayProcess({
-        args: ['--config', configFile, '--region', 'eu-west', '--port', '0', '--store', 'postgres', '--node', name],
-        env: { GEORELAY_POSTGRES_URL: schema.url, GEORELAY_REDIS_URL: redis.url, GEORELAY_LOG_LEVEL: 'warn' },
-      })
+      const relay = await startRegionNodeProcess({ region: 'eu-west', node: name, postgres: schema, redisUrl: redis.url })
       cleanup.push(async () => {
         if (relay.child.signalCode === null && relay.child.exitCode === null) relay.child.kill('SIGCONT')
         await relay.stop()

@@ -17,6 +17,7 @@ import path from 'node:path'
 // The subpath, not the package: jest's global setup loads this module outside the test
 // sandboxes, and the package's index would load a second Yjs there.
 import { freePort } from '@georelay/cluster/free-port'
+import { waitForLine } from './child-ready.js'
 
 export interface PostgresServer {
   /** `postgres://postgres@127.0.0.1:PORT/postgres`: the superuser, no password (trust on loopback). */
@@ -55,35 +56,6 @@ const serverUser = (): { uid: number, gid: number } | Record<string, never> => {
   return { uid: id('-u'), gid: id('-g') }
 }
 
-const waitReady = (child: ChildProcess, timeoutMs: number): Promise<void> => new Promise((resolve, reject) => {
-  let log = ''
-  const timer = setTimeout(() => {
-    cleanup()
-    reject(new Error(`PostgreSQL did not start within ${timeoutMs} ms:\n${log}`))
-  }, timeoutMs)
-  const onData = (chunk: Buffer): void => {
-    log += chunk.toString('utf8')
-    if (log.includes('ready to accept connections')) {
-      cleanup()
-      resolve()
-    }
-  }
-  const onExit = (code: number | null): void => {
-    cleanup()
-    reject(new Error(`PostgreSQL exited (${code}) before it was ready:\n${log}`))
-  }
-  const cleanup = (): void => {
-    clearTimeout(timer)
-    child.stderr?.off('data', onData)
-    child.off('exit', onExit)
-    // Keep draining the server's log: with nobody reading, a full pipe (64 KiB of statement
-    // errors over a whole `npm test`) blocks every backend that writes to it, and the run hangs.
-    child.stderr?.resume()
-  }
-  child.stderr?.on('data', onData)
-  child.once('exit', onExit)
-})
-
 export const startPostgres = async ({ timeoutMs = 30_000 }: { timeoutMs?: number } = {}): Promise<PostgresServer> => {
   const bin = postgresBinDir()
   const base = fs.mkdtempSync(path.join(os.tmpdir(), 'georelay-pg-'))
@@ -105,7 +77,7 @@ export const startPostgres = async ({ timeoutMs = 30_000 }: { timeoutMs?: number
       '-D', dataDir, '-p', String(port), '-k', socketDir, '-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=300',
     ], { stdio: ['ignore', 'ignore', 'pipe'], cwd: base, ...user })
     child = started
-    await waitReady(started, timeoutMs)
+    await waitForLine(started, started.stderr, 'ready to accept connections', { timeoutMs, what: 'PostgreSQL' })
   }
   // A fast shutdown waits for backends to die; one stuck must not hold the test run, so after
   // SHUTDOWN_GRACE_MS the postmaster is killed (the data is temporary either way).

@@ -10,6 +10,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { freePort } from '@georelay/cluster/free-port'
+import { waitForLine } from './child-ready.js'
 
 export interface RedisServer {
   /** `redis://127.0.0.1:PORT`. */
@@ -25,34 +26,6 @@ export interface RedisServer {
 
 export const REDIS_SERVER_PATH = '/usr/bin/redis-server'
 
-const waitReady = (child: ChildProcess, timeoutMs: number): Promise<void> => new Promise((resolve, reject) => {
-  let log = ''
-  const timer = setTimeout(() => {
-    cleanup()
-    reject(new Error(`redis-server did not start within ${timeoutMs} ms:\n${log}`))
-  }, timeoutMs)
-  const onData = (chunk: Buffer): void => {
-    log += chunk.toString('utf8')
-    if (log.includes('Ready to accept connections')) {
-      cleanup()
-      resolve()
-    }
-  }
-  const onExit = (code: number | null): void => {
-    cleanup()
-    reject(new Error(`redis-server exited (${code}) before it was ready:\n${log}`))
-  }
-  const cleanup = (): void => {
-    clearTimeout(timer)
-    child.stdout?.off('data', onData)
-    child.off('exit', onExit)
-    // Keep draining its output so that a chatty server never blocks on a full pipe.
-    child.stdout?.resume()
-  }
-  child.stdout?.on('data', onData)
-  child.once('exit', onExit)
-})
-
 export const startRedis = async ({ timeoutMs = 15_000 }: { timeoutMs?: number } = {}): Promise<RedisServer> => {
   if (!fs.existsSync(REDIS_SERVER_PATH)) {
     throw new Error(`Redis is not installed: apt-get install -y redis-server (the tests start their own server from ${REDIS_SERVER_PATH})`)
@@ -66,7 +39,7 @@ export const startRedis = async ({ timeoutMs = 15_000 }: { timeoutMs?: number } 
       '--daemonize', 'no', '--protected-mode', 'yes',
     ], { stdio: ['ignore', 'pipe', 'ignore'], cwd: dir })
     child = started
-    await waitReady(started, timeoutMs)
+    await waitForLine(started, started.stdout, 'Ready to accept connections', { timeoutMs, what: 'redis-server' })
   }
   const stop = (): Promise<void> => new Promise(resolve => {
     const running = child
