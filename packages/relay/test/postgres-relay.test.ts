@@ -185,6 +185,10 @@ describe('a relay on Postgres', () => {
           const upTo = next
           await writer.flush(20_000)
           acknowledged = upTo
+          // A flush with nothing pending resolves in a microtask: without a turn of the event
+          // loop here the pusher never runs again and this loop spins forever, starving every
+          // timer, the test's timeout included (a whole npm test hung on it).
+          await new Promise(resolve => setImmediate(resolve))
         }
         // Writes are in flight (some in a commit) when the relay dies.
         expect(await first.kill9()).toBe('SIGKILL')
