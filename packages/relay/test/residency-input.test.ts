@@ -68,7 +68,10 @@ describe('residency against hostile input', () => {
       await waitUntil([on(mux.ws, 'message')], () => muxed().some(m => m.type === 'error'), { what: 'the mux refusal' })
       expect(muxed().find(m => m.type === 'error')).toMatchObject({ docId: 1, code: 4400, reason: expect.stringContaining('holds U+2028') })
     }
-    // From a peer too: the inbound link is closed as malformed, nothing stored.
+    // From a peer too: the inbound link is closed as malformed, nothing stored. The region the
+    // fake peer claims to be is stopped first: its real relay, redialling, would replace the
+    // fake's link (a newer link from a region wins) and end it with 1006 before the 4400.
+    await cluster.stopRegion('eu-west')
     const peer = await fakePeer(cluster.url('us-east'), 'eu-west')
     peer.ws.send(encodePeerMessage({ type: 'batch', entries: [{ docName: SEPARATOR_NAME, origin: 'eu-west', originSeq: 1, update: updateOf('secret') }], upTo: { 'eu-west': 1 } }))
     expect(await peer.closed).toBe(4400)
@@ -82,7 +85,9 @@ describe('residency against hostile input', () => {
     writer.doc.getText('t').insert(0, 'kept in the EU')
     await waitUntil([every100ms], async () => (await cluster.store('eu-west').listDocs()).includes('eu/patients/7'), { what: 'the document to be stored' })
     destroyProvider(writer)
-    // us-east holds the secret, but the document may never reach it.
+    // us-east holds the secret, but the document may never reach it. (Its real relay is stopped
+    // so that it does not replace the fake's link.)
+    await cluster.stopRegion('us-east')
     const peer = await fakePeer(cluster.url('eu-west'), 'us-east')
     peer.ws.send(encodePeerMessage({ type: 'sv-request', docNames: ['eu/patients/7', 'shared/1'] }))
     await waitUntil([on(peer.ws, 'message')], () => peer.received.some(m => m.type === 'sv-reply'), { what: 'the reply' })
