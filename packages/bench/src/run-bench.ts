@@ -2,7 +2,9 @@
  * `npm run bench`: every workload, every contender as its own process, one run, one report.
  */
 import path from 'node:path'
-import { type EditingTrace, loadTrace, startPostgres, startRedis, syntheticTrace } from '@georelay/testkit'
+import {
+  type EditingTrace, type PostgresServer, type RedisServer, loadTrace, startPostgres, startRedis, syntheticTrace,
+} from '@georelay/testkit'
 import { type ContenderKind, isContenderKind } from './contenders.js'
 import { machineInfo } from './machine.js'
 import { type BenchReport, goalTable, writeReport } from './report.js'
@@ -153,8 +155,20 @@ export const runBench = async (options: BenchOptions): Promise<{ report: BenchRe
     }
   }
   if (has('failover')) {
-    log('failover: kill -9, then a silent cut…')
-    report.failover = await runFailover()
+    log('failover: kill -9, then a silent cut, then kill -9 of a node of a region of two (Postgres and Redis on loopback)…')
+    let servers: { postgres: PostgresServer, redis: RedisServer } | null = null
+    try {
+      servers = { postgres: await startPostgres(), redis: await startRedis() }
+    } catch (err) {
+      log(`  no region of nodes: ${(err as Error).message}`)
+    }
+    try {
+      const nodes = servers === null ? undefined : { postgresUrl: servers.postgres.url, redisUrl: servers.redis.url }
+      report.failover = await runFailover(10, nodes)
+    } finally {
+      await servers?.redis.destroy()
+      await servers?.postgres.destroy()
+    }
   }
   if (has('nodes')) {
     log('a region of 1, then 2 nodes on one Postgres and one Redis (servers of their own on loopback)…')

@@ -5,14 +5,22 @@
  */
 import * as Y from 'yjs'
 import { GeoClient } from '@georelay/client'
-import { TestCluster } from '@georelay/testkit'
+import { type RelayProcess, TestCluster, startRegionNodeProcess } from '@georelay/testkit'
 
 export interface FailoverResult {
   /** kill -9 of the relay in use. */
   crashMs: number
   /** The client's link to its relay goes silent (packets held, no close). */
   silentCutMs: number
+  /** kill -9 of the node in use of a region of two (NaN when not measured: no Postgres or Redis). */
+  nodeCrashMs: number
   error?: string
+}
+
+/** Where a region of nodes keeps its log and its hints, for the node failover. */
+export interface NodeFailoverServers {
+  postgresUrl: string
+  redisUrl: string
 }
 
 const NEAR_A = { a: 1, b: 5 }
@@ -50,11 +58,61 @@ const measureOne = async (how: 'crash' | 'cut', writeEveryMs: number): Promise<n
   }
 }
 
-export const runFailover = async (writeEveryMs = 10): Promise<FailoverResult> => {
-  const result: FailoverResult = { crashMs: NaN, silentCutMs: NaN }
+/**
+ * A region of two nodes on loopback (as a LAN), an SDK client given both URLs: kill -9 of the
+ * node in use, and the time to the next write acknowledged by the other node.
+ */
+const measureNodeCrash = async (
+  { postgresUrl, redisUrl }: NodeFailoverServers, writeEveryMs: number,
+): Promise<number> => {
+  const nodes: RelayProcess[] = []
+  const client: { current: GeoClient | null } = { current: null }
+  const doc = new Y.Doc()
+  let writer: ReturnType<typeof setInterval> | undefined
+  try {
+    for (const node of ['n1', 'n2']) {
+      nodes.push(await startRegionNodeProcess({ region: 'bench', node, postgres: { url: postgresUrl, schema: 'georelay' }, redisUrl }))
+    }
+    const c = new GeoClient({ regions: [{ name: 'bench', urls: nodes.map(n => n.url) }], probeIntervalMs: 0 })
+    client.current = c
+    const session = c.open('bench/node-failover', doc, { ack: 'local' })
+    await session.synced
+    const used = nodes.find(n => n.url === c.node)
+    if (used === undefined) throw new Error('the client uses no node after its first sync')
+    let n = 0
+    writer = setInterval(() => { doc.getArray<number>('writes').push([n++]) }, writeEveryMs)
+    await session.flush(5_000)
+    let failedAt = 0
+    let made = Infinity
+    const acked = new Promise<number>(resolve => {
+      session.on('ack', (writeId: number) => { if (writeId > made) resolve(performance.now() - failedAt) })
+    })
+    failedAt = performance.now()
+    made = n
+    await used.kill9()
+    const ms = await Promise.race([acked, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no write acknowledged within 30 s after the node was killed')), 30_000).unref())])
+    if (c.node === used.url) throw new Error('the client is still on the killed node')
+    return ms
+  } finally {
+    clearInterval(writer)
+    await client.current?.close()
+    doc.destroy()
+    await Promise.all(nodes.map(n => n.stop()))
+  }
+}
+
+export const runFailover = async (writeEveryMs = 10, nodeServers?: NodeFailoverServers): Promise<FailoverResult> => {
+  const result: FailoverResult = { crashMs: NaN, silentCutMs: NaN, nodeCrashMs: NaN }
   const errors: string[] = []
   try { result.crashMs = await measureOne('crash', writeEveryMs) } catch (err) { errors.push((err as Error).message) }
   try { result.silentCutMs = await measureOne('cut', writeEveryMs) } catch (err) { errors.push((err as Error).message) }
+  if (nodeServers !== undefined) {
+    try {
+      result.nodeCrashMs = await measureNodeCrash(nodeServers, writeEveryMs)
+    } catch (err) {
+      errors.push((err as Error).message)
+    }
+  }
   if (errors.length > 0) result.error = errors.join('; ')
   return result
 }
