@@ -50,12 +50,15 @@ describe('PostgresStore', () => {
     const follow = async (): Promise<void> => {
       // The reader reads while the writers commit, as a peer link's pump does.
       while (writing || seen.length < updates.length) {
+        // Only a read that began after the last commit may end the loop: one in flight while
+        // it committed can come back empty and still miss it.
+        const afterWriting = !writing
         const read = await reader.readOrigin(LOCAL_ORIGIN, cursor, 50)
         for (const entry of read.entries) {
           seen.push(entry.originSeq)
           cursor = entry.originSeq
         }
-        if (!writing && read.entries.length === 0) break
+        if (afterWriting && read.entries.length === 0) break
       }
     }
     const following = follow()
