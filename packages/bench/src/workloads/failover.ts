@@ -4,7 +4,7 @@
  * write acknowledged (at `local`) through the other region. Default client timing: what users get.
  */
 import * as Y from 'yjs'
-import { GeoClient } from '@georelay/client'
+import { GeoClient, type GeoSession } from '@georelay/client'
 import { type RelayProcess, TestCluster, startRegionNodeProcess } from '@georelay/testkit'
 
 export interface FailoverResult {
@@ -25,19 +25,16 @@ export interface NodeFailoverServers {
 
 const NEAR_A = { a: 1, b: 5 }
 
-const measureOne = async (how: 'crash' | 'cut', writeEveryMs: number): Promise<number> => {
-  const cluster = await TestCluster.start({ regions: ['a', 'b'], mode: how === 'crash' ? 'process' : 'in-process', store: 'sqlite' })
-  const client = new GeoClient({ regions: await cluster.clientEndpoints('client', NEAR_A), probeIntervalMs: 0 })
-  const doc = new Y.Doc()
-  let writer: ReturnType<typeof setInterval> | undefined
+/**
+ * Writes every `writeEveryMs` through `session`, then runs `fail` and measures the time from it
+ * to the acknowledgement of a write made after it.
+ */
+const msToNextAck = async (
+  session: GeoSession, doc: Y.Doc, writeEveryMs: number, fail: () => Promise<unknown> | void, what: string,
+): Promise<number> => {
+  let n = 0
+  const writer = setInterval(() => { doc.getArray<number>('writes').push([n++]) }, writeEveryMs)
   try {
-    const session = client.open('bench/failover', doc, { ack: 'local' })
-    await session.synced
-    // Probes on a busy machine may pick either region: fail the one in use.
-    const used = client.region
-    if (used === null) throw new Error('the client has no region after its first sync')
-    let n = 0
-    writer = setInterval(() => { doc.getArray<number>('writes').push([n++]) }, writeEveryMs)
     await session.flush(5_000)
     let failedAt = 0
     // Write ids count from 1 in this session, one per push: the first `made` were made before.
@@ -47,11 +44,29 @@ const measureOne = async (how: 'crash' | 'cut', writeEveryMs: number): Promise<n
     })
     failedAt = performance.now()
     made = n
-    if (how === 'crash') await cluster.killRegion(used)
-    else cluster.wan.cut('client', used)
-    return await Promise.race([acked, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no write acknowledged within 30 s after the ${how}`)), 30_000).unref())])
+    await fail()
+    const timeout = new Promise<never>((_, reject) => {
+      setTimeout(() => reject(new Error(`no write acknowledged within 30 s after ${what}`)), 30_000).unref()
+    })
+    return await Promise.race([acked, timeout])
   } finally {
     clearInterval(writer)
+  }
+}
+
+const measureOne = async (how: 'crash' | 'cut', writeEveryMs: number): Promise<number> => {
+  const cluster = await TestCluster.start({ regions: ['a', 'b'], mode: how === 'crash' ? 'process' : 'in-process', store: 'sqlite' })
+  const client = new GeoClient({ regions: await cluster.clientEndpoints('client', NEAR_A), probeIntervalMs: 0 })
+  const doc = new Y.Doc()
+  try {
+    const session = client.open('bench/failover', doc, { ack: 'local' })
+    await session.synced
+    // Probes on a busy machine may pick either region: fail the one in use.
+    const used = client.region
+    if (used === null) throw new Error('the client has no region after its first sync')
+    const fail = how === 'crash' ? () => cluster.killRegion(used) : () => cluster.wan.cut('client', used)
+    return await msToNextAck(session, doc, writeEveryMs, fail, `the ${how}`)
+  } finally {
     await client.close()
     doc.destroy()
     await cluster.close()
@@ -68,7 +83,6 @@ const measureNodeCrash = async (
   const nodes: RelayProcess[] = []
   const client: { current: GeoClient | null } = { current: null }
   const doc = new Y.Doc()
-  let writer: ReturnType<typeof setInterval> | undefined
   try {
     for (const node of ['n1', 'n2']) {
       nodes.push(await startRegionNodeProcess({ region: 'bench', node, postgres: { url: postgresUrl, schema: 'georelay' }, redisUrl }))
@@ -79,22 +93,10 @@ const measureNodeCrash = async (
     await session.synced
     const used = nodes.find(n => n.url === c.node)
     if (used === undefined) throw new Error('the client uses no node after its first sync')
-    let n = 0
-    writer = setInterval(() => { doc.getArray<number>('writes').push([n++]) }, writeEveryMs)
-    await session.flush(5_000)
-    let failedAt = 0
-    let made = Infinity
-    const acked = new Promise<number>(resolve => {
-      session.on('ack', (writeId: number) => { if (writeId > made) resolve(performance.now() - failedAt) })
-    })
-    failedAt = performance.now()
-    made = n
-    await used.kill9()
-    const ms = await Promise.race([acked, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no write acknowledged within 30 s after the node was killed')), 30_000).unref())])
+    const ms = await msToNextAck(session, doc, writeEveryMs, () => used.kill9(), 'the node was killed')
     if (c.node === used.url) throw new Error('the client is still on the killed node')
     return ms
   } finally {
-    clearInterval(writer)
     await client.current?.close()
     doc.destroy()
     await Promise.all(nodes.map(n => n.stop()))
