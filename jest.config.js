@@ -26,6 +26,12 @@ export default {
   globalTeardown: '<rootDir>/packages/testkit/jest/global-teardown.js',
   projects: [...packages.map(name => project(name)), project('examples', 'examples/*')],
   testTimeout: 30_000,
+  // Two worker processes, not jest's in-band default on two cores: in band, every suite ran in
+  // the one process that also owns the shared PostgreSQL, so what a suite left behind (timers,
+  // sockets, 1.8 GB of module copies by the end) weighed on every later suite and on the
+  // server's log pipe. A worker is replaced once it holds more than 1 GB after a suite.
+  maxWorkers: 2,
+  workerIdleMemoryLimit: '1GB',
   // A handle left open after the last test (a socket's keep-alive, a child's pipe) must never hold
   // the run, or CI: every test has asserted by then, and jest says which suite leaked with
   // --detectOpenHandles.

@@ -13,6 +13,8 @@ export interface TestSchema {
   drop(): Promise<void>
 }
 
+const DROP_LOCK_TIMEOUT_MS = 5000
+
 /** The shared test server's URL, or an error that says how to get one. */
 export const testPostgresUrl = (): string => {
   const url = process.env[POSTGRES_URL_ENV]
@@ -29,10 +31,15 @@ export const testSchema = async (prefix = 't'): Promise<TestSchema> => {
     url,
     schema,
     drop: async () => {
-      const client = new pg.Client({ connectionString: url })
+      // Bounded: a drop stuck behind a lock someone left (a paused relay, an open transaction)
+      // must fail the test saying so, not hold it until jest's timeout says nothing.
+      const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000, statement_timeout: 10_000 })
       await client.connect()
       try {
-        await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
+        await client.query(`SET lock_timeout = ${DROP_LOCK_TIMEOUT_MS}`)
+        await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).catch((err: unknown) => {
+          throw new Error(`could not drop test schema ${schema}: ${String(err)} (a connection still holds a lock on it: a store or relay not closed?)`)
+        })
       } finally {
         await client.end()
       }

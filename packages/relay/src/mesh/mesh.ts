@@ -226,6 +226,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
       if (this.inbound.get(region) === inbound) this.inbound.delete(region)
     })
     this.sendTo(region, this.linkStateMessage())
+    this.links.get(region)?.redialNow()
   }
 
   /** Link state and awareness arrive on any link, in either direction. */

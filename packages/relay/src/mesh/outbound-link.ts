@@ -103,6 +103,18 @@ export class OutboundLink {
     this.pump.schedule(delayMs)
   }
 
+  /**
+   * The peer just dialled us, so it is up again: waiting out a backoff grown while it was down
+   * would leave its missed entries unsent for seconds. Dial now if a redial is pending.
+   */
+  redialNow (): void {
+    if (this.closed || this.reconnectTimer === null) return
+    clearTimeout(this.reconnectTimer)
+    this.reconnectTimer = null
+    this.attempts = 0
+    this.connect()
+  }
+
   close (): void {
     this.closed = true
     if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer)
