@@ -11,6 +11,7 @@ export {
   type DocStore, type LogEntry, type PendingAppend, type StoreErrorCode, type StoredDoc,
   type StoreOptions,
 } from './doc-store.js'
+export { canLease, type LeaseEvent, type LeaseOptions, type LeaseStore, type StoreLease } from './store-lease.js'
 export { CompactionScheduler } from './compaction-scheduler.js'
 export { MemoryStore } from './memory-store.js'
 export { coalesceAwarenessUpdates, encodeAwarenessEntries, readAwarenessUpdate, type AwarenessEntry } from './awareness-update.js'
@@ -24,7 +25,8 @@ export {
 } from './mux-messages.js'
 export { FrameReader } from './frame-reader.js'
 export {
-  MAX_HINT_UPDATE_BYTES, NodeMessageType, decodeNodeMessage, encodeNodeMessage, nodeChannel, type NodeMessage,
+  MAX_HINT_UPDATE_BYTES, NodeMessageType, decodeNodeMessage, decodeRegionMessage, encodeNodeMessage, nodeChannel,
+  regionChannel, type NodeMessage, type RegionMessage,
 } from './node-messages.js'
 export { GlobError, MAX_GLOB_LENGTH, compileGlob, type Glob } from './glob.js'
 export { MAX_DOC_NAME_BYTES, RESERVED_NAMES, docNameProblem, isReservedName } from './doc-name.js'

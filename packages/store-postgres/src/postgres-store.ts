@@ -15,10 +15,12 @@
  */
 import pg from 'pg'
 import {
+  type LeaseOptions, type LeaseStore, type StoreLease,
   CompactionScheduler, DEFAULT_COMPACTION, LOCAL_ORIGIN, StoreError, mergeUpdatesInBatches, storeClosed,
   yieldToEventLoop, type DocStore, type LogEntry, type Origin, type OriginRead, type PendingAppend, type SinceRead,
   type StoreOptions, type StoredDoc, type Yield,
 } from '@georelay/core'
+import { AdvisoryLease } from './advisory-lease.js'
 import { redactUrl } from './redact.js'
 import { migrate, quoteSchema } from './schema.js'
 
@@ -80,7 +82,7 @@ const unreachable = (err: unknown): boolean => {
     || /Connection terminated|connect ETIMEDOUT|timeout exceeded when trying to connect/i.test((err as Error).message ?? '')
 }
 
-export class PostgresStore implements DocStore {
+export class PostgresStore implements DocStore, LeaseStore {
   private readonly pool: pg.Pool
   private readonly s: string
   private readonly scheduler: CompactionScheduler
@@ -124,6 +126,11 @@ export class PostgresStore implements DocStore {
       throw asStoreError(err, options.url)
     }
     return new PostgresStore(options, pool)
+  }
+
+  /** A lease among the relays sharing this schema (advisory-lease.ts). */
+  openLease (options: LeaseOptions): StoreLease {
+    return new AdvisoryLease(this.options.url, this.options.schema ?? 'georelay', options)
   }
 
   /** False while the database does not answer. */

@@ -50,6 +50,10 @@ const tables = (s: string): string => `
   CREATE TABLE IF NOT EXISTS ${s}.folded (origin text PRIMARY KEY, seq bigint NOT NULL, generation bigint NOT NULL);
   -- Per origin region, how far this store durably holds its entries (replication cursors).
   CREATE TABLE IF NOT EXISTS ${s}.have (origin text PRIMARY KEY, seq bigint NOT NULL);
+  -- Leases among the relays sharing this schema (advisory-lease.ts): who holds which, since when.
+  CREATE TABLE IF NOT EXISTS ${s}.lease (
+    name text PRIMARY KEY, epoch bigint NOT NULL, holder text NOT NULL, pid int NOT NULL, renewed_at timestamptz NOT NULL
+  );
   INSERT INTO ${s}.meta (key, value) VALUES ('schema_version', '${SCHEMA_VERSION}') ON CONFLICT (key) DO NOTHING;
 `
 
