@@ -12,6 +12,13 @@
  * One channel per region and document, `georelay:{REGION/DOC}`: the braces are a Redis Cluster
  * hash tag, so a document's channel lives on one shard (sharded pub/sub) and no command spans
  * slots. Every message is a varUint type, the sending node's name, then its fields.
+ *
+ * The region's own channel, `georelay:{REGION}`, serves the region as one peer of the mesh: a
+ * node tells the node holding the mesh lease that it `appended` local entries up to `seq` (so
+ * that the holder pushes them to the peers now rather than at its next poll), and the holder
+ * tells every node up to where a peer region durably `held` the region's entries (so that a
+ * write acknowledged at `majority` resolves on whichever node its client is connected to).
+ * Both are marks: a lost one is made good by the next, or by the holder's poll of the log.
  */
 import * as encoding from 'lib0/encoding'
 import { FrameReader } from './frame-reader.js'
@@ -20,6 +27,8 @@ import { ProtocolError } from './protocol-error.js'
 export const NodeMessageType = {
   Hint: 0,
   Awareness: 1,
+  Appended: 2,
+  Held: 3,
 } as const
 
 /** Updates up to this size ride in their hint; larger ones are read from the log. */
@@ -29,14 +38,34 @@ export type NodeMessage =
   | { type: 'hint', node: string, seq: number, update: Uint8Array | null }
   | { type: 'awareness', node: string, update: Uint8Array }
 
+/** What nodes say on their region's channel. */
+export type RegionMessage =
+  | { type: 'appended', node: string, seq: number }
+  | { type: 'held', node: string, region: string, seq: number }
+
 /** The pub/sub channel of a document of a region. */
 export const nodeChannel = (region: string, docName: string): string => `georelay:{${region}/${docName}}`
 
-export const encodeNodeMessage = (message: NodeMessage): Uint8Array => {
+/** The pub/sub channel of a region as a whole. */
+export const regionChannel = (region: string): string => `georelay:{${region}}`
+
+const TYPE_OF = {
+  hint: NodeMessageType.Hint,
+  awareness: NodeMessageType.Awareness,
+  appended: NodeMessageType.Appended,
+  held: NodeMessageType.Held,
+} as const
+
+export const encodeNodeMessage = (message: NodeMessage | RegionMessage): Uint8Array => {
   const encoder = encoding.createEncoder()
-  encoding.writeVarUint(encoder, NodeMessageType[message.type === 'hint' ? 'Hint' : 'Awareness'])
+  encoding.writeVarUint(encoder, TYPE_OF[message.type])
   encoding.writeVarString(encoder, message.node)
-  if (message.type === 'hint') {
+  if (message.type === 'appended') {
+    encoding.writeVarUint(encoder, message.seq)
+  } else if (message.type === 'held') {
+    encoding.writeVarString(encoder, message.region)
+    encoding.writeVarUint(encoder, message.seq)
+  } else if (message.type === 'hint') {
     encoding.writeVarUint(encoder, message.seq)
     // 0: no update (read the log); 1: the update follows.
     encoding.writeVarUint(encoder, message.update === null ? 0 : 1)
@@ -61,6 +90,24 @@ export const decodeNodeMessage = (frame: Uint8Array): NodeMessage => {
     message = { type: 'awareness', node, update: reader.bytes('update') }
   } else {
     throw new ProtocolError('ERR_UNKNOWN_MESSAGE_TYPE', `malformed node message: unknown type ${type}`)
+  }
+  reader.end()
+  return message
+}
+
+/** A message of the region's channel (`regionChannel`): `appended` or `held`. */
+export const decodeRegionMessage = (frame: Uint8Array): RegionMessage => {
+  const reader = new FrameReader(frame, 'region message')
+  const type = reader.uint('type')
+  const node = reader.string('node')
+  let message: RegionMessage
+  if (type === NodeMessageType.Appended) {
+    message = { type: 'appended', node, seq: reader.uint('seq') }
+  } else if (type === NodeMessageType.Held) {
+    const region = reader.string('region')
+    message = { type: 'held', node, region, seq: reader.uint('seq') }
+  } else {
+    throw new ProtocolError('ERR_UNKNOWN_MESSAGE_TYPE', `malformed region message: unknown type ${type}`)
   }
   reader.end()
   return message

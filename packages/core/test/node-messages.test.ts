@@ -1,6 +1,9 @@
 import { describe, expect, it } from '@jest/globals'
 import fc from 'fast-check'
-import { ProtocolError, decodeNodeMessage, encodeNodeMessage, nodeChannel, type NodeMessage } from '@georelay/core'
+import {
+  ProtocolError, decodeNodeMessage, decodeRegionMessage, encodeNodeMessage, nodeChannel, regionChannel,
+  type NodeMessage, type RegionMessage,
+} from '@georelay/core'
 
 const message: fc.Arbitrary<NodeMessage> = fc.oneof(
   fc.record({
@@ -10,6 +13,11 @@ const message: fc.Arbitrary<NodeMessage> = fc.oneof(
     update: fc.option(fc.uint8Array(), { nil: null }),
   }),
   fc.record({ type: fc.constant('awareness' as const), node: fc.string(), update: fc.uint8Array() }),
+)
+
+const regionMessage: fc.Arbitrary<RegionMessage> = fc.oneof(
+  fc.record({ type: fc.constant('appended' as const), node: fc.string(), seq: fc.nat() }),
+  fc.record({ type: fc.constant('held' as const), node: fc.string(), region: fc.string(), seq: fc.nat() }),
 )
 
 describe('node messages', () => {
@@ -43,5 +51,25 @@ describe('node messages', () => {
   it('puts a region\'s document in a hash tag of its own', () => {
     expect(nodeChannel('eu-west', 'notes/a')).toBe('georelay:{eu-west/notes/a}')
     expect(nodeChannel('eu-west', 'a')).not.toBe(nodeChannel('us-east', 'a'))
+  })
+
+  it('of the region\'s channel decode what they encode, and only those (property)', () => {
+    fc.assert(fc.property(regionMessage, m => {
+      expect(decodeRegionMessage(encodeNodeMessage(m))).toEqual(m)
+    }))
+    expect(() => decodeRegionMessage(encodeNodeMessage({ type: 'hint', node: 'a1', seq: 1, update: null }))).toThrow(/region message: unknown type 0/)
+    expect(() => decodeNodeMessage(encodeNodeMessage({ type: 'appended', node: 'a1', seq: 1 }))).toThrow(/unknown type 2/)
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 40 }), frame => {
+      try {
+        decodeRegionMessage(frame)
+      } catch (err) {
+        expect(err).toBeInstanceOf(ProtocolError)
+      }
+    }))
+  })
+
+  it('puts the region\'s channel in a hash tag of its own, apart from its documents\'', () => {
+    expect(regionChannel('eu-west')).toBe('georelay:{eu-west}')
+    expect(regionChannel('eu-west')).not.toBe(nodeChannel('eu-west', ''))
   })
 })
