@@ -427,11 +427,12 @@ describe('a region of several nodes', () => {
     expect(parseRelayConfig({ region: 'eu-west', ...PG }).redis.url).toBeUndefined()
   })
 
-  it('refuses what is not a node name or a redis:// URL, and peers until the mesh lease exists', () => {
+  it('refuses what is not a node name or a redis:// URL; takes peers for a region of nodes', () => {
     expect(problemAt(() => parseRelayConfig({ region: 'eu-west', ...PG, node: 'a b' }), 'node').message).toMatch(/letters, digits/)
     expect(problemAt(() => parseRelayConfig({ region: 'eu-west', ...PG, redis: { url: 'http://x' } }), 'redis.url').message).toMatch(/redis:\/\/ URL/)
     const withPeers = { region: 'eu-west', ...PG, redis: { url: REDIS }, meshSecret: 's'.repeat(32), peers: [{ region: 'us-east', url: 'ws://127.0.0.1:4002' }] }
-    expect(problemAt(() => parseRelayConfig(withPeers), 'peers').message).toMatch(/does not take peers yet/)
+    // The region is one peer to the mesh: the node holding the mesh lease dials them.
+    expect(parseRelayConfig(withPeers).peers.map(p => p.region)).toEqual(['us-east'])
   })
 
   it('never repeats the Redis URL (or its password) in a configuration error', () => {

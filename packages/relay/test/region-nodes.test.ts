@@ -11,7 +11,7 @@ import { EventEmitter } from 'node:events'
 import { type Logger, Relay, parseRelayConfig, silentLogger, streamLogger } from '@georelay/relay'
 import {
   type RedisServer, type TestSchema, WanSimulator, connectProvider, destroyProvider, on, startRedis, testSchema,
-  waitSynced, waitUntil,
+  waitForExactSet, waitSynced, waitUntil,
 } from '@georelay/testkit'
 
 const REGION = 'eu-west'
@@ -65,11 +65,8 @@ describe('a region of two nodes', () => {
     return p
   }
   /** Waits until every provider's set holds exactly `expected` (no loss, no duplicate). */
-  const converged = (providers: WebsocketProvider[], expected: string[], what: string): Promise<true> => {
-    const want = JSON.stringify([...expected].sort())
-    return waitUntil(providers.map(p => on(p.doc, 'update')), () =>
-      providers.every(p => JSON.stringify(items(p.doc).sort()) === want), { what, timeoutMs: 15_000 })
-  }
+  const converged = (providers: WebsocketProvider[], expected: string[], what: string): Promise<true> =>
+    waitForExactSet(providers.map(p => p.doc), expected, { what })
   const redisUp = (relay: Relay): Promise<true> =>
     waitUntil([on(relay, 'redis')], () => relay.redisUp === true, { what: `${relay.node} subscribed on Redis` })
 

@@ -3,6 +3,7 @@
  * was acknowledged present (Jepsen's set-full check: lost, duplicated and stale counted)?
  */
 import * as Y from 'yjs'
+import { on, waitUntil } from './wait-for.js'
 
 export interface ConvergenceReport {
   /** True when every replica encodes the same state vector and the same content. */
@@ -67,4 +68,18 @@ export const setFullCheck = (acknowledged: Iterable<string>, replicas: Record<st
     if (lost.length + duplicated.length + unexpected.length > 0) report.ok = false
   }
   return report
+}
+
+/**
+ * Waits until the array `name` of every doc holds exactly `expected`, in any order (nothing
+ * missing, nothing twice), re-checking on each doc's updates.
+ */
+export const waitForExactSet = (
+  docs: Y.Doc[],
+  expected: Iterable<string>,
+  { what, timeoutMs = 15_000, name = 'set' }: { what: string, timeoutMs?: number, name?: string },
+): Promise<true> => {
+  const want = JSON.stringify([...expected].sort())
+  const holds = (doc: Y.Doc): boolean => JSON.stringify(doc.getArray<string>(name).toArray().sort()) === want
+  return waitUntil(docs.map(doc => on(doc, 'update')), () => docs.every(holds), { what, timeoutMs })
 }

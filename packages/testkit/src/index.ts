@@ -2,7 +2,7 @@ export { DEFAULT_TIMEOUT_MS, nextEvent, on, waitUntil, type Listenable, type Sub
 export { GEORELAY_BIN, startRelayProcess, type RelayProcess, type StartRelayOptions } from './relay-process.js'
 export { connectProvider, destroyProvider, waitForText, waitSynced } from './y-websocket-client.js'
 export { startTestRelay, storeOf, type TestRelayOptions } from './test-relay.js'
-export { compareReplicas, setFullCheck, type ConvergenceReport, type SetFullReport } from './convergence.js'
+export { compareReplicas, setFullCheck, waitForExactSet, type ConvergenceReport, type SetFullReport } from './convergence.js'
 export { TEST_MESH_SECRET, TEST_REPLICATION, TestCluster, type ClusterOptions, type ClusterRegion } from './cluster.js'
 export { WanSimulator, type DirectionOptions, type DirectionStats, type LinkConditions, type LinkEndpoint, type LossConditions, type WanEvents, type WanSimulatorOptions } from '@georelay/cluster'
 export { loadTrace, syntheticTrace, type EditingTrace, type Patch } from './editing-trace.js'

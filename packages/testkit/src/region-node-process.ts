@@ -15,14 +15,22 @@ export interface RegionNodeOptions {
   redisUrl: string
   /** redis.pollMs (default 250: tests do not wait a second for a lost hint). */
   pollMs?: number
+  /** The region's peers, for a region of nodes in a mesh (with `meshSecret`). */
+  peers?: { region: string, url: string }[]
+  meshSecret?: string
 }
 
 export const startRegionNodeProcess = async (
-  { region, node, postgres, redisUrl, pollMs = 250 }: RegionNodeOptions,
+  { region, node, postgres, redisUrl, pollMs = 250, peers = [], meshSecret }: RegionNodeOptions,
 ): Promise<RelayProcess> => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `georelay-node-${node}-`))
   const configFile = path.join(dir, `${region}.json`)
-  const config = { storage: { postgres: { schema: postgres.schema } }, redis: { pollMs } }
+  const config = {
+    storage: { postgres: { schema: postgres.schema } },
+    redis: { pollMs },
+    ...(peers.length === 0 ? {} : { peers }),
+    ...(meshSecret === undefined ? {} : { meshSecret }),
+  }
   fs.writeFileSync(configFile, JSON.stringify(config))
   try {
     const relay = await startRelayProcess({

@@ -257,9 +257,6 @@ const nodeProblems = (config: RelayConfig): ConfigProblem[] => {
   if (config.node !== undefined && config.store === 'postgres' && config.redis.url === undefined) {
     problems.push({ path: 'redis.url', message: `node "${config.node}" is one of several nodes of region ${config.region}, and they need Redis for hints: set GEORELAY_REDIS_URL (or --redis-url, or redis.url); a single relay on Postgres names no node` })
   }
-  if (config.redis.url !== undefined && config.peers.length > 0) {
-    problems.push({ path: 'peers', message: 'a region of several nodes does not take peers yet (the mesh lease that makes the region one peer is not built): run its nodes without peers, or one relay with peers and no redis.url' })
-  }
   return problems
 }
 

@@ -24,8 +24,13 @@ export class InboundLink {
       malformed: reason => this.close(CloseCode.MalformedMessage, reason),
     })
     ctx.log.startOver()
-    this.send({ type: 'welcome', version: PEER_PROTOCOL_VERSION, region: ctx.region, have: ctx.log.marks() })
-    this.send({ type: 'policy', rules: ctx.placement.canonical })
+    // On a store shared by a region's nodes, a sibling may have stored what this peer sent it
+    // over an earlier link: the welcome's marks come from the store, so the peer resumes there.
+    this.enqueue(async () => {
+      await ctx.log.refresh()
+      this.send({ type: 'welcome', version: PEER_PROTOCOL_VERSION, region: ctx.region, have: ctx.log.marks() })
+      this.send({ type: 'policy', rules: ctx.placement.canonical })
+    })
   }
 
   get open (): boolean {

@@ -89,7 +89,11 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
   private ticker: NodeJS.Timeout | null = null
   private readonly awarenessQueue = new Map<string, Uint8Array[]>()
   private awarenessTimer: NodeJS.Timeout | null = null
-  private readonly onAppend = (): void => { for (const link of this.links.values()) link.schedulePump() }
+  private readonly onAppend = (): void => { this.wake() }
+  /** Whether this relay dials its peers: always, unless another node of its region holds the mesh lease. */
+  private dialing: boolean | null = null
+  /** Peers' durable marks of this region's entries as the region's lease holder heard them. */
+  private readonly heldElsewhere = new Map<string, number>()
 
   constructor (options: MeshOptions) {
     super()
@@ -128,14 +132,39 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
     }
   }
 
-  start (): void {
+  /** `dial: false` for a node of a region of several: it dials once `setDialing(true)`. */
+  start ({ dial = true }: { dial?: boolean } = {}): void {
     this.log.on('append', this.onAppend)
-    for (const peer of this.peers) {
-      const link = new OutboundLink(this.context, peer.region, peer.url)
-      this.links.set(peer.region, link)
-      link.start()
-    }
+    for (const peer of this.peers) this.links.set(peer.region, new OutboundLink(this.context, peer.region, peer.url))
+    this.setDialing(dial)
     this.ticker = setInterval(() => this.tick(), this.timing.heartbeatMs)
+  }
+
+  /** Dials every peer (this node took the region's mesh lease) or stops (it lost it). */
+  setDialing (on: boolean): void {
+    if (on === this.dialing) return
+    this.dialing = on
+    for (const link of this.links.values()) {
+      if (on) link.start()
+      else link.suspend()
+    }
+    this.emit('change')
+  }
+
+  get peerRegions (): string[] {
+    return this.peers.map(p => p.region)
+  }
+
+  /** There may be entries to push that this process did not append (a sibling node did). */
+  wake (): void {
+    for (const link of this.links.values()) link.schedulePump()
+  }
+
+  /** The region's lease holder says `region` durably holds this region's entries up to `seq`. */
+  noteHeld (region: string, seq: number): void {
+    if (!this.links.has(region) || seq <= (this.heldElsewhere.get(region) ?? 0)) return
+    this.heldElsewhere.set(region, seq)
+    this.emit('acknowledged', region)
   }
 
   close (): void {
@@ -186,6 +215,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
     return Math.max(
       this.links.get(region)?.peerHave[this.region] ?? 0,
       this.linkStates.get(region)?.have[this.region] ?? 0,
+      this.heldElsewhere.get(region) ?? 0,
     )
   }
 

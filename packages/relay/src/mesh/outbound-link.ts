@@ -26,6 +26,8 @@ export type LinkStatus = 'down' | 'connecting' | 'up'
  */
 export type LinkErrorKind =
   | 'refused-secret' | 'refused-region' | 'refused' | 'unreachable' | 'timeout' | 'protocol' | 'wrong-region' | 'replication' | 'closed'
+  /** This node of a region of several does not hold the mesh lease: the node that holds it dials. */
+  | 'other-node'
 
 const kindOfSocketError = (err: Error & { code?: string }): LinkErrorKind =>
   err.code === 'ECONNREFUSED' || err.code === 'ENOTFOUND' || err.code === 'EHOSTUNREACH' || err.code === 'ENETUNREACH' || err.code === 'EAI_AGAIN'
@@ -54,6 +56,8 @@ export class OutboundLink {
   private welcome: PeerMessage & { type: 'welcome' } | null = null
   private gotPolicy = false
   private closed = false
+  /** Not dialling, until `start` again: another node of the region holds the mesh lease. */
+  private suspended = false
 
   constructor (private readonly ctx: LinkContext, readonly region: string, readonly url: string) {
     const updatesOut = ctx.metrics.peerUpdatesOut.labels({ peer: region })
@@ -81,7 +85,24 @@ export class OutboundLink {
   }
 
   start (): void {
-    this.connect()
+    this.suspended = false
+    if (this.lastErrorKind === 'other-node') this.lastErrorKind = undefined
+    if (this.socket === null && this.reconnectTimer === null && !this.closed) this.connect()
+  }
+
+  /** Stops dialling and drops the link, until `start`: another node took over the region's links. */
+  suspend (): void {
+    if (this.suspended || this.closed) return
+    this.suspended = true
+    this.lastError = 'another node of this region holds the mesh lease and dials this peer'
+    this.lastErrorKind = 'other-node'
+    if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer)
+    this.reconnectTimer = null
+    this.attempts = 0
+    this.pump.stop()
+    this.droppedByUs = true
+    this.socket?.close(CloseCode.GoingAway, 'this node no longer holds the region\'s mesh lease')
+    this.socket?.terminate()
   }
 
   /** The peer's durable marks, from its welcome and acks. */
@@ -108,7 +129,7 @@ export class OutboundLink {
    * would leave its missed entries unsent for seconds. Dial now if a redial is pending.
    */
   redialNow (): void {
-    if (this.closed || this.reconnectTimer === null) return
+    if (this.closed || this.suspended || this.reconnectTimer === null) return
     clearTimeout(this.reconnectTimer)
     this.reconnectTimer = null
     this.attempts = 0
@@ -157,6 +178,7 @@ export class OutboundLink {
     })
     ws.on('close', (code, reason) => this.onClose(socket, code, reason.toString()))
     ws.on('error', err => {
+      if (this.suspended) return
       this.lastError = err.message
       this.lastErrorKind = kindOfSocketError(err)
     })
@@ -231,7 +253,7 @@ export class OutboundLink {
       this.ctx.refusalLog.log('error', 'peer refused the link; check meshSecret and peers on both sides', { peer: this.region, status: refused, kind: this.lastErrorKind })
     }
     if (wasUp) this.ctx.linkChanged(this.region)
-    if (this.closed) return
+    if (this.closed || this.suspended) return
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null
       if (!this.closed) this.connect()

@@ -10,7 +10,10 @@
  */
 import { EventEmitter } from 'node:events'
 import { Redis } from 'ioredis'
-import { type NodeMessage, ProtocolError, decodeNodeMessage, encodeNodeMessage, nodeChannel } from '@georelay/core'
+import {
+  type NodeMessage, ProtocolError, type RegionMessage, decodeNodeMessage, decodeRegionMessage, encodeNodeMessage,
+  nodeChannel, regionChannel,
+} from '@georelay/core'
 import { type Logger, type RelayMetrics, throttledLogger } from '../observability/index.js'
 
 export interface HintBusOptions {
@@ -27,6 +30,8 @@ export interface HintBusEvents {
   resubscribed: []
   /** The subscriber lost Redis: hints are lost until `resubscribed`. */
   lost: []
+  /** A sibling's message on the region's channel. */
+  region: [message: RegionMessage]
 }
 
 /** Channels per SSUBSCRIBE when subscribing everything again. */
@@ -43,9 +48,12 @@ export class HintBus extends EventEmitter<HintBusEvents> {
   private subscribed = false
   private closed = false
   private readonly log: Logger
+  /** The region's own channel, always subscribed. */
+  private readonly regionChannel: string
 
   constructor (private readonly options: HintBusOptions) {
     super()
+    this.regionChannel = regionChannel(options.region)
     this.log = throttledLogger(options.logger)
     // A Redis that holds the connection open and answers nothing must not hold a command (or a
     // shutdown) for longer than this.
@@ -101,6 +109,14 @@ export class HintBus extends EventEmitter<HintBusEvents> {
     this.pub.spublish(channel, bytes).catch(() => this.options.metrics.redisErrors.inc())
   }
 
+  /** Says something to every node of the region (region.ts's marks); dropped while Redis is away. */
+  publishRegion (message: RegionMessage): void {
+    if (this.closed) return
+    const frame = encodeNodeMessage(message)
+    this.pub.spublish(this.regionChannel, Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength))
+      .catch(() => this.options.metrics.redisErrors.inc())
+  }
+
   close (): void {
     this.closed = true
     this.subscribed = false
@@ -111,7 +127,9 @@ export class HintBus extends EventEmitter<HintBusEvents> {
   }
 
   private received (channel: Buffer, frame: Buffer): void {
-    const docName = this.channels.get(channel.toString('utf8'))
+    const name = channel.toString('utf8')
+    if (name === this.regionChannel) return this.receivedRegion(frame)
+    const docName = this.channels.get(name)
     if (docName === undefined) return
     let message: NodeMessage
     try {
@@ -124,6 +142,18 @@ export class HintBus extends EventEmitter<HintBusEvents> {
     this.emit('message', docName, message)
   }
 
+  private receivedRegion (frame: Buffer): void {
+    let message: RegionMessage
+    try {
+      message = decodeRegionMessage(new Uint8Array(frame.buffer, frame.byteOffset, frame.byteLength))
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err
+      this.log.log('warn', 'a message on the region channel is not georelay\'s: ignored', { error: err.message })
+      return
+    }
+    this.emit('region', message)
+  }
+
   private lost (): void {
     if (!this.subscribed || this.closed) return
     this.subscribed = false
@@ -133,13 +163,13 @@ export class HintBus extends EventEmitter<HintBusEvents> {
   }
 
   private async resubscribe (): Promise<void> {
-    const channels = [...this.channels.keys()]
+    const channels = [this.regionChannel, ...this.channels.keys()]
     try {
       for (let i = 0; i < channels.length; i += SUBSCRIBE_CHUNK) {
         await this.sub.ssubscribe(...channels.slice(i, i + SUBSCRIBE_CHUNK))
       }
       // Channels dropped meanwhile were subscribed above: leave them again.
-      const dropped = channels.filter(channel => !this.channels.has(channel))
+      const dropped = channels.filter(channel => channel !== this.regionChannel && !this.channels.has(channel))
       if (dropped.length > 0) await this.sub.sunsubscribe(...dropped)
     } catch {
       return // lost again: the next 'ready' tries again

@@ -7,9 +7,17 @@
  *   and follows each document's log by its own cursor (log-follower.ts): on a hint without its
  *   update, every `pollMs`, and whenever Redis comes back, so that nothing a hint failed to bring
  *   is missing for longer than a poll;
- * - carries its clients' presence to the siblings, and theirs to its clients.
+ * - carries its clients' presence to the siblings, and theirs to its clients;
+ * - in a region with peers, contends for the region's mesh lease (held in the shared store,
+ *   see core's store-lease.ts): the holder alone dials the peers and pushes the region's log,
+ *   woken by its siblings' `appended` marks on the region's channel (and its poll), and tells
+ *   the siblings up to where each peer durably holds the region's entries (`held`), so that
+ *   `majority` and `all` resolve on every node. Peers' links to the region may arrive at any
+ *   node; each stores what it is sent in the shared log.
  */
-import { type DocStore, MAX_HINT_UPDATE_BYTES, type NodeMessage, validateUpdate } from '@georelay/core'
+import {
+  type DocStore, MAX_HINT_UPDATE_BYTES, type NodeMessage, type RegionMessage, type StoreLease, canLease, validateUpdate,
+} from '@georelay/core'
 import type { DocRegistry } from '../docs/index.js'
 import type { Logger, RelayMetrics } from '../observability/index.js'
 import type { ReplicationLog } from '../replication/index.js'
@@ -33,7 +41,28 @@ export interface RegionNodeOptions {
   onRedis?: (up: boolean) => void
   /** Called when the region's list of live nodes changed. */
   onNodes?: (nodes: LiveNode[]) => void
+  /** Called when this node took (true) or lost (false) the region's mesh lease. */
+  onLease?: (held: boolean) => void
+  /** The region's links to its peers, when it has peers: this node drives them while it holds the lease. */
+  mesh?: RegionMesh
 }
+
+/** What a node asks of its mesh (mesh/, which depends on this folder, not the reverse). */
+export interface RegionMesh {
+  readonly peerRegions: readonly string[]
+  setDialing(on: boolean): void
+  /** There are local entries to push that a sibling appended. */
+  wake(): void
+  /** The lease holder says `region` durably holds this region's entries up to `seq`. */
+  noteHeld(region: string, seq: number): void
+  heldUpTo(region: string): number
+  on(event: 'acknowledged', listener: (peer: string) => void): unknown
+  off(event: 'acknowledged', listener: (peer: string) => void): unknown
+}
+
+/** How often the mesh lease is renewed and contended for; a silent holder is deposed after STALE. */
+export const LEASE_RENEW_MS = 1000
+export const LEASE_STALE_MS = 5000
 
 const validUpdate = (update: Uint8Array): boolean => {
   try {
@@ -51,8 +80,13 @@ export class RegionNode {
   private readonly bus: HintBus
   private readonly follower: LogFollower
   private readonly poll: NodeJS.Timeout
-  private readonly unhook: () => void
+  private unhook: () => void
   private directory: NodeDirectory | null = null
+  private readonly lease: StoreLease | null = null
+  /** Marks waiting to go out on the region's channel, sent once per event-loop turn. */
+  private appendedSeq = 0
+  private readonly heldToSend = new Set<string>()
+  private flushScheduled = false
 
   constructor (private readonly options: RegionNodeOptions) {
     const { documents, log, metrics, logger } = options
@@ -94,8 +128,82 @@ export class RegionNode {
       options.onRedis?.(true)
     })
     this.bus.on('lost', () => options.onRedis?.(false))
-    this.poll = setInterval(() => { void this.follower.catchUp('poll') }, options.pollMs)
+    this.bus.on('region', message => this.regionMessage(message))
+    this.poll = setInterval(() => {
+      void this.follower.catchUp('poll')
+      if (this.lease?.held === true) options.mesh?.wake()
+    }, options.pollMs)
     this.poll.unref()
+    const mesh = options.mesh
+    if (mesh !== undefined && mesh.peerRegions.length > 0) this.lease = this.leadMesh(mesh)
+  }
+
+  /** Contends for the mesh lease; drives the mesh while it holds it. */
+  private leadMesh (mesh: RegionMesh): StoreLease {
+    const { store, logger, region, node } = this.options
+    if (!canLease(store)) throw new Error(`the store of region ${region} cannot hold the mesh lease: a region of several nodes with peers needs the postgres store`)
+    const lease = store.openLease({
+      name: 'mesh',
+      holder: node,
+      renewMs: LEASE_RENEW_MS,
+      staleMs: LEASE_STALE_MS,
+      onEvent: event => {
+        if (event.type === 'acquired') logger.log('info', 'this node holds the mesh lease: it dials the peers and pushes the region\'s log', { epoch: event.epoch })
+        else if (event.type === 'lost') logger.log('warn', 'this node lost the mesh lease: it stops dialling the peers; another node takes over', { epoch: event.epoch, reason: event.reason })
+        else logger.log('warn', 'deposed the mesh lease holder: it renewed nothing for too long (paused, or cut off from the database)', { holder: event.holder, silentMs: event.silentMs })
+      },
+    })
+    lease.onChange(held => {
+      mesh.setDialing(held)
+      this.options.onLease?.(held)
+    })
+    const local = this.options.log
+    const appended = (origin: string): void => {
+      if (origin !== region || lease.held) return
+      this.appendedSeq = local.lastLocalSeq
+      this.scheduleFlush()
+    }
+    const acknowledged = (peer: string): void => {
+      if (!lease.held) return
+      this.heldToSend.add(peer)
+      this.scheduleFlush()
+    }
+    local.on('append', appended)
+    mesh.on('acknowledged', acknowledged)
+    const unhook = this.unhook
+    this.unhook = () => {
+      unhook()
+      local.off('append', appended)
+      mesh.off('acknowledged', acknowledged)
+    }
+    return lease
+  }
+
+  private scheduleFlush (): void {
+    if (this.flushScheduled) return
+    this.flushScheduled = true
+    setImmediate(() => {
+      this.flushScheduled = false
+      const { node, mesh } = this.options
+      if (this.appendedSeq > 0) this.bus.publishRegion({ type: 'appended', node, seq: this.appendedSeq })
+      this.appendedSeq = 0
+      for (const peer of this.heldToSend) this.bus.publishRegion({ type: 'held', node, region: peer, seq: mesh?.heldUpTo(peer) ?? 0 })
+      this.heldToSend.clear()
+    })
+  }
+
+  private regionMessage (message: RegionMessage): void {
+    if (message.node === this.options.node) return
+    if (message.type === 'appended') {
+      if (this.lease?.held === true) this.options.mesh?.wake()
+    } else {
+      this.options.mesh?.noteHeld(message.region, message.seq)
+    }
+  }
+
+  /** Whether this node holds the region's mesh lease (null in a region without peers). */
+  get meshLease (): { held: boolean, holder: string | null } | null {
+    return this.lease === null ? null : { held: this.lease.held, holder: this.lease.holder }
   }
 
   get node (): string {
@@ -134,6 +242,7 @@ export class RegionNode {
   async close (): Promise<void> {
     clearInterval(this.poll)
     this.unhook()
+    await this.lease?.close()
     await this.directory?.close()
     this.bus.close()
     this.follower.close()

@@ -33,18 +33,26 @@ export class ReplicationLog extends EventEmitter<ReplicationLogEvents> {
   /** Append times of local entries no peer has acknowledged yet; null without peers. */
   private readonly localTimes: LocalWriteTimes | null
 
-  private constructor (readonly region: string, readonly store: DocStore, trackLag: boolean) {
+  private constructor (
+    readonly region: string,
+    readonly store: DocStore,
+    trackLag: boolean,
+    private readonly shared: boolean,
+  ) {
     super()
     this.localTimes = trackLag ? new LocalWriteTimes() : null
   }
 
-  /** `trackLag`: keep append times for replication lag (only relays with peers need them). */
+  /**
+   * `trackLag`: keep append times for replication lag (only relays with peers need them).
+   * `shared`: other nodes of the region append to the same store (see `refresh`).
+   */
   static async open (
     region: string,
     store: DocStore,
-    { trackLag = true }: { trackLag?: boolean } = {},
+    { trackLag = true, shared = false }: { trackLag?: boolean, shared?: boolean } = {},
   ): Promise<ReplicationLog> {
-    const log = new ReplicationLog(region, store, trackLag)
+    const log = new ReplicationLog(region, store, trackLag, shared)
     for (const [origin, seq] of Object.entries(await store.readHave())) {
       log.have.set(origin, seq)
       log.appended.set(origin, seq)
@@ -88,6 +96,20 @@ export class ReplicationLog extends EventEmitter<ReplicationLogEvents> {
       this.poisoned.add(origin)
       throw err
     })
+  }
+
+  /**
+   * Raises the marks to what the store holds, for a store the region's nodes share: a sibling
+   * may have stored a peer's entries, or appended local ones, since this process last looked.
+   */
+  async refresh (): Promise<void> {
+    if (!this.shared) return
+    const [have, last] = await Promise.all([this.store.readHave(), this.store.lastSeq()])
+    for (const [origin, seq] of Object.entries(have)) {
+      if (seq > (this.have.get(origin) ?? 0)) this.have.set(origin, seq)
+      if (seq > (this.appended.get(origin) ?? 0) && !this.poisoned.has(origin)) this.appended.set(origin, seq)
+    }
+    if (last > this.lastLocal) this.lastLocal = last
   }
 
   /** Records that all of `origin` up to `seq` is durable here. */

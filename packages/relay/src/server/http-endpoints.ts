@@ -16,8 +16,11 @@ import type { PeerInfo } from '../mesh/index.js'
 export interface RegionInfo {
   region: string
   publicUrl: string
-  /** Every region; this relay's own lists its live nodes when it is one of several. */
-  regions: { name: string, url: string, self: boolean, state: 'up' | 'down', nodes?: { name: string, url: string }[] }[]
+  /**
+   * Every region; this relay's own lists its live nodes when it is one of several, and which of
+   * them holds the mesh lease (dials the peers) when the region has peers.
+   */
+  regions: { name: string, url: string, self: boolean, state: 'up' | 'down', nodes?: { name: string, url: string }[], meshNode?: string }[]
   peers: PeerInfo[]
   /** This relay's namespace rules: their digest (peers compare theirs), and each active-passive namespace's writer. */
   policy: { digest: string, namespaces: { match: string, mode: string, writer?: string | null }[] }

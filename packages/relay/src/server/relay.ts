@@ -143,6 +143,8 @@ export class Relay extends EventEmitter<RelayEvents> {
       logger,
       onRedis: up => this.emit('redis', up),
       onNodes: () => this.emit('nodes'),
+      onLease: () => this.emit('peers'),
+      mesh: this.mesh,
     })
     this.documents.on('loaded', name => this.emit('loaded', name))
     this.documents.on('released', name => this.emit('released', name))
@@ -176,7 +178,11 @@ export class Relay extends EventEmitter<RelayEvents> {
     // A relay without peers has no replication lag to report, so it keeps no write times.
     let log: ReplicationLog
     try {
-      log = await ReplicationLog.open(config.region, docStore, { trackLag: config.peers.length > 0 })
+      log = await ReplicationLog.open(config.region, docStore, {
+        trackLag: config.peers.length > 0,
+        // The nodes of a region append to one store: marks are read from it, not only kept.
+        shared: config.redis.url !== undefined,
+      })
     } catch (err) {
       await docStore.close().catch(() => {})
       throw err
@@ -220,7 +226,8 @@ export class Relay extends EventEmitter<RelayEvents> {
       logger.log('warn', `anonymous clients may ${config.auth.anonymous === 'rw' ? 'read and write' : 'read'} every document on a non-loopback address`, { host: config.listen.host })
     }
     relay.regionNode?.announce(relay.publicUrl)
-    relay.mesh.start()
+    // A node of a region of several dials the peers only while it holds the mesh lease.
+    relay.mesh.start({ dial: relay.regionNode?.meshLease == null })
     relay.placement.start(relay.mesh)
     return relay
   }
@@ -255,6 +262,14 @@ export class Relay extends EventEmitter<RelayEvents> {
   }
 
   /** Whether this node is subscribed on Redis (null: not a node of a region of several). */
+  /**
+   * The node of this region that holds the mesh lease and dials the peers, as this node last
+   * saw it (null for a relay that is its region's only one, or a region without peers).
+   */
+  get meshNode (): string | null {
+    return this.regionNode?.meshLease?.holder ?? null
+  }
+
   get redisUp (): boolean | null {
     return this.regionNode?.redisUp ?? null
   }
@@ -290,8 +305,10 @@ export class Relay extends EventEmitter<RelayEvents> {
           self: true,
           state: 'up',
           ...(this.regionNode === null ? {} : { nodes: this.regionNode.nodes }),
+          ...(this.meshNode === null ? {} : { meshNode: this.meshNode }),
         },
-        ...peers.map(p => ({ name: p.region, url: p.url, self: false, state: p.state === 'up' ? 'up' as const : 'down' as const })),
+        // On a node that does not hold the mesh lease, a peer is up when its own link to us is.
+        ...peers.map(p => ({ name: p.region, url: p.url, self: false, state: p.state === 'up' || p.inbound ? 'up' as const : 'down' as const })),
       ],
       peers,
       policy: {
