@@ -274,6 +274,21 @@ describe('overrides from flags and the environment', () => {
     expect(overridesFromEnv({ GEORELAY_REGION: '', GEORELAY_PEERS: '' })).toEqual({})
   })
 
+  it('takes a peer region as several node URLs, in a flag and in GEORELAY_PEERS', () => {
+    const peers = (o: Parameters<typeof applyOverrides>[1]) => (applyOverrides({}, o).peers as unknown[])
+    expect(peers({ peer: ['us-east=ws://n1:1,ws://n2:1', 'ap=ws://c:3'] })).toEqual([
+      { region: 'us-east', url: 'ws://n1:1', urls: ['ws://n2:1'] },
+      { region: 'ap', url: 'ws://c:3' },
+    ])
+    // In the variable the same commas separate peers and a peer's URLs: REGION= starts a peer.
+    expect(overridesFromEnv({ GEORELAY_PEERS: 'us-east=ws://n1:1, ws://n2:1,ap=ws://c:3' }).peer)
+      .toEqual(['us-east=ws://n1:1,ws://n2:1', 'ap=ws://c:3'])
+    const config = parseRelayConfig(applyOverrides({ region: 'eu', meshSecret: S32 }, { peer: ['us-east=ws://n1:1,ws://n2:1'] }))
+    expect(config.peers).toEqual([{ region: 'us-east', url: 'ws://n1:1', urls: ['ws://n2:1'] }])
+    expect(problemAt(() => parseRelayConfig({ region: 'eu', meshSecret: S32, peers: [{ region: 'us', url: 'ws://a:1', urls: ['http://b'] }] }), 'peers.0.urls.0').message)
+      .toMatch(/ws/)
+  })
+
   it('maps flag names onto configuration fields without touching the base', () => {
     const base = { region: 'a', listen: { host: 'h', port: 1 }, limits: { maxMessageBytes: 2048 } }
     const frozen = JSON.stringify(base)
@@ -311,7 +326,7 @@ describe('overrides from flags and the environment', () => {
 
   it.each(['us-east', '=ws://h:1', ''])('refuses --peer %j, which is not REGION=URL', text => {
     const problem = problemAt(() => applyOverrides({}, { peer: [text] }), 'peers')
-    expect(problem.message).toMatch(/is not REGION=URL, like us-east=ws:\/\/127\.0\.0\.1:4002/)
+    expect(problem.message).toMatch(/is not REGION=URL\[,URL\.\.\.\], like us-east=ws:\/\/127\.0\.0\.1:4002/)
   })
 })
 

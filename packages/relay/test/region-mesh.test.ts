@@ -52,10 +52,11 @@ describe('a region of two nodes in a mesh', () => {
   /**
    * Region a (nodes a1, a2 as processes) and region b, linked through the WAN simulator. b's
    * link to a lands on the first live node, or (`bDialsHolder`) on the lease holder, so that
-   * the other node hears of b only through its sibling.
+   * the other node hears of b only through its sibling. With `nodeUrls`, b is given each
+   * node's address (`--peer a=URL,URL`, the holder's first) instead of one balanced address.
    */
   interface Mesh { a: Map<string, RelayProcess>, b: Relay, holder: () => Promise<string> }
-  const start = async ({ bDialsHolder = false } = {}): Promise<Mesh> => {
+  const start = async ({ bDialsHolder = false, nodeUrls = false } = {}): Promise<Mesh> => {
     const schema: TestSchema = await testSchema('mesh')
     cleanup.push(() => schema.drop())
     const wan = new WanSimulator({ defaultDelayMs: DELAY_MS })
@@ -71,6 +72,15 @@ describe('a region of two nodes in a mesh', () => {
         .sort(([x], [y]) => Number(y === preferred) - Number(x === preferred))[0]?.[1]
       return live === undefined ? undefined : { port: live.port }
     })
+    const toNode = new Map<string, string>()
+    for (const node of ['a1', 'a2']) {
+      const link = await wan.link('b', 'a', () => {
+        const target = a.get(node)
+        const alive = target !== undefined && target.child.exitCode === null && target.child.signalCode === null
+        return alive ? { port: target.port } : undefined
+      })
+      toNode.set(node, link.url)
+    }
     for (const node of ['a1', 'a2']) {
       const started = await startRegionNodeProcess({
         region: 'a', node, postgres: schema, redisUrl: redis.url, peers: [{ region: 'b', url: toB.url }], meshSecret: SECRET,
@@ -86,11 +96,15 @@ describe('a region of two nodes in a mesh', () => {
       const agreed = first !== undefined && seen.every(s => s === first) && live.some(n => a.get(first) === n)
       return agreed ? first : undefined
     }, { what: 'the nodes of a to agree on a live mesh lease holder', timeoutMs: 15_000 })
-    if (bDialsHolder) preferred = await holder()
+    if (bDialsHolder || nodeUrls) preferred = await holder()
+    const [first, ...more] = [...toNode.entries()]
+      .sort(([x], [y]) => Number(y === preferred) - Number(x === preferred))
+      .map(([, url]) => url)
+    const peerA = nodeUrls ? { region: 'a', url: first as string, urls: more } : { region: 'a', url: toA.url }
     b = await Relay.start({
       config: parseRelayConfig({
         region: 'b', listen: { host: '127.0.0.1', port: 0 }, store: 'memory', auth: { anonymous: 'rw' },
-        peers: [{ region: 'a', url: toA.url }], meshSecret: SECRET,
+        peers: [peerA], meshSecret: SECRET,
       }),
       logger: silentLogger,
     })
@@ -147,7 +161,8 @@ describe('a region of two nodes in a mesh', () => {
   })
 
   it('survives kill -9 of the lease holder: the other node takes over and replication to b goes on', async () => {
-    const { a, b, holder } = await start()
+    // b dials the holder first of a's two node URLs: the kill makes it dial the other.
+    const { a, b, holder } = await start({ nodeUrls: true })
     const leader = await holder()
     const survivorName = leader === 'a1' ? 'a2' : 'a1'
     const survivor = a.get(survivorName) as RelayProcess
@@ -168,7 +183,9 @@ describe('a region of two nodes in a mesh', () => {
     write(onSurvivor, 'after-a', 20)
     write(onB, 'after-b', 20)
     expect(await holder()).toBe(survivorName)
+    // b's writes reach a only over b's own link, which had to move to the survivor's address.
     await converged([onSurvivor, onB], expected, 'the writes after the kill on both sides')
+    expect(b.peers().map(p => [p.region, p.state])).toEqual([['a', 'up']])
     expect(setFullCheck(expected, { a: onSurvivor.doc, b: onB.doc }))
       .toMatchObject({ ok: true, lost: {}, duplicated: {} })
     // A fresh reader on b loads from b's own store: what a wrote after the kill reached it.

@@ -69,7 +69,9 @@ georelay relay
                        (needs --store postgres: hints only, the
                        log in Postgres stays the truth)
   --public-url URL     URL that clients and peers use to reach it GEORELAY_PUBLIC_URL
-  --peer REGION=URL    a peer region's relay; repeat per peer     GEORELAY_PEERS (comma-separated)
+  --peer REGION=URL[,URL...]                                      GEORELAY_PEERS (comma-separated)
+                       a peer region's relay (or its nodes' URLs,
+                       dialled in turn); repeat per peer
   --mesh-secret-file FILE  file holding the mesh secret          GEORELAY_MESH_SECRET_FILE
   --mesh-secret SECRET shared secret of the relays of one mesh    GEORELAY_MESH_SECRET
                        (required with --peer; the same on every relay;

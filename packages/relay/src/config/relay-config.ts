@@ -53,6 +53,11 @@ export const relayConfigSchema = z.object({
     region: regionName,
     /** Where this relay dials the peer. */
     url: wsUrl,
+    /**
+     * More addresses of the same region (its other nodes): a link that closes or cannot connect
+     * dials the next one, in turn.
+     */
+    urls: z.array(wsUrl).max(16).optional(),
     /** Where clients reach the peer, when it differs from `url` (a private mesh network). */
     publicUrl: wsUrl.optional(),
   }).strict()).default([]),
@@ -294,10 +299,25 @@ export interface ConfigOverrides {
 
 const asPort = (text: string): number | string => /^\d+$/.test(text) ? Number(text) : text
 
-const parsePeer = (text: string): { region: string, url: string } => {
+/** `REGION=URL[,URL...]`: a peer region and the addresses of its nodes. */
+const parsePeer = (text: string): { region: string, url: string, urls?: string[] } => {
   const at = text.indexOf('=')
-  if (at <= 0) throw new ConfigError([{ path: 'peers', message: `"${text}" is not REGION=URL, like us-east=ws://127.0.0.1:4002` }], 'flags')
-  return { region: text.slice(0, at), url: text.slice(at + 1) }
+  if (at <= 0) throw new ConfigError([{ path: 'peers', message: `"${text}" is not REGION=URL[,URL...], like us-east=ws://127.0.0.1:4002` }], 'flags')
+  const [url = '', ...more] = text.slice(at + 1).split(',').map(s => s.trim()).filter(Boolean)
+  return { region: text.slice(0, at), url, ...(more.length === 0 ? {} : { urls: more }) }
+}
+
+/**
+ * GEORELAY_PEERS is comma-separated, and so are a peer's node URLs: an item that starts with
+ * `REGION=` begins a peer, any other item is one more URL of the peer before it.
+ */
+const splitPeers = (text: string): string[] => {
+  const peers: string[] = []
+  for (const item of text.split(',').map(s => s.trim()).filter(Boolean)) {
+    if (/^[^=/:]+=/.test(item) || peers.length === 0) peers.push(item)
+    else peers[peers.length - 1] += `,${item}`
+  }
+  return peers
 }
 
 /** Applies overrides (flags or env) on top of a file's configuration object. */
@@ -347,7 +367,7 @@ export const overridesFromEnv = (env: NodeJS.ProcessEnv): ConfigOverrides => {
   take('postgres-url', 'GEORELAY_POSTGRES_URL')
   take('node', 'GEORELAY_NODE')
   take('redis-url', 'GEORELAY_REDIS_URL')
-  if (env.GEORELAY_PEERS) o.peer = env.GEORELAY_PEERS.split(',').map(s => s.trim()).filter(Boolean)
+  if (env.GEORELAY_PEERS) o.peer = splitPeers(env.GEORELAY_PEERS)
   return o
 }
 

@@ -24,7 +24,7 @@ export type { MeshTiming } from './link-context.js'
 export interface MeshOptions {
   region: string
   /** `url` is where this relay dials the peer; `publicUrl` what others may be shown. */
-  peers: { region: string, url: string, publicUrl?: string | undefined }[]
+  peers: { region: string, url: string, urls?: string[] | undefined, publicUrl?: string | undefined }[]
   meshSecret: string | undefined
   timing: MeshTiming
   log: ReplicationLog
@@ -78,7 +78,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
   private readonly linkStates: LinkStateTable
   private readonly versions = new LinkStateVersions()
   private readonly placement: Placement
-  private readonly peers: { region: string, url: string, publicUrl?: string | undefined }[]
+  private readonly peers: { region: string, url: string, urls?: string[] | undefined, publicUrl?: string | undefined }[]
   /** What every link is given of this relay. */
   private readonly context: LinkContext
   private readonly links = new Map<string, OutboundLink>()
@@ -135,7 +135,9 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
   /** `dial: false` for a node of a region of several: it dials once `setDialing(true)`. */
   start ({ dial = true }: { dial?: boolean } = {}): void {
     this.log.on('append', this.onAppend)
-    for (const peer of this.peers) this.links.set(peer.region, new OutboundLink(this.context, peer.region, peer.url))
+    for (const peer of this.peers) {
+      this.links.set(peer.region, new OutboundLink(this.context, peer.region, [peer.url, ...(peer.urls ?? [])]))
+    }
     this.setDialing(dial)
     this.ticker = setInterval(() => this.tick(), this.timing.heartbeatMs)
   }

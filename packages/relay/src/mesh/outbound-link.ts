@@ -59,7 +59,11 @@ export class OutboundLink {
   /** Not dialling, until `start` again: another node of the region holds the mesh lease. */
   private suspended = false
 
-  constructor (private readonly ctx: LinkContext, readonly region: string, readonly url: string) {
+  /** Which of `urls` the next dial uses: each close moves on to the next, so a dead node is left behind. */
+  private urlIndex = 0
+
+  /** `urls`: where the peer region is reached, its nodes' addresses when it is a region of several. */
+  constructor (private readonly ctx: LinkContext, readonly region: string, private readonly urls: readonly string[]) {
     const updatesOut = ctx.metrics.peerUpdatesOut.labels({ peer: region })
     this.pump = new LogPump({
       up: () => this.status === 'up',
@@ -147,7 +151,8 @@ export class OutboundLink {
   private connect (): void {
     this.status = 'connecting'
     const { ctx } = this
-    const ws = new WebSocket(`${this.url.replace(/\/$/, '')}/v1/peer`, {
+    const url = this.urls[this.urlIndex % this.urls.length] as string
+    const ws = new WebSocket(`${url.replace(/\/$/, '')}/v1/peer`, {
       headers: { authorization: `Bearer ${ctx.meshSecret}`, 'x-georelay-region': ctx.region },
       perMessageDeflate: ctx.timing.compress === false ? false : PEER_DEFLATE,
       handshakeTimeout: ctx.timing.linkTimeoutMs,
@@ -253,6 +258,7 @@ export class OutboundLink {
       this.ctx.refusalLog.log('error', 'peer refused the link; check meshSecret and peers on both sides', { peer: this.region, status: refused, kind: this.lastErrorKind })
     }
     if (wasUp) this.ctx.linkChanged(this.region)
+    this.urlIndex = (this.urlIndex + 1) % this.urls.length
     if (this.closed || this.suspended) return
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null
