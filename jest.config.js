@@ -29,9 +29,10 @@ export default {
   // Two worker processes, not jest's in-band default on two cores: in band, every suite ran in
   // the one process that also owns the shared PostgreSQL, so what a suite left behind (timers,
   // sockets, 1.8 GB of module copies by the end) weighed on every later suite and on the
-  // server's log pipe. A worker is replaced once it holds more than 1 GB after a suite.
+  // server's log pipe. Every worker holds more than this limit after a suite, so each suite
+  // gets a fresh process: nothing one leaves behind can slow another.
   maxWorkers: 2,
-  workerIdleMemoryLimit: '1GB',
+  workerIdleMemoryLimit: '20MB',
   // A handle left open after the last test (a socket's keep-alive, a child's pipe) must never hold
   // the run, or CI: every test has asserted by then, and jest says which suite leaked with
   // --detectOpenHandles.
