@@ -448,6 +448,9 @@ describe('a region of several nodes', () => {
     const withPeers = { region: 'eu-west', ...PG, redis: { url: REDIS }, meshSecret: 's'.repeat(32), peers: [{ region: 'us-east', url: 'ws://127.0.0.1:4002' }] }
     // The region is one peer to the mesh: the node holding the mesh lease dials them.
     expect(parseRelayConfig(withPeers).peers.map(p => p.region)).toEqual(['us-east'])
+    // Not yet with writers that each node would judge from its own links.
+    const activePassive = { ...withPeers, namespaces: [{ match: 'ledger/**', mode: 'active-passive', primary: 'eu-west', standby: ['us-east'] }] }
+    expect(problemAt(() => parseRelayConfig(activePassive), 'namespaces').message).toMatch(/active-passive namespaces are not supported yet in a region of several nodes/)
   })
 
   it('never repeats the Redis URL (or its password) in a configuration error', () => {

@@ -95,6 +95,9 @@ export class AdvisoryLease implements StoreLease {
       connectionString: this.url,
       connectionTimeoutMillis: this.renewMs * 2,
       statement_timeout: this.renewMs * 2,
+      // The server enforces statement_timeout; a database that cannot be reached at all answers
+      // nothing, so the client gives up too, and a holder that cannot renew stops holding.
+      query_timeout: this.renewMs * 2,
       keepAlive: true,
     })
     client.on('error', err => this.drop(`connection lost: ${err.message}`, client))

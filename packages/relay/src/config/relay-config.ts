@@ -259,6 +259,9 @@ const nodeProblems = (config: RelayConfig): ConfigProblem[] => {
   if (config.redis.url !== undefined && config.store !== 'postgres') {
     problems.push({ path: 'redis.url', message: `Redis carries hints between nodes that share a Postgres store, and store is ${config.store}: set store postgres with storage.postgres.url (--store postgres --postgres-url URL), or drop redis.url` })
   }
+  if (config.redis.url !== undefined && config.peers.length > 0 && config.namespaces.some(n => n.mode === 'active-passive')) {
+    problems.push({ path: 'namespaces', message: 'active-passive namespaces are not supported yet in a region of several nodes with peers (each node would judge the writer region from its own links): run such a region as one relay, or make these namespaces active-active' })
+  }
   if (config.node !== undefined && config.store === 'postgres' && config.redis.url === undefined) {
     problems.push({ path: 'redis.url', message: `node "${config.node}" is one of several nodes of region ${config.region}, and they need Redis for hints: set GEORELAY_REDIS_URL (or --redis-url, or redis.url); a single relay on Postgres names no node` })
   }

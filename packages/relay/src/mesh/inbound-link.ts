@@ -30,7 +30,7 @@ export class InboundLink {
       await ctx.log.refresh()
       this.send({ type: 'welcome', version: PEER_PROTOCOL_VERSION, region: ctx.region, have: ctx.log.marks() })
       this.send({ type: 'policy', rules: ctx.placement.canonical })
-    })
+    }, 'could not read this region\'s marks from the shared store')
   }
 
   get open (): boolean {
@@ -51,10 +51,10 @@ export class InboundLink {
   }
 
   /** Queues a step after the earlier ones; after a failure, none runs. */
-  private enqueue (step: () => Promise<void>): void {
+  private enqueue (step: () => Promise<void>, failure = 'could not store replicated updates'): void {
     this.chain = this.chain.then(() => this.failed || !this.open ? undefined : step()).catch(err => {
       this.failed = true
-      this.close(CloseCode.InternalError, `could not store replicated updates: ${(err as Error).message}`)
+      this.close(CloseCode.InternalError, `${failure}: ${(err as Error).message}`)
     })
   }
 

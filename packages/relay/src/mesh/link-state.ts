@@ -66,11 +66,16 @@ export const shouldForward = (
 export class LinkStateVersions {
   private last: number
 
-  constructor (startedAt = Date.now()) {
+  constructor (startedAt = Date.now(), private readonly now: () => number = Date.now) {
     this.last = startedAt * 1000
   }
 
+  /**
+   * Follows the clock as well as counting: when another node of the region takes over the mesh
+   * lease, its announcements must outrank those of the holder before it, whenever it started.
+   */
   next (): number {
-    return ++this.last
+    this.last = Math.max(this.last + 1, this.now() * 1000)
+    return this.last
   }
 }

@@ -166,7 +166,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
   noteHeld (region: string, seq: number): void {
     if (!this.links.has(region) || seq <= (this.heldElsewhere.get(region) ?? 0)) return
     this.heldElsewhere.set(region, seq)
-    this.emit('acknowledged', region)
+    this.acknowledged(region)
   }
 
   close (): void {
@@ -257,7 +257,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
     ws.on('close', () => {
       if (this.inbound.get(region) === inbound) this.inbound.delete(region)
     })
-    this.sendTo(region, this.linkStateMessage())
+    if (this.dialing !== false) this.sendTo(region, this.linkStateMessage())
     this.links.get(region)?.redialNow()
   }
 
@@ -329,7 +329,8 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
     const now = Date.now()
     return this.peers.map(peer => {
       const link = this.links.get(peer.region)
-      const acked = link?.peerHave[this.region] ?? 0
+      // Through this node's link, or (a node not holding the mesh lease) as the holder relayed it.
+      const acked = this.heldUpTo(peer.region)
       const since = this.log.pendingSince(acked)
       return {
         region: peer.region,
@@ -378,6 +379,9 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
   }
 
   private announce (): void {
+    // A node whose links are suspended (another node of the region dials) would announce that
+    // the region reaches no one; the holder speaks for the region.
+    if (this.dialing === false) return
     const message = this.linkStateMessage()
     for (const neighbour of this.neighbours()) this.sendTo(neighbour, message)
   }
@@ -417,7 +421,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
       this.metrics.replicationLagMs.set({ peer: info.region }, info.lagMs)
       this.metrics.replicationPending.set({ peer: info.region }, info.pendingUpdates)
       this.metrics.peerLinkUp.set({ peer: info.region }, info.state === 'up' ? 1 : 0)
-      minAcked = Math.min(minAcked, this.links.get(info.region)?.peerHave[this.region] ?? 0)
+      minAcked = Math.min(minAcked, this.heldUpTo(info.region))
     }
     if (this.peers.length > 0) this.log.forgetTimesUpTo(minAcked)
   }

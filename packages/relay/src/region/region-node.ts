@@ -153,7 +153,7 @@ export class RegionNode {
         else logger.log('warn', 'deposed the mesh lease holder: it renewed nothing for too long (paused, or cut off from the database)', { holder: event.holder, silentMs: event.silentMs })
       },
     })
-    lease.onChange(held => {
+    const unlisten = lease.onChange(held => {
       mesh.setDialing(held)
       this.options.onLease?.(held)
     })
@@ -168,13 +168,26 @@ export class RegionNode {
       this.heldToSend.add(peer)
       this.scheduleFlush()
     }
+    // 'held' is a mark: sent again each poll and when Redis is back, a lost one is made good
+    // even on a document nobody writes to any more.
+    const resend = (): void => {
+      if (!lease.held) return
+      for (const peer of mesh.peerRegions) this.heldToSend.add(peer)
+      this.scheduleFlush()
+    }
+    const poll = setInterval(resend, this.options.pollMs)
+    poll.unref()
     local.on('append', appended)
     mesh.on('acknowledged', acknowledged)
+    this.bus.on('resubscribed', resend)
     const unhook = this.unhook
     this.unhook = () => {
       unhook()
+      unlisten()
+      clearInterval(poll)
       local.off('append', appended)
       mesh.off('acknowledged', acknowledged)
+      this.bus.off('resubscribed', resend)
     }
     return lease
   }

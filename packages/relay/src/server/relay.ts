@@ -227,7 +227,9 @@ export class Relay extends EventEmitter<RelayEvents> {
     }
     relay.regionNode?.announce(relay.publicUrl)
     // A node of a region of several dials the peers only while it holds the mesh lease.
-    relay.mesh.start({ dial: relay.regionNode?.meshLease == null })
+    // (The lease may have been taken while the server started listening.)
+    const lease = relay.regionNode?.meshLease ?? null
+    relay.mesh.start({ dial: lease === null || lease.held })
     relay.placement.start(relay.mesh)
     return relay
   }
@@ -261,7 +263,6 @@ export class Relay extends EventEmitter<RelayEvents> {
     return this.regionNode?.node ?? null
   }
 
-  /** Whether this node is subscribed on Redis (null: not a node of a region of several). */
   /**
    * The node of this region that holds the mesh lease and dials the peers, as this node last
    * saw it (null for a relay that is its region's only one, or a region without peers).
@@ -269,6 +270,8 @@ export class Relay extends EventEmitter<RelayEvents> {
   get meshNode (): string | null {
     return this.regionNode?.meshLease?.holder ?? null
   }
+
+  /** Whether this node is subscribed on Redis (null: not a node of a region of several). */
 
   get redisUp (): boolean | null {
     return this.regionNode?.redisUp ?? null
