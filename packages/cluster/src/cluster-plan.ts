@@ -29,13 +29,20 @@ export interface ClusterPlanOptions {
   dataDir?: string
   /** The secret every relay of the cluster shares (default: random for this plan). */
   meshSecret?: string
+  /**
+   * Relays per region (default 1): the nodes of a region of several, which share its store.
+   * Each gets a port of its own; peers are given every node's address, dialled in turn.
+   */
+  nodesPerRegion?: number
 }
 
 /** A peer of a region as its relay configuration lists it. */
 export interface PlannedPeer {
   region: string
-  /** Where the relay dials it: the WAN simulator's link to it. */
+  /** Where the relay dials it: the WAN simulator's link to it (to its first node). */
   url: string
+  /** Links to the region's other nodes, when it has several. */
+  urls?: string[]
   /** Where clients reach it: the peer's own relay. */
   publicUrl: string
 }
@@ -62,9 +69,11 @@ export class ClusterPlan {
   readonly meshSecret: string
   private readonly basePort: number
   private readonly dataDir: string | undefined
-  private ports = new Map<string, number>()
-  /** Each ordered pair's link URL, keyed `from` then `to`. */
-  private readonly links = new Map<string, Map<string, string>>()
+  readonly nodesPerRegion: number
+  /** Each region's nodes' ports. */
+  private ports = new Map<string, number[]>()
+  /** Each ordered pair's link URLs (one per node of `to`), keyed `from` then `to`. */
+  private readonly links = new Map<string, Map<string, string[]>>()
   /** Starts and stops of one region, in order: a stop never overtakes a start still listening. */
   private readonly transitions = new Map<string, Promise<unknown>>()
 
@@ -74,19 +83,26 @@ export class ClusterPlan {
     this.basePort = options.basePort ?? 0
     this.dataDir = options.dataDir
     this.meshSecret = options.meshSecret ?? crypto.randomBytes(16).toString('hex')
+    this.nodesPerRegion = options.nodesPerRegion ?? 1
     this.wan = new WanSimulator(options.wan)
   }
 
   /** Links every pair of regions through a new WAN simulator, then picks the relays' ports. */
   static async create (options: ClusterPlanOptions): Promise<ClusterPlan> {
     if (new Set(options.regions).size !== options.regions.length || options.regions.length === 0) throw new Error('--regions needs one or more distinct region names')
+    const nodes = options.nodesPerRegion ?? 1
+    if (!Number.isInteger(nodes) || nodes < 1 || nodes > 8) throw new Error(`--nodes-per-region must be 1 to 8, not ${nodes}`)
     const plan = new ClusterPlan(options)
     try {
       // Links first: their proxies take ephemeral ports too, and must not take a relay's.
       for (const from of plan.regions) {
-        const links = new Map<string, string>()
+        const links = new Map<string, string[]>()
         for (const to of plan.others(from)) {
-          links.set(to, (await plan.wan.link(from, to, () => plan.target(to))).url)
+          const urls: string[] = []
+          for (let node = 0; node < plan.nodesPerRegion; node++) {
+            urls.push((await plan.wan.link(from, to, () => plan.target(to, node))).url)
+          }
+          links.set(to, urls)
           if (options.delayMs !== undefined && from < to) {
             plan.wan.setConditions(from, to, { delayMs: options.delayMs(from, to) })
           }
@@ -101,30 +117,33 @@ export class ClusterPlan {
     return plan
   }
 
-  /** The port of the region's relay. */
-  port (region: string): number {
+  /** The port of the region's relay (of its `node`-th node). */
+  port (region: string, node = 0): number {
     this.check(region)
-    return this.ports.get(region) as number
+    return (this.ports.get(region) as number[])[node] as number
   }
 
-  /** `ws://host:port` of the region's relay, where its clients connect. */
-  url (region: string): string {
+  /** `ws://host:port` of the region's relay (of its `node`-th node), where its clients connect. */
+  url (region: string, node = 0): string {
     const host = this.host.includes(':') ? `[${this.host}]` : this.host
-    return `ws://${host}:${this.port(region)}`
+    return `ws://${host}:${this.port(region, node)}`
   }
 
   /** The other regions as the region's relay configuration lists them. */
   peers (region: string): PlannedPeer[] {
     const links = this.links.get(region)
     this.check(region)
-    return this.others(region).map(to => ({ region: to, url: links?.get(to) as string, publicUrl: this.url(to) }))
+    return this.others(region).map(to => {
+      const [url, ...more] = links?.get(to) as string[]
+      return { region: to, url: url as string, ...(more.length === 0 ? {} : { urls: more }), publicUrl: this.url(to) }
+    })
   }
 
-  /** The part of the region's relay configuration that wires it into the cluster. */
-  relayConfig (region: string): PlannedRelayConfig {
+  /** The part of the region's relay configuration (of its `node`-th node) that wires it into the cluster. */
+  relayConfig (region: string, node = 0): PlannedRelayConfig {
     return {
       region,
-      listen: { host: this.host, port: this.port(region) },
+      listen: { host: this.host, port: this.port(region, node) },
       peers: this.peers(region),
       meshSecret: this.meshSecret,
       ...(this.dataDir === undefined ? {} : { dataDir: path.join(this.dataDir, region) }),
@@ -185,15 +204,18 @@ export class ClusterPlan {
     return this.regions.filter(r => r !== region)
   }
 
-  private target (region: string): LinkTarget | undefined {
-    const port = this.ports.get(region)
+  private target (region: string, node: number): LinkTarget | undefined {
+    const port = this.ports.get(region)?.[node]
     return port === undefined ? undefined : { host: this.host, port }
   }
 
+  /** Region i's node j gets the (i × nodes + j)-th port: with one node each, base, base + 1, … */
   private async pickPorts (): Promise<void> {
+    const n = this.nodesPerRegion
+    const count = this.regions.length * n
     const ports = this.basePort === 0
-      ? await freePorts(this.regions.length, this.host)
-      : this.regions.map((_, i) => this.basePort + i)
-    this.ports = new Map(this.regions.map((region, i) => [region, ports[i] as number]))
+      ? await freePorts(count, this.host)
+      : Array.from({ length: count }, (_, i) => this.basePort + i)
+    this.ports = new Map(this.regions.map((region, i) => [region, ports.slice(i * n, i * n + n)]))
   }
 }

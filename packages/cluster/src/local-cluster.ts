@@ -1,7 +1,9 @@
 /**
  * `georelay cluster`: one relay per region on this machine, each with its own store, linked
  * through the WAN simulator so that what crosses regions is as late as it would be between
- * real regions. Clients connect straight to their region's relay.
+ * real regions. Clients connect straight to their region's relay. With `nodesPerRegion` above
+ * one, each region is that many nodes sharing the region's Postgres schema and one Redis, as
+ * a production region of several nodes (docs/operations.md).
  */
 import { type Logger, Relay, type RelayConfig, parseRelayConfig, silentLogger } from '@georelay/relay'
 import { ClusterPlan } from './cluster-plan.js'
@@ -25,13 +27,19 @@ export interface LocalClusterOptions {
   latency?: Record<string, number>
   meshSecret?: string
   logger?: Logger
+  /** Relays per region (default 1); above one they need store `postgres` and `redisUrl`. */
+  nodesPerRegion?: number
+  /** The Redis every region's nodes share (each region has channels of its own). */
+  redisUrl?: string
 }
 
 export interface ClusterRegionInfo {
   region: string
   url: string
-  /** The region's relay; after `stopRegion`, the stopped one until `startRegion` replaces it. */
+  /** The region's relay (its first node); after `stopRegion`, the stopped one until `startRegion` replaces it. */
   relay: Relay
+  /** Every node of the region, the first being `relay` (one, unless `nodesPerRegion`). */
+  nodes: { node: string, url: string, relay: Relay }[]
 }
 
 /** A pair of regions and the simulated link between them. */
@@ -57,7 +65,12 @@ export class LocalCluster {
   }
 
   static async start (options: LocalClusterOptions): Promise<LocalCluster> {
+    const nodes = options.nodesPerRegion ?? 1
+    if (nodes > 1 && (options.store !== 'postgres' || options.redisUrl === undefined)) {
+      throw new Error(`${nodes} nodes per region share each region's store and talk over Redis: give store postgres with a database URL, and a Redis URL`)
+    }
     const plan = await ClusterPlan.create({
+      nodesPerRegion: nodes,
       regions: options.regions,
       basePort: options.basePort,
       host: options.host,
@@ -66,17 +79,17 @@ export class LocalCluster {
       delayMs: (a, b) => oneWayDelayMs(a, b, options.latency),
     })
     const logger = options.logger ?? silentLogger
-    let relays: Map<string, Relay>
+    let relays: Map<string, Relay[]>
     try {
       relays = await plan.startAll(
-        region => Relay.start({ config: configOf(plan, options, region), logger }),
-        (_, relay) => relay.close(),
+        region => startNodes(plan, options, region, logger),
+        (_, started) => Promise.allSettled(started.map(relay => relay.close())),
       )
     } catch (err) {
       await plan.close()
       throw err
     }
-    const regions = plan.regions.map(region => ({ region, url: plan.url(region), relay: relays.get(region) as Relay }))
+    const regions = plan.regions.map(region => regionInfo(plan, region, relays.get(region) as Relay[]))
     return new LocalCluster(regions, plan, options, logger)
   }
 
@@ -97,7 +110,7 @@ export class LocalCluster {
     return this.plan.inOrder(region, async () => {
       if (this.stopped.has(region)) return
       this.stopped.add(region)
-      await info.relay.close()
+      await Promise.all(info.nodes.map(n => n.relay.close()))
     })
   }
 
@@ -106,10 +119,10 @@ export class LocalCluster {
     const info = this.info(region)
     return this.plan.inOrder(region, async () => {
       if (!this.stopped.has(region)) return info.relay
-      const relay = await Relay.start({ config: configOf(this.plan, this.options, region), logger: this.logger })
-      info.relay = relay
+      const started = await startNodes(this.plan, this.options, region, this.logger)
+      Object.assign(info, regionInfo(this.plan, region, started))
       this.stopped.delete(region)
-      return relay
+      return info.relay
     })
   }
 
@@ -142,17 +155,17 @@ export class LocalCluster {
     return links
   }
 
-  /** What `georelay cluster` prints: each region's URL, then each pair's one-way delay. */
+  /** What `georelay cluster` prints: each region's URL (each node's), then each pair's one-way delay. */
   describe (): string[] {
     return [
-      ...this.regions.map(({ region, url }) => `  ${region.padEnd(14)} ${url}`),
+      ...this.regions.map(({ region, nodes }) => `  ${region.padEnd(14)} ${nodes.map(n => n.url).join('  ')}`),
       ...this.links().map(({ a, b, delayMs }) => `  ${`${a} <-> ${b}`.padEnd(30)} ${delayMs} ms one way`),
     ]
   }
 
   async close (): Promise<void> {
     await this.plan.settled()
-    await Promise.allSettled(this.regions.map(r => r.relay.close()))
+    await Promise.allSettled(this.regions.flatMap(r => r.nodes.map(n => n.relay.close())))
     await this.plan.close()
   }
 
@@ -166,13 +179,39 @@ export class LocalCluster {
  * A region's relay configuration: the plan's wiring, and what a cluster on one machine is for:
  * trying things out, so anyone on it may read and write, and see every link's state.
  */
-const configOf = (plan: ClusterPlan, options: LocalClusterOptions, region: string): RelayConfig => {
-  const base = plan.relayConfig(region)
+const configOf = (plan: ClusterPlan, options: LocalClusterOptions, region: string, node: number): RelayConfig => {
+  const base = plan.relayConfig(region, node)
   const storage = options.store === 'postgres'
     ? { storage: { postgres: { url: options.postgresUrl, schema: schemaOf(region) } } }
     : {}
-  return parseRelayConfig({ ...base, ...storage, store: options.store, auth: { anonymous: 'rw' }, http: { regions: 'full' } }, `cluster region ${region}`)
+  const several = plan.nodesPerRegion > 1 ? { node: nodeName(region, node), redis: { url: options.redisUrl } } : {}
+  return parseRelayConfig({
+    ...base, ...storage, ...several, store: options.store, auth: { anonymous: 'rw' }, http: { regions: 'full' },
+  }, `cluster region ${region}${plan.nodesPerRegion > 1 ? ` node ${nodeName(region, node)}` : ''}`)
 }
+
+/** A node's name in a local cluster: the region's name and its number, from 1. */
+export const nodeName = (region: string, node: number): string => `${region}-${node + 1}`
+
+/** Starts every node of a region; if one fails, closes those that started. */
+const startNodes = async (
+  plan: ClusterPlan, options: LocalClusterOptions, region: string, logger: Logger,
+): Promise<Relay[]> => {
+  const results = await Promise.allSettled(Array.from({ length: plan.nodesPerRegion }, (_, node) =>
+    Relay.start({ config: configOf(plan, options, region, node), logger })))
+  const started = results.flatMap(r => r.status === 'fulfilled' ? [r.value] : [])
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+  if (failed === undefined) return started
+  await Promise.allSettled(started.map(relay => relay.close()))
+  throw failed.reason
+}
+
+const regionInfo = (plan: ClusterPlan, region: string, relays: Relay[]): ClusterRegionInfo => ({
+  region,
+  url: plan.url(region),
+  relay: relays[0] as Relay,
+  nodes: relays.map((relay, node) => ({ node: nodeName(region, node), url: plan.url(region, node), relay })),
+})
 
 /**
  * The schema a region of a local cluster keeps its tables in: one database holds every region,

@@ -3,7 +3,10 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import type { WebsocketProvider } from 'y-websocket'
 import pg from 'pg'
 import * as clusterPackage from '@georelay/cluster'
-import { GEORELAY_BIN, connectProvider, testPostgresUrl, destroyProvider, nextEvent, waitForText, waitSynced } from '@georelay/testkit'
+import {
+  GEORELAY_BIN, connectProvider, destroyProvider, nextEvent, startRedis, testPostgresUrl, waitForExactSet, waitForText,
+  waitSynced,
+} from '@georelay/testkit'
 import type { ClusterPackage } from '../../relay/src/cli/cli.js'
 
 /**
@@ -112,6 +115,49 @@ describe('georelay cluster', () => {
       for (const schema of schemas) await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
       await admin.end()
     }
+  })
+
+  it('--nodes-per-region 2 runs each region as two nodes on one schema and one Redis, one document across all four', async () => {
+    const url = testPostgresUrl()
+    const redis = await startRedis()
+    const regions = ['cli-nodes-a', 'cli-nodes-b']
+    const admin = new pg.Client({ connectionString: url })
+    await admin.connect()
+    try {
+      started = await startCluster(['--regions', regions.join(','), '--base-port', '0', '--store', 'postgres', '--postgres-url', url,
+        '--nodes-per-region', '2', '--redis-url', redis.url])
+      expect(started.output()).toContain('(store: postgres, one schema per region, 2 nodes each on one Redis)')
+      // Each region's line lists its nodes' URLs.
+      const lines = [...started.output().matchAll(/^ {2}(cli-nodes-[ab]) +(ws:\/\/\S+) +(ws:\/\/\S+)$/gm)]
+      expect(lines.map(m => m[1])).toEqual(regions)
+      const clients = lines.flatMap(m => [m[2], m[3]]).map(node => connectProvider(node as string, 'notes/nodes'))
+      providers.push(...clients)
+      await Promise.all(clients.map(p => waitSynced(p)))
+      const expected = clients.flatMap((client, i) => {
+        const items = [`n${i}-1`, `n${i}-2`]
+        client.doc.getArray<string>('set').push(items)
+        return items
+      })
+      await waitForExactSet(clients.map(c => c.doc), expected, { what: 'clients on all four nodes to hold every item' })
+      // One node of each region dials the other region: the region's entry names it.
+      const view = await (await fetch(`${(lines[0]?.[2] as string).replace('ws:', 'http:')}/v1/regions`)).json() as { regions: { self: boolean, meshNode?: string }[] }
+      expect(['cli-nodes-a-1', 'cli-nodes-a-2']).toContain(view.regions.find(r => r.self)?.meshNode)
+      expect(await drain(started)).toBe(0)
+    } finally {
+      for (const region of regions) await admin.query(`DROP SCHEMA IF EXISTS ${clusterPackage.schemaOf(region)} CASCADE`)
+      await admin.end()
+      await redis.destroy()
+    }
+  })
+
+  it('refuses --nodes-per-region without Postgres or Redis, saying what to give', async () => {
+    const sqlite = await run(['cluster', '--nodes-per-region', '2'])
+    expect(sqlite.code).toBe(2)
+    expect(sqlite.stderr).toMatch(/--nodes-per-region 2: the nodes of a region share its store, so give --store postgres --postgres-url URL/)
+    const noRedis = await run(['cluster', '--nodes-per-region', '2', '--store', 'postgres', '--postgres-url', 'postgres://u@127.0.0.1:1/db'])
+    expect(noRedis.code).toBe(2)
+    expect(noRedis.stderr).toMatch(/give --redis-url redis:\/\/HOST:PORT \(or GEORELAY_REDIS_URL\)/)
+    expect((await run(['cluster', '--nodes-per-region', '9'])).stderr).toMatch(/--nodes-per-region must be 1 to 8, not "9"/)
   })
 
   it('refuses --store postgres without a database, saying how to name one', async () => {

@@ -29,6 +29,8 @@ export interface ClusterPackage {
       latency: Record<string, number>
       meshSecret?: string
       logger: Logger
+      nodesPerRegion?: number
+      redisUrl?: string
     }): Promise<RunningCluster>
   }
 }
@@ -100,6 +102,10 @@ georelay cluster
   --store KIND         sqlite (default), postgres or memory
   --postgres-url URL   with --store postgres: one database for all regions,
                        region R in schema georelay_R (dashes as _)   GEORELAY_POSTGRES_URL
+  --nodes-per-region N relays per region (default 1; up to 8): the nodes of a
+                       region share its Postgres schema and one Redis, and
+                       peers dial them in turn (needs --store postgres)
+  --redis-url URL      with --nodes-per-region above 1              GEORELAY_REDIS_URL
   --latency A:B=MS     one-way delay between two regions; repeatable
   --mesh-secret SECRET mesh secret (default: random for this run)
   --log-level LEVEL    debug, info, warn (default) or error
@@ -108,6 +114,7 @@ Examples:
   georelay relay --region eu-west --port 4001
   georelay relay --config relay.json --port 5001
   georelay cluster --regions us-east,eu-west,ap-south --latency eu-west:us-east=40
+  georelay cluster --nodes-per-region 2 --store postgres --postgres-url URL --redis-url redis://127.0.0.1:6379
 
 Exit codes: 0 stopped cleanly, 1 failed while running, 2 bad command line or configuration.
 `
@@ -230,6 +237,8 @@ const runCluster = async (args: string[]): Promise<number> => {
         data: { type: 'string', default: 'data/cluster' },
         store: { type: 'string', default: 'sqlite' },
         'postgres-url': { type: 'string' },
+        'nodes-per-region': { type: 'string', default: '1' },
+        'redis-url': { type: 'string' },
         latency: { type: 'string', multiple: true },
         'mesh-secret': { type: 'string' },
         'log-level': { type: 'string', default: 'warn' },
@@ -247,10 +256,15 @@ const runCluster = async (args: string[]): Promise<number> => {
   const regions = v.regions.split(',').map(r => r.trim()).filter(Boolean)
   const bad = regions.find(r => !isRegionName(r))
   if (bad !== undefined) return usage(`--regions: "${bad}" is not a region name (lowercase letters, digits and dashes)`)
-  if (!/^\d+$/.test(v['base-port']) || Number(v['base-port']) + regions.length - 1 > 65535) return usage(`--base-port must be a port number, not "${v['base-port']}"`)
+  const nodes = /^[1-8]$/.test(v['nodes-per-region']) ? Number(v['nodes-per-region']) : NaN
+  if (Number.isNaN(nodes)) return usage(`--nodes-per-region must be 1 to 8, not "${v['nodes-per-region']}"`)
+  if (!/^\d+$/.test(v['base-port']) || Number(v['base-port']) + regions.length * nodes - 1 > 65535) return usage(`--base-port must be a port number, not "${v['base-port']}"`)
   if (v.store !== 'sqlite' && v.store !== 'postgres' && v.store !== 'memory') return usage(`--store must be sqlite, postgres or memory, not "${v.store}"`)
   const postgresUrl = v['postgres-url'] ?? process.env.GEORELAY_POSTGRES_URL
   if (v.store === 'postgres' && postgresUrl === undefined) return usage('--store postgres needs --postgres-url postgres://USER:PASSWORD@HOST:PORT/DB (or GEORELAY_POSTGRES_URL)')
+  const redisUrl = v['redis-url'] ?? process.env.GEORELAY_REDIS_URL
+  if (nodes > 1 && v.store !== 'postgres') return usage(`--nodes-per-region ${nodes}: the nodes of a region share its store, so give --store postgres --postgres-url URL`)
+  if (nodes > 1 && redisUrl === undefined) return usage(`--nodes-per-region ${nodes}: the nodes of a region talk over Redis, so give --redis-url redis://HOST:PORT (or GEORELAY_REDIS_URL)`)
   if (!LOG_LEVELS.has(v['log-level'])) return usage(`--log-level must be debug, info, warn or error, not "${v['log-level']}"`)
   const secret = v['mesh-secret']
   if (secret !== undefined && Buffer.byteLength(secret) < MIN_SECRET_BYTES) return usage(`--mesh-secret must be at least ${MIN_SECRET_BYTES} bytes (openssl rand -hex 32)`)
@@ -273,6 +287,7 @@ const runCluster = async (args: string[]): Promise<number> => {
       ...(v.store === 'postgres' && postgresUrl !== undefined ? { postgresUrl } : {}),
       latency,
       ...(v['mesh-secret'] === undefined ? {} : { meshSecret: v['mesh-secret'] }),
+      ...(nodes > 1 ? { nodesPerRegion: nodes, redisUrl } : {}),
       logger: stderrLogger(v['log-level'] as LogLevel),
     })
   } catch (err) {
@@ -281,7 +296,9 @@ const runCluster = async (args: string[]): Promise<number> => {
     process.stderr.write(`georelay: the cluster could not start (${(err as Error).message})${hint}\n`)
     return 1
   }
-  const lines = [`georelay cluster: ${regions.length} regions (store: ${v.store}${v.store === 'sqlite' ? ` in ${v.data}` : v.store === 'postgres' ? ', one schema per region' : ''})`, ...cluster.describe()]
+  const where = v.store === 'sqlite' ? ` in ${v.data}` : v.store === 'postgres' ? ', one schema per region' : ''
+  const several = nodes > 1 ? `, ${nodes} nodes each on one Redis` : ''
+  const lines = [`georelay cluster: ${regions.length} regions (store: ${v.store}${where}${several})`, ...cluster.describe()]
   lines.push('Stop with Ctrl-C.')
   process.stdout.write(lines.join('\n') + '\n')
   return untilSignal('cluster shutdown', () => cluster.close())
