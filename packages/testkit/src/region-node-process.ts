@@ -18,10 +18,12 @@ export interface RegionNodeOptions {
   /** The region's peers, for a region of nodes in a mesh (with `meshSecret`). */
   peers?: { region: string, url: string }[]
   meshSecret?: string
+  /** The port to listen on (default 0: any); a fixed one lets a killed node come back where its clients are. */
+  port?: number
 }
 
 export const startRegionNodeProcess = async (
-  { region, node, postgres, redisUrl, pollMs = 250, peers = [], meshSecret }: RegionNodeOptions,
+  { region, node, postgres, redisUrl, pollMs = 250, peers = [], meshSecret, port = 0 }: RegionNodeOptions,
 ): Promise<RelayProcess> => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `georelay-node-${node}-`))
   const configFile = path.join(dir, `${region}.json`)
@@ -34,7 +36,7 @@ export const startRegionNodeProcess = async (
   fs.writeFileSync(configFile, JSON.stringify(config))
   try {
     const relay = await startRelayProcess({
-      args: ['--config', configFile, '--region', region, '--port', '0', '--store', 'postgres', '--node', node],
+      args: ['--config', configFile, '--region', region, '--port', String(port), '--store', 'postgres', '--node', node],
       env: { GEORELAY_POSTGRES_URL: postgres.url, GEORELAY_REDIS_URL: redisUrl, GEORELAY_LOG_LEVEL: 'warn' },
     })
     void relay.exited.then(() => fs.rmSync(dir, { recursive: true, force: true }))
