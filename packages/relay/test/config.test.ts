@@ -75,7 +75,7 @@ describe('parseRelayConfig', () => {
       fanoutWindowMs: 5,
       idleReleaseMs: 30_000,
       http: { regions: 'discovery', allowOrigins: ['*'] },
-      redis: { pollMs: 1000 },
+      redis: { pollMs: 1000, cluster: false },
     })
   })
 
@@ -132,7 +132,7 @@ describe('parseRelayConfig', () => {
       idleReleaseMs: 0,
       http: { regions: 'full' as const, allowOrigins: ['https://app.example.com'], adminToken: 't'.repeat(32) },
       node: 'us-east-1',
-      redis: { pollMs: 500 },
+      redis: { pollMs: 500, cluster: false },
     }
     expect(parseRelayConfig(input)).toEqual(input)
   })

@@ -48,6 +48,8 @@ export const relayConfigSchema = z.object({
      * longest a lost hint can delay an update.
      */
     pollMs: z.number().int().min(50).max(60_000).default(1000),
+    /** `url` is one node of a Redis Cluster (the client learns the others from it). */
+    cluster: z.boolean().default(false),
   }).strict().default({}),
   peers: z.array(z.object({
     region: regionName,

@@ -9,7 +9,7 @@
  * node reads what it missed while Redis was away.
  */
 import { EventEmitter } from 'node:events'
-import { Redis } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import {
   type NodeMessage, ProtocolError, type RegionMessage, decodeNodeMessage, decodeRegionMessage, encodeNodeMessage,
   nodeChannel, regionChannel,
@@ -18,6 +18,12 @@ import { type Logger, type RelayMetrics, throttledLogger } from '../observabilit
 
 export interface HintBusOptions {
   url: string
+  /**
+   * `url` is a node of a Redis Cluster: both connections are cluster clients, the subscriber
+   * with one connection per shard (ioredis's sharded subscribers), and channels are subscribed
+   * one at a time, since one SSUBSCRIBE may name channels of one slot only.
+   */
+  cluster?: boolean
   region: string
   metrics: RelayMetrics
   logger: Logger
@@ -36,13 +42,19 @@ export interface HintBusEvents {
 
 /** Channels per SSUBSCRIBE when subscribing everything again. */
 const SUBSCRIBE_CHUNK = 500
+/** A subscription refused on a connection that is up is tried again after this long. */
+const RESUBSCRIBE_RETRY_MS = 200
 
 /** Reconnect quickly (a restarted Redis is back in well under a second), then every 2 s. */
 const retryStrategy = (attempt: number): number => Math.min(50 * 2 ** attempt, 2000)
 
+/** What the bus needs of a connection, the same on a standalone server and on a cluster. */
+type Connection = Redis | Cluster
+
 export class HintBus extends EventEmitter<HintBusEvents> {
-  private readonly pub: Redis
-  private readonly sub: Redis
+  private readonly pub: Connection
+  private readonly sub: Connection
+  private readonly subscribeChunk: number
   /** Channel → document, for every document subscribed to. */
   private readonly channels = new Map<string, string>()
   private subscribed = false
@@ -59,10 +71,19 @@ export class HintBus extends EventEmitter<HintBusEvents> {
     // shutdown) for longer than this.
     const common = { connectTimeout: 2000, commandTimeout: 2000, retryStrategy, lazyConnect: false }
     // A hint is worth nothing late: never queue it behind a reconnect.
-    this.pub = new Redis(options.url, {
-      ...common, enableOfflineQueue: false, maxRetriesPerRequest: 0, enableAutoPipelining: true,
-    })
-    this.sub = new Redis(options.url, { ...common, autoResubscribe: false, maxRetriesPerRequest: null })
+    const pub = { enableOfflineQueue: false, maxRetriesPerRequest: 0, enableAutoPipelining: true }
+    if (options.cluster === true) {
+      // The cluster client's own start-up commands need its offline queue (without it the ready
+      // check fails and it reconnects over and over); `publish` drops hints while it is not ready.
+      const cluster = { clusterRetryStrategy: retryStrategy, redisOptions: common }
+      this.pub = new Cluster([options.url], { ...cluster, enableAutoPipelining: true })
+      this.sub = new Cluster([options.url], { ...cluster, shardedSubscribers: true })
+      this.subscribeChunk = 1
+    } else {
+      this.pub = new Redis(options.url, { ...common, ...pub })
+      this.sub = new Redis(options.url, { ...common, autoResubscribe: false, maxRetriesPerRequest: null })
+      this.subscribeChunk = SUBSCRIBE_CHUNK
+    }
     for (const connection of [this.pub, this.sub]) {
       connection.on('error', (err: Error) => this.log.log('warn', 'redis error: hints wait, the log poll catches up', { error: err.message }))
     }
@@ -73,7 +94,7 @@ export class HintBus extends EventEmitter<HintBusEvents> {
   }
 
   /** The connection for plain commands (the node directory's), failing fast while Redis is away. */
-  get commands (): Redis {
+  get commands (): Connection {
     return this.pub
   }
 
@@ -103,6 +124,7 @@ export class HintBus extends EventEmitter<HintBusEvents> {
 
   publish (docName: string, message: NodeMessage): void {
     if (this.closed) return
+    if (this.pub.status !== 'ready') return this.options.metrics.redisErrors.inc()
     const frame = encodeNodeMessage(message)
     const bytes = Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength)
     const channel = nodeChannel(this.options.region, docName)
@@ -112,6 +134,7 @@ export class HintBus extends EventEmitter<HintBusEvents> {
   /** Says something to every node of the region (region.ts's marks); dropped while Redis is away. */
   publishRegion (message: RegionMessage): void {
     if (this.closed) return
+    if (this.pub.status !== 'ready') return this.options.metrics.redisErrors.inc()
     const frame = encodeNodeMessage(message)
     this.pub.spublish(this.regionChannel, Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength))
       .catch(() => this.options.metrics.redisErrors.inc())
@@ -165,14 +188,19 @@ export class HintBus extends EventEmitter<HintBusEvents> {
   private async resubscribe (): Promise<void> {
     const channels = [this.regionChannel, ...this.channels.keys()]
     try {
-      for (let i = 0; i < channels.length; i += SUBSCRIBE_CHUNK) {
-        await this.sub.ssubscribe(...channels.slice(i, i + SUBSCRIBE_CHUNK))
+      for (let i = 0; i < channels.length; i += this.subscribeChunk) {
+        await this.sub.ssubscribe(...channels.slice(i, i + this.subscribeChunk))
       }
       // Channels dropped meanwhile were subscribed above: leave them again.
       const dropped = channels.filter(channel => channel !== this.regionChannel && !this.channels.has(channel))
-      if (dropped.length > 0) await this.sub.sunsubscribe(...dropped)
+      for (let i = 0; i < dropped.length; i += this.subscribeChunk) {
+        await this.sub.sunsubscribe(...dropped.slice(i, i + this.subscribeChunk))
+      }
     } catch {
-      return // lost again: the next 'ready' tries again
+      // Lost again: the next 'ready' tries again. Still ready (a cluster whose shard
+      // subscribers were not all up yet): try again shortly.
+      if (!this.closed && this.sub.status === 'ready') setTimeout(() => { void this.resubscribe() }, RESUBSCRIBE_RETRY_MS).unref()
+      return
     }
     if (this.closed) return
     this.subscribed = true

@@ -5,7 +5,7 @@
  * not agree; the hash tag keeps a region's keys in one slot (Redis Cluster), so one MGET reads
  * them. While Redis is away a node lists itself alone.
  */
-import type { Redis } from 'ioredis'
+import type { Cluster, Redis } from 'ioredis'
 
 export interface LiveNode {
   name: string
@@ -25,7 +25,8 @@ export class NodeDirectory {
   private renewing = false
 
   constructor (
-    private readonly redis: Redis,
+    /** Every key of a region shares its hash tag, so on a cluster they are on one shard. */
+    private readonly redis: Redis | Cluster,
     private readonly region: string,
     private readonly self: LiveNode,
     /** Called when the list of live nodes changed. */

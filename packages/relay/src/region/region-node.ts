@@ -30,6 +30,8 @@ export interface RegionNodeOptions {
   /** This node's name, unique among the nodes of the region. */
   node: string
   redisUrl: string
+  /** `redisUrl` is a node of a Redis Cluster. */
+  redisCluster?: boolean
   /** How often every loaded document's log is read whatever the hints said. */
   pollMs: number
   store: DocStore
@@ -90,7 +92,9 @@ export class RegionNode {
 
   constructor (private readonly options: RegionNodeOptions) {
     const { documents, log, metrics, logger } = options
-    this.bus = new HintBus({ url: options.redisUrl, region: options.region, metrics, logger })
+    this.bus = new HintBus({
+      url: options.redisUrl, cluster: options.redisCluster ?? false, region: options.region, metrics, logger,
+    })
     this.follower = new LogFollower({
       store: options.store,
       metrics,

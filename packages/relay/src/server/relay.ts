@@ -135,6 +135,7 @@ export class Relay extends EventEmitter<RelayEvents> {
       region: config.region,
       node: config.node ?? defaultNodeName(),
       redisUrl: config.redis.url,
+      redisCluster: config.redis.cluster,
       pollMs: config.redis.pollMs,
       store,
       log,
