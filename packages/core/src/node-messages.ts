@@ -19,6 +19,8 @@
  * tells every node up to where a peer region durably `held` the region's entries (so that a
  * write acknowledged at `majority` resolves on whichever node its client is connected to).
  * Both are marks: a lost one is made good by the next, or by the holder's poll of the log.
+ * `presence` carries a node's clients' awareness of a document to the holder, which alone
+ * has links to every peer (ephemeral, like all presence).
  */
 import * as encoding from 'lib0/encoding'
 import { FrameReader } from './frame-reader.js'
@@ -29,6 +31,7 @@ export const NodeMessageType = {
   Awareness: 1,
   Appended: 2,
   Held: 3,
+  Presence: 4,
 } as const
 
 /** Updates up to this size ride in their hint; larger ones are read from the log. */
@@ -42,6 +45,7 @@ export type NodeMessage =
 export type RegionMessage =
   | { type: 'appended', node: string, seq: number }
   | { type: 'held', node: string, region: string, seq: number }
+  | { type: 'presence', node: string, docName: string, update: Uint8Array }
 
 /** The pub/sub channel of a document of a region. */
 export const nodeChannel = (region: string, docName: string): string => `georelay:{${region}/${docName}}`
@@ -54,6 +58,7 @@ const TYPE_OF = {
   awareness: NodeMessageType.Awareness,
   appended: NodeMessageType.Appended,
   held: NodeMessageType.Held,
+  presence: NodeMessageType.Presence,
 } as const
 
 export const encodeNodeMessage = (message: NodeMessage | RegionMessage): Uint8Array => {
@@ -65,6 +70,9 @@ export const encodeNodeMessage = (message: NodeMessage | RegionMessage): Uint8Ar
   } else if (message.type === 'held') {
     encoding.writeVarString(encoder, message.region)
     encoding.writeVarUint(encoder, message.seq)
+  } else if (message.type === 'presence') {
+    encoding.writeVarString(encoder, message.docName)
+    encoding.writeVarUint8Array(encoder, message.update)
   } else if (message.type === 'hint') {
     encoding.writeVarUint(encoder, message.seq)
     // 0: no update (read the log); 1: the update follows.
@@ -106,6 +114,9 @@ export const decodeRegionMessage = (frame: Uint8Array): RegionMessage => {
   } else if (type === NodeMessageType.Held) {
     const region = reader.string('region')
     message = { type: 'held', node, region, seq: reader.uint('seq') }
+  } else if (type === NodeMessageType.Presence) {
+    const docName = reader.string('document name')
+    message = { type: 'presence', node, docName, update: reader.bytes('update') }
   } else {
     throw new ProtocolError('ERR_UNKNOWN_MESSAGE_TYPE', `malformed region message: unknown type ${type}`)
   }

@@ -18,6 +18,7 @@ const message: fc.Arbitrary<NodeMessage> = fc.oneof(
 const regionMessage: fc.Arbitrary<RegionMessage> = fc.oneof(
   fc.record({ type: fc.constant('appended' as const), node: fc.string(), seq: fc.nat() }),
   fc.record({ type: fc.constant('held' as const), node: fc.string(), region: fc.string(), seq: fc.nat() }),
+  fc.record({ type: fc.constant('presence' as const), node: fc.string(), docName: fc.string(), update: fc.uint8Array() }),
 )
 
 describe('node messages', () => {

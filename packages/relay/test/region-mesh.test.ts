@@ -160,6 +160,23 @@ describe('a region of two nodes in a mesh', () => {
     expect(session.doc.getText('t').toString()).toBe('held by b too')
   })
 
+  it('carries presence between b and the node that holds no link to b, through the holder', async () => {
+    const { a, b, holder } = await start({ bDialsHolder: true })
+    const leader = await holder()
+    const other = a.get(leader === 'a1' ? 'a2' : 'a1') as RelayProcess
+    const onOther = await provider(other.url, 'mesh/presence')
+    const onB = await provider(b.url, 'mesh/presence')
+    // Once the holder pushes the other node's write to b, its link to b is up, b's rules known.
+    onOther.doc.getArray<string>('set').push(['link up'])
+    await waitForExactSet([onB.doc], ['link up'], { what: 'the other node\'s write to reach b' })
+    onOther.awareness.setLocalStateField('user', { name: 'Ann on the other node' })
+    onB.awareness.setLocalStateField('user', { name: 'Bo in b' })
+    const sees = (p: WebsocketProvider, name: string): boolean =>
+      [...p.awareness.getStates().values()].some(s => (s as { user?: { name?: string } }).user?.name === name)
+    await waitUntil([on(onB.awareness, 'change')], () => sees(onB, 'Ann on the other node'), { what: 'b\'s client to see Ann' })
+    await waitUntil([on(onOther.awareness, 'change')], () => sees(onOther, 'Bo in b'), { what: 'the other node\'s client to see Bo' })
+  })
+
   it('survives kill -9 of the lease holder: the other node takes over and replication to b goes on', async () => {
     // b dials the holder first of a's two node URLs: the kill makes it dial the other.
     const { a, b, holder } = await start({ nodeUrls: true })

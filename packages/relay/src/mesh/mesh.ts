@@ -63,6 +63,8 @@ export interface MeshEvents {
   change: []
   /** A peer acknowledged entries as durable. */
   acknowledged: [peer: string]
+  /** Presence of another region's clients arrived for a document that may live here. */
+  awareness: [docName: string, update: Uint8Array]
 }
 
 export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
@@ -275,6 +277,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
     } else if (message.type === 'awareness') {
       if (message.origin === this.region) return
       if (!this.placement.allowsHere(message.docName)) return this.refuse(from, 'awareness')
+      this.emit('awareness', message.docName, message.update)
       this.registry.ifLoaded(message.docName)
         .then(doc => doc?.applyRemoteAwareness(message.update, message.origin))
         .catch(err => {

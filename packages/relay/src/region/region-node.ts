@@ -58,8 +58,12 @@ export interface RegionMesh {
   /** The lease holder says `region` durably holds this region's entries up to `seq`. */
   noteHeld(region: string, seq: number): void
   heldUpTo(region: string): number
+  /** Sends this region's clients' presence to the peers this node has links to. */
+  publishAwareness(docName: string, update: Uint8Array): void
   on(event: 'acknowledged', listener: (peer: string) => void): unknown
   off(event: 'acknowledged', listener: (peer: string) => void): unknown
+  on(event: 'awareness', listener: (docName: string, update: Uint8Array) => void): unknown
+  off(event: 'awareness', listener: (docName: string, update: Uint8Array) => void): unknown
 }
 
 /** How often the mesh lease is renewed and contended for; a silent holder is deposed after STALE. */
@@ -181,8 +185,14 @@ export class RegionNode {
     }
     const poll = setInterval(resend, this.options.pollMs)
     poll.unref()
+    // Another region's presence reached this node (its link to the peer is here): the siblings
+    // with clients of the document show it too.
+    const peerPresence = (docName: string, update: Uint8Array): void => {
+      this.bus.publish(docName, { type: 'awareness', node: this.options.node, update })
+    }
     local.on('append', appended)
     mesh.on('acknowledged', acknowledged)
+    mesh.on('awareness', peerPresence)
     this.bus.on('resubscribed', resend)
     const unhook = this.unhook
     this.unhook = () => {
@@ -191,6 +201,7 @@ export class RegionNode {
       clearInterval(poll)
       local.off('append', appended)
       mesh.off('acknowledged', acknowledged)
+      mesh.off('awareness', peerPresence)
       this.bus.off('resubscribed', resend)
     }
     return lease
@@ -213,6 +224,9 @@ export class RegionNode {
     if (message.node === this.options.node) return
     if (message.type === 'appended') {
       if (this.lease?.held === true) this.options.mesh?.wake()
+    } else if (message.type === 'presence') {
+      // A sibling's clients' presence: the holder's links take it to every peer.
+      if (this.lease?.held === true) this.options.mesh?.publishAwareness(message.docName, message.update)
     } else {
       this.options.mesh?.noteHeld(message.region, message.seq)
     }
@@ -253,6 +267,10 @@ export class RegionNode {
   /** Presence from this node's clients, for the siblings. */
   publishAwareness (docName: string, update: Uint8Array): void {
     this.bus.publish(docName, { type: 'awareness', node: this.options.node, update })
+    // Not holding the mesh lease, this node may have no link to a peer: the holder sends it on.
+    if (this.lease !== null && !this.lease.held) {
+      this.bus.publishRegion({ type: 'presence', node: this.options.node, docName, update })
+    }
   }
 
   /** Stops following; reads in flight finish. */
