@@ -453,6 +453,16 @@ describe('a region of several nodes', () => {
     expect(problemAt(() => parseRelayConfig(activePassive), 'namespaces').message).toMatch(/active-passive namespaces are not supported yet in a region of several nodes/)
   })
 
+  it('takes --redis-cluster or GEORELAY_REDIS_CLUSTER, keeping the other redis fields, and refuses what is not a yes or no', () => {
+    const base = { region: 'eu-west', ...PG, redis: { pollMs: 300 } }
+    const fromEnv = parseRelayConfig(applyOverrides(base, overridesFromEnv({ GEORELAY_REDIS_URL: REDIS, GEORELAY_REDIS_CLUSTER: 'true' })))
+    expect(fromEnv.redis).toMatchObject({ url: REDIS, cluster: true, pollMs: 300 })
+    expect(parseRelayConfig(applyOverrides(base, { 'redis-url': REDIS, 'redis-cluster': true })).redis.cluster).toBe(true)
+    expect(parseRelayConfig(applyOverrides(base, { 'redis-url': REDIS, 'redis-cluster': '0' })).redis.cluster).toBe(false)
+    expect(problemAt(() => parseRelayConfig(applyOverrides(base, { 'redis-url': REDIS, 'redis-cluster': 'yes' })), 'redis.cluster').message)
+      .toMatch(/boolean/)
+  })
+
   it('never repeats the Redis URL (or its password) in a configuration error', () => {
     const err = errorOf(() => parseRelayConfig({ region: 'eu-west', redis: { url: REDIS } }))
     expect(err.message).not.toContain('hunter2-secret')

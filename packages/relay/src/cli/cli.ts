@@ -70,6 +70,7 @@ georelay relay
   --redis-url URL      the Redis between the region's nodes       GEORELAY_REDIS_URL
                        (needs --store postgres: hints only, the
                        log in Postgres stays the truth)
+  --redis-cluster      --redis-url is one node of a Redis Cluster GEORELAY_REDIS_CLUSTER=true
   --public-url URL     URL that clients and peers use to reach it GEORELAY_PUBLIC_URL
   --peer REGION=URL[,URL...]                                      GEORELAY_PEERS (comma-separated)
                        a peer region's relay (or its nodes' URLs,
@@ -167,6 +168,7 @@ const runRelay = async (args: string[]): Promise<number> => {
         'postgres-url': { type: 'string' },
         node: { type: 'string' },
         'redis-url': { type: 'string' },
+        'redis-cluster': { type: 'boolean' },
         'log-level': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },

@@ -299,6 +299,8 @@ export interface ConfigOverrides {
   'postgres-url'?: string
   node?: string
   'redis-url'?: string
+  /** A flag (true) or GEORELAY_REDIS_CLUSTER (true/false, 1/0). */
+  'redis-cluster'?: string | boolean
   peer?: string[]
 }
 
@@ -348,6 +350,13 @@ export const applyOverrides = (base: Record<string, unknown>, o: ConfigOverrides
   if (o['redis-url'] !== undefined) {
     out.redis = { ...(typeof base.redis === 'object' && base.redis !== null ? base.redis as Record<string, unknown> : {}), url: o['redis-url'] }
   }
+  const cluster = o['redis-cluster']
+  if (cluster !== undefined) {
+    const redis = out.redis ?? base.redis
+    // Anything but true/false, 1/0 goes through as it is, for the schema to refuse by name.
+    const value = cluster === true || cluster === 'true' || cluster === '1' ? true : cluster === false || cluster === 'false' || cluster === '0' ? false : cluster
+    out.redis = { ...(typeof redis === 'object' && redis !== null ? redis as Record<string, unknown> : {}), cluster: value }
+  }
   if (o.anonymous !== undefined) out.auth = { ...(typeof base.auth === 'object' && base.auth !== null ? base.auth as Record<string, unknown> : {}), anonymous: o.anonymous }
   if (o.peer !== undefined && o.peer.length > 0) out.peers = o.peer.map(parsePeer)
   return out
@@ -372,6 +381,7 @@ export const overridesFromEnv = (env: NodeJS.ProcessEnv): ConfigOverrides => {
   take('postgres-url', 'GEORELAY_POSTGRES_URL')
   take('node', 'GEORELAY_NODE')
   take('redis-url', 'GEORELAY_REDIS_URL')
+  take('redis-cluster', 'GEORELAY_REDIS_CLUSTER')
   if (env.GEORELAY_PEERS) o.peer = splitPeers(env.GEORELAY_PEERS)
   return o
 }
