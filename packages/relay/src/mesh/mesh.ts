@@ -21,10 +21,12 @@ import { type LinkErrorKind, OutboundLink } from './outbound-link.js'
 
 export type { MeshTiming } from './link-context.js'
 
+/** `url` (then `urls`, its other nodes) is where this relay dials the peer; `publicUrl` what others may be shown. */
+export interface MeshPeer { region: string, url: string, urls?: string[] | undefined, publicUrl?: string | undefined }
+
 export interface MeshOptions {
   region: string
-  /** `url` is where this relay dials the peer; `publicUrl` what others may be shown. */
-  peers: { region: string, url: string, urls?: string[] | undefined, publicUrl?: string | undefined }[]
+  peers: MeshPeer[]
   meshSecret: string | undefined
   timing: MeshTiming
   log: ReplicationLog
@@ -80,7 +82,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
   private readonly linkStates: LinkStateTable
   private readonly versions = new LinkStateVersions()
   private readonly placement: Placement
-  private readonly peers: { region: string, url: string, urls?: string[] | undefined, publicUrl?: string | undefined }[]
+  private readonly peers: MeshPeer[]
   /** What every link is given of this relay. */
   private readonly context: LinkContext
   private readonly links = new Map<string, OutboundLink>()

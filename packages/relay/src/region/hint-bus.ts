@@ -123,21 +123,12 @@ export class HintBus extends EventEmitter<HintBusEvents> {
   }
 
   publish (docName: string, message: NodeMessage): void {
-    if (this.closed) return
-    if (this.pub.status !== 'ready') return this.options.metrics.redisErrors.inc()
-    const frame = encodeNodeMessage(message)
-    const bytes = Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength)
-    const channel = nodeChannel(this.options.region, docName)
-    this.pub.spublish(channel, bytes).catch(() => this.options.metrics.redisErrors.inc())
+    this.send(nodeChannel(this.options.region, docName), message)
   }
 
-  /** Says something to every node of the region (region.ts's marks); dropped while Redis is away. */
+  /** Says something to every node of the region (region-node.ts's marks); dropped while Redis is away. */
   publishRegion (message: RegionMessage): void {
-    if (this.closed) return
-    if (this.pub.status !== 'ready') return this.options.metrics.redisErrors.inc()
-    const frame = encodeNodeMessage(message)
-    this.pub.spublish(this.regionChannel, Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength))
-      .catch(() => this.options.metrics.redisErrors.inc())
+    this.send(this.regionChannel, message)
   }
 
   close (): void {
@@ -149,32 +140,37 @@ export class HintBus extends EventEmitter<HintBusEvents> {
     this.options.metrics.redisUp.set(0)
   }
 
-  private received (channel: Buffer, frame: Buffer): void {
-    const name = channel.toString('utf8')
-    if (name === this.regionChannel) return this.receivedRegion(frame)
-    const docName = this.channels.get(name)
-    if (docName === undefined) return
-    let message: NodeMessage
-    try {
-      message = decodeNodeMessage(new Uint8Array(frame.buffer, frame.byteOffset, frame.byteLength))
-    } catch (err) {
-      if (!(err instanceof ProtocolError)) throw err
-      this.log.log('warn', 'a message on a node channel is not georelay\'s: ignored', { error: err.message })
-      return
-    }
-    this.emit('message', docName, message)
+  /** A hint is worth nothing late: never queued, counted when it cannot go. */
+  private send (channel: string, message: NodeMessage | RegionMessage): void {
+    if (this.closed) return
+    if (this.pub.status !== 'ready') return this.options.metrics.redisErrors.inc()
+    const frame = encodeNodeMessage(message)
+    this.pub.spublish(channel, Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength))
+      .catch(() => this.options.metrics.redisErrors.inc())
   }
 
-  private receivedRegion (frame: Buffer): void {
-    let message: RegionMessage
-    try {
-      message = decodeRegionMessage(new Uint8Array(frame.buffer, frame.byteOffset, frame.byteLength))
-    } catch (err) {
-      if (!(err instanceof ProtocolError)) throw err
-      this.log.log('warn', 'a message on the region channel is not georelay\'s: ignored', { error: err.message })
+  private received (channel: Buffer, frame: Buffer): void {
+    const name = channel.toString('utf8')
+    if (name === this.regionChannel) {
+      const message = this.decoded(frame, decodeRegionMessage, 'the region channel')
+      if (message !== null) this.emit('region', message)
       return
     }
-    this.emit('region', message)
+    const docName = this.channels.get(name)
+    if (docName === undefined) return
+    const message = this.decoded(frame, decodeNodeMessage, 'a node channel')
+    if (message !== null) this.emit('message', docName, message)
+  }
+
+  /** What a channel carried, or null (logged, throttled) when it is not a message of ours. */
+  private decoded<T> (frame: Buffer, decode: (bytes: Uint8Array) => T, where: string): T | null {
+    try {
+      return decode(new Uint8Array(frame.buffer, frame.byteOffset, frame.byteLength))
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err
+      this.log.log('warn', `a message on ${where} is not georelay's: ignored`, { error: err.message })
+      return null
+    }
   }
 
   private lost (): void {

@@ -43,8 +43,6 @@ export interface RegionNodeOptions {
   onRedis?: (up: boolean) => void
   /** Called when the region's list of live nodes changed. */
   onNodes?: (nodes: LiveNode[]) => void
-  /** Called when this node took (true) or lost (false) the region's mesh lease. */
-  onLease?: (held: boolean) => void
   /** The region's links to its peers, when it has peers: this node drives them while it holds the lease. */
   mesh?: RegionMesh
 }
@@ -65,10 +63,6 @@ export interface RegionMesh {
   on(event: 'awareness', listener: (docName: string, update: Uint8Array) => void): unknown
   off(event: 'awareness', listener: (docName: string, update: Uint8Array) => void): unknown
 }
-
-/** How often the mesh lease is renewed and contended for; a silent holder is deposed after STALE. */
-export const LEASE_RENEW_MS = 1000
-export const LEASE_STALE_MS = 5000
 
 const validUpdate = (update: Uint8Array): boolean => {
   try {
@@ -139,7 +133,11 @@ export class RegionNode {
     this.bus.on('region', message => this.regionMessage(message))
     this.poll = setInterval(() => {
       void this.follower.catchUp('poll')
-      if (this.lease?.held === true) options.mesh?.wake()
+      // The holder pushes whatever the log holds, and says the peers' marks again.
+      if (this.lease?.held === true) {
+        options.mesh?.wake()
+        this.resendHeld()
+      }
     }, options.pollMs)
     this.poll.unref()
     const mesh = options.mesh
@@ -153,18 +151,15 @@ export class RegionNode {
     const lease = store.openLease({
       name: 'mesh',
       holder: node,
-      renewMs: LEASE_RENEW_MS,
-      staleMs: LEASE_STALE_MS,
+      // The store's timings: renewed each second, a holder silent 5 s is deposed (Postgres).
       onEvent: event => {
         if (event.type === 'acquired') logger.log('info', 'this node holds the mesh lease: it dials the peers and pushes the region\'s log', { epoch: event.epoch })
         else if (event.type === 'lost') logger.log('warn', 'this node lost the mesh lease: it stops dialling the peers; another node takes over', { epoch: event.epoch, reason: event.reason })
         else logger.log('warn', 'deposed the mesh lease holder: it renewed nothing for too long (paused, or cut off from the database)', { holder: event.holder, silentMs: event.silentMs })
       },
     })
-    const unlisten = lease.onChange(held => {
-      mesh.setDialing(held)
-      this.options.onLease?.(held)
-    })
+    // The mesh says 'change' when it starts or stops dialling: the relay's 'peers' event.
+    const unlisten = lease.onChange(held => mesh.setDialing(held))
     const local = this.options.log
     const appended = (origin: string): void => {
       if (origin !== region || lease.held) return
@@ -176,15 +171,7 @@ export class RegionNode {
       this.heldToSend.add(peer)
       this.scheduleFlush()
     }
-    // 'held' is a mark: sent again each poll and when Redis is back, a lost one is made good
-    // even on a document nobody writes to any more.
-    const resend = (): void => {
-      if (!lease.held) return
-      for (const peer of mesh.peerRegions) this.heldToSend.add(peer)
-      this.scheduleFlush()
-    }
-    const poll = setInterval(resend, this.options.pollMs)
-    poll.unref()
+    const resend = (): void => this.resendHeld()
     // Another region's presence reached this node (its link to the peer is here): the siblings
     // with clients of the document show it too.
     const peerPresence = (docName: string, update: Uint8Array): void => {
@@ -198,13 +185,22 @@ export class RegionNode {
     this.unhook = () => {
       unhook()
       unlisten()
-      clearInterval(poll)
       local.off('append', appended)
       mesh.off('acknowledged', acknowledged)
       mesh.off('awareness', peerPresence)
       this.bus.off('resubscribed', resend)
     }
     return lease
+  }
+
+  /**
+   * 'held' is a mark: sent again each poll and when Redis is back, a lost one is made good even
+   * on a document nobody writes to any more.
+   */
+  private resendHeld (): void {
+    if (this.lease?.held !== true) return
+    for (const peer of this.options.mesh?.peerRegions ?? []) this.heldToSend.add(peer)
+    this.scheduleFlush()
   }
 
   private scheduleFlush (): void {

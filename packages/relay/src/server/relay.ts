@@ -144,7 +144,6 @@ export class Relay extends EventEmitter<RelayEvents> {
       logger,
       onRedis: up => this.emit('redis', up),
       onNodes: () => this.emit('nodes'),
-      onLease: () => this.emit('peers'),
       mesh: this.mesh,
     })
     this.documents.on('loaded', name => this.emit('loaded', name))
