@@ -11,7 +11,7 @@ import {
   type YMessage, decodeFrame, encodeAwarenessEntries, encodeFrame, readAwarenessUpdate,
 } from '@georelay/core'
 import type { Relay, RelayConfigInput } from '@georelay/relay'
-import { type Subscribe, nextEvent, on, rawWebSocket, recordingSocket, startTestRelay, waitUntil } from '@georelay/testkit'
+import { every, nextEvent, on, rawWebSocket, recordingSocket, startTestRelay, waitUntil } from '@georelay/testkit'
 
 const updateOf = (text: string): Uint8Array => {
   const doc = new Y.Doc()
@@ -25,11 +25,6 @@ const typedUpdate = (edits: number): Uint8Array => {
   const text = doc.getText('t')
   for (let i = 0; i < edits; i++) text.insert((i * 7919) % (text.length + 1), `w${i} `)
   return Y.encodeStateAsUpdate(doc)
-}
-
-const every50ms: Subscribe = notify => {
-  const timer = setInterval(notify, 50)
-  return () => clearInterval(timer)
 }
 
 const STEP1_EMPTY = { type: 'sync-step1', stateVector: new Uint8Array([0]) } as const
@@ -111,7 +106,7 @@ describe('work is charged per message, by what it costs', () => {
     // Each step 1 with a different state vector is a diff over ~100 KB: dozens of tokens.
     const askers = 12
     for (let i = 0; i < askers; i++) asker.ws.send(encodeFrame({ type: 'sync-step1', stateVector: Y.encodeStateVector(new Y.Doc()) }, { type: 'sync-update', update: updateOf(`n${i}`) }))
-    await waitUntil([on(asker.ws, 'message'), every50ms], () => messages(asker.frames).filter(m => m.type === 'sync-step2').length === askers, { what: 'every question to be answered', timeoutMs: 20_000 })
+    await waitUntil([on(asker.ws, 'message'), every(50)], () => messages(asker.frames).filter(m => m.type === 'sync-step2').length === askers, { what: 'every question to be answered', timeoutMs: 20_000 })
     expect(await metric('georelay_client_throttled_total{endpoint="y-websocket"')).toBeGreaterThanOrEqual(1)
     expect(asker.ws.readyState).toBe(WebSocket.OPEN)
   })
@@ -128,7 +123,7 @@ describe('work is charged per message, by what it costs', () => {
     const reader = new Y.Doc()
     const probe = connect('slow/1')
     await nextEvent(probe.ws, 'open', { what: 'the reader to open' })
-    await waitUntil([on(probe.ws, 'message'), every50ms], () => {
+    await waitUntil([on(probe.ws, 'message'), every(50)], () => {
       for (const m of messages(probe.frames.splice(0))) if (m.type === 'sync-step2' || m.type === 'sync-update') Y.applyUpdate(reader, m.update)
       if (reader.getArray('a').length < 60) probe.ws.send(encodeFrame({ type: 'sync-step1', stateVector: Y.encodeStateVector(reader) }))
       return reader.getArray('a').length === 60
@@ -151,7 +146,7 @@ describe('work is charged per message, by what it costs', () => {
       clearInterval(flood)
     }
     expect(await metric('georelay_messages_rejected_total{code="ERR_RATE_LIMITED"')).toBe(1)
-    await waitUntil([every50ms], async () => (await metric('georelay_messages_dropped_after_close_total')) > 0, { what: 'queued frames to be dropped' })
+    await waitUntil([every(50)], async () => (await metric('georelay_messages_dropped_after_close_total')) > 0, { what: 'queued frames to be dropped' })
   })
 
   it('sockets from one address share messagesPerSecondPerAddress: both are slowed together', async () => {
@@ -226,7 +221,7 @@ describe('presence is bounded and owned', () => {
       await nextEvent(client.ws, 'open', { what: 'a client to open' })
       announce(client.ws, [{ clientID: i, clock: 1, state: { n: i } }])
     }
-    await waitUntil([every50ms], async () => (await presenceOf('room/2')).size === 3, { what: 'three states' })
+    await waitUntil([every(50)], async () => (await presenceOf('room/2')).size === 3, { what: 'three states' })
     expect([...(await presenceOf('room/2')).keys()].sort()).toEqual([1, 2, 3])
   })
 
@@ -237,19 +232,19 @@ describe('presence is bounded and owned', () => {
     const ada = connect('room/3')
     await nextEvent(ada.ws, 'open', { what: 'Ada to open' })
     announce(ada.ws, [{ clientID: 42, clock: 1, state: { name: 'Ada' } }])
-    await waitUntil([every50ms], async () => (await presenceOf('room/3')).has(42), { what: 'Ada\'s presence' })
+    await waitUntil([every(50)], async () => (await presenceOf('room/3')).has(42), { what: 'Ada\'s presence' })
     const mallory = connect('room/3', readOnly)
     await nextEvent(mallory.ws, 'open', { what: 'Mallory to open' })
     // A newer clock for Ada's id, then an erasure of it.
     announce(mallory.ws, [{ clientID: 42, clock: 5, state: { name: 'Mallory as Ada' } }])
     announce(mallory.ws, [{ clientID: 42, clock: 6, state: null }])
     announce(mallory.ws, [{ clientID: 7, clock: 1, state: { name: 'Mallory' } }])
-    await waitUntil([every50ms], async () => (await presenceOf('room/3')).has(7), { what: 'Mallory\'s own presence' })
+    await waitUntil([every(50)], async () => (await presenceOf('room/3')).has(7), { what: 'Mallory\'s own presence' })
     expect((await presenceOf('room/3')).get(42)).toEqual({ name: 'Ada' })
     // When Ada leaves, her presence goes; Mallory's stays.
     ada.ws.close()
     await ada.closed
-    await waitUntil([every50ms], async () => !(await presenceOf('room/3')).has(42), { what: 'Ada\'s presence to go with her' })
+    await waitUntil([every(50)], async () => !(await presenceOf('room/3')).has(42), { what: 'Ada\'s presence to go with her' })
     expect((await presenceOf('room/3')).get(7)).toEqual({ name: 'Mallory' })
   })
 })

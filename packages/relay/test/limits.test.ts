@@ -4,18 +4,12 @@ import WebSocket from 'ws'
 import * as Y from 'yjs'
 import { type MuxMessage, type YMessage, decodeFrame, decodeMuxMessage, encodeFrame, encodeMuxMessage } from '@georelay/core'
 import type { Relay, RelayConfigInput } from '@georelay/relay'
-import { type Subscribe, nextEvent, on, recordingSocket, startTestRelay, waitUntil } from '@georelay/testkit'
+import { every, nextEvent, on, recordingSocket, startTestRelay, waitUntil } from '@georelay/testkit'
 
 const updateOfSize = (bytes: number, seed = 'x'): Uint8Array => {
   const doc = new Y.Doc()
   doc.getText('t').insert(0, seed.repeat(bytes))
   return Y.encodeStateAsUpdate(doc)
-}
-
-/** Re-checks every 50 ms: for state that only /metrics shows. */
-const every50ms: Subscribe = notify => {
-  const timer = setInterval(notify, 50)
-  return () => clearInterval(timer)
 }
 
 describe('limits', () => {
@@ -99,7 +93,7 @@ describe('limits', () => {
     const chunk = 200 * 1024
     for (let i = 0; i < 80; i++) writer.ws.send(encodeFrame({ type: 'sync-update', update: updateOfSize(chunk, String.fromCharCode(97 + (i % 26))) }))
     let text = ''
-    await waitUntil([every50ms], () => { void metrics().then(t => { text = t }); return /ERR_SLOW_READER/.test(text) }, { what: 'the slow reader to be cut', timeoutMs: 20_000 })
+    await waitUntil([every(50)], () => { void metrics().then(t => { text = t }); return /ERR_SLOW_READER/.test(text) }, { what: 'the slow reader to be cut', timeoutMs: 20_000 })
     expect(text).toMatch(/georelay_messages_rejected_total\{code="ERR_SLOW_READER",region="test"\} 1/)
     stalled.destroy()
     expect(writer.ws.readyState).toBe(WebSocket.OPEN)

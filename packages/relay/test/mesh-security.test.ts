@@ -2,13 +2,7 @@ import { afterEach, describe, expect, it } from '@jest/globals'
 import WebSocket from 'ws'
 import type { WebsocketProvider } from 'y-websocket'
 import { streamLogger } from '@georelay/relay'
-import { TEST_MESH_SECRET, TestCluster, connectProvider, destroyProvider, on, waitSynced, waitUntil } from '@georelay/testkit'
-
-/** Re-checks every 100 ms: for state without an event of its own. */
-const every100ms = (notify: () => void): (() => void) => {
-  const timer = setInterval(notify, 100)
-  return () => clearInterval(timer)
-}
+import { TEST_MESH_SECRET, TestCluster, connectProvider, destroyProvider, every, on, waitSynced, waitUntil } from '@georelay/testkit'
 
 describe('peer links', () => {
   let cluster: TestCluster
@@ -61,7 +55,7 @@ describe('peer links', () => {
 
   it('a relay dialling with the wrong secret shows the link down as refused-secret, without the words', async () => {
     cluster = await TestCluster.start({ regions: ['a', 'b'], configFor: region => region === 'b' ? { meshSecret: 'another-secret-of-at-least-32-bytes' } : {} })
-    await waitUntil([on(cluster.relay('b'), 'peers'), every100ms], () => cluster.relay('b').regionInfo().peers[0]?.error === 'refused-secret', { what: 'b to see its link refused' })
+    await waitUntil([on(cluster.relay('b'), 'peers'), every(100)], () => cluster.relay('b').regionInfo().peers[0]?.error === 'refused-secret', { what: 'b to see its link refused' })
     const body = await (await fetch(`${cluster.url('b').replace('ws:', 'http:')}/v1/regions`)).json() as { peers: { region: string, state: string, error?: string, url: string }[] }
     // Down, or dialling again (it retries with backoff): never up, and the kind without the words.
     expect(body.peers).toEqual([expect.objectContaining({ region: 'a', state: expect.stringMatching(/^(down|connecting)$/), error: 'refused-secret' })])

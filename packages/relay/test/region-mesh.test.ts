@@ -12,19 +12,13 @@ import type { WebsocketProvider } from 'y-websocket'
 import { GeoClient } from '@georelay/client'
 import { Relay, parseRelayConfig, silentLogger } from '@georelay/relay'
 import {
-  type RedisServer, type RelayProcess, type Subscribe, type TestSchema, WanSimulator, compareReplicas, connectProvider,
-  destroyProvider, on, setFullCheck, startRedis, startRegionNodeProcess, testSchema, waitForExactSet, waitSynced,
+  type RedisServer, type RelayProcess, type TestSchema, WanSimulator, compareReplicas, connectProvider,
+  destroyProvider, every, on, setFullCheck, startRedis, startRegionNodeProcess, testSchema, waitForExactSet, waitSynced,
   waitUntil,
 } from '@georelay/testkit'
 
 const SECRET = 'region-mesh-test-secret-0123456789abcdef'
 const DELAY_MS = 20
-
-/** Re-checks what only another process can tell (its /v1/regions). */
-const often: Subscribe = notify => {
-  const timer = setInterval(notify, 50)
-  return () => clearInterval(timer)
-}
 
 interface RegionsView { regions: { name: string, self: boolean, meshNode?: string, nodes?: { name: string }[] }[] }
 
@@ -88,7 +82,7 @@ describe('a region of two nodes in a mesh', () => {
       cleanup.push(() => started.kill9())
       a.set(node, started)
     }
-    const holder = (): Promise<string> => waitUntil([often], async () => {
+    const holder = (): Promise<string> => waitUntil([every(50)], async () => {
       const live = [...a.values()].filter(node => node.child.exitCode === null && node.child.signalCode === null)
       const seen = await Promise.all(live.map(meshNodeOf))
       // Every live node names the same holder, and it is one of them.

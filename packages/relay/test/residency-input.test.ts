@@ -11,7 +11,10 @@ import {
   encodePeerMessage,
 } from '@georelay/core'
 import { streamLogger } from '@georelay/relay'
-import { TEST_MESH_SECRET, TestCluster, connectProvider, destroyProvider, nextEvent, on, rawWebSocket, recordingSocket, waitSynced, waitUntil } from '@georelay/testkit'
+import {
+  TEST_MESH_SECRET, TestCluster, connectProvider, destroyProvider, every, nextEvent, on, rawWebSocket, recordingSocket,
+  waitSynced, waitUntil,
+} from '@georelay/testkit'
 
 const RULES = [{ match: 'eu/**', regions: ['eu-west', 'eu-central'] }]
 const SEPARATOR_NAME = 'eu/patients/\u2028' + '42'
@@ -83,7 +86,7 @@ describe('residency against hostile input', () => {
     const writer = connectProvider(cluster.url('eu-west'), 'eu/patients/7')
     await waitSynced(writer)
     writer.doc.getText('t').insert(0, 'kept in the EU')
-    await waitUntil([every100ms], async () => (await cluster.store('eu-west').listDocs()).includes('eu/patients/7'), { what: 'the document to be stored' })
+    await waitUntil([every(100)], async () => (await cluster.store('eu-west').listDocs()).includes('eu/patients/7'), { what: 'the document to be stored' })
     destroyProvider(writer)
     // us-east holds the secret, but the document may never reach it. (Its real relay is stopped
     // so that it does not replace the fake's link.)
@@ -111,8 +114,3 @@ describe('residency against hostile input', () => {
     expect(await cluster.store('us-east').listDocs()).toEqual([])
   })
 })
-
-function every100ms (notify: () => void): () => void {
-  const timer = setInterval(notify, 100)
-  return () => clearInterval(timer)
-}

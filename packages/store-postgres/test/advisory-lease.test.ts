@@ -2,13 +2,7 @@ import { afterEach, describe, expect, it } from '@jest/globals'
 import pg from 'pg'
 import type { LeaseEvent, StoreLease } from '@georelay/core'
 import { PostgresStore } from '@georelay/store-postgres'
-import { type Subscribe, type TestSchema, testSchema, waitUntil } from '@georelay/testkit'
-
-/** Re-checks a condition that has no event of its own (what another node did in the database). */
-const often: Subscribe = notify => {
-  const timer = setInterval(notify, 20)
-  return () => clearInterval(timer)
-}
+import { type TestSchema, every, testSchema, waitUntil } from '@georelay/testkit'
 
 describe('AdvisoryLease (PostgresStore.openLease)', () => {
   const cleanup: (() => Promise<void>)[] = []
@@ -43,7 +37,7 @@ describe('AdvisoryLease (PostgresStore.openLease)', () => {
     const a = lease(store, 'a1')
     await waitUntil([a.lease.onChange.bind(a.lease)], () => a.lease.held, { what: 'a1 to take the free lease' })
     const b = lease(store, 'a2')
-    await waitUntil([often], () => b.lease.holder === 'a1', { what: 'a2 to see a1 holding' })
+    await waitUntil([every(20)], () => b.lease.holder === 'a1', { what: 'a2 to see a1 holding' })
     expect(b.lease.held).toBe(false)
     expect(b.lease.epoch).toBe(0)
     expect({ held: a.lease.held, epoch: a.lease.epoch, holder: a.lease.holder }).toEqual({ held: true, epoch: 1, holder: 'a1' })

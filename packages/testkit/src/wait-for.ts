@@ -78,6 +78,15 @@ export type Listenable =
   }
   | EventEmitter
 
+/**
+ * A notification every `ms`: for a condition with no event of its own (another process's
+ * /metrics or /v1/regions, a row in a database). Still a wait for the condition, with its timeout.
+ */
+export const every = (ms: number): Subscribe => notify => {
+  const timer = setInterval(notify, ms)
+  return () => clearInterval(timer)
+}
+
 export const on = (emitter: Listenable, event: string): Subscribe =>
   notify => {
     const listener = (): void => notify()

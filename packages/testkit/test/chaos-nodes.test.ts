@@ -13,7 +13,7 @@ import { freePorts } from '@georelay/cluster'
 import { Relay, parseRelayConfig, silentLogger } from '@georelay/relay'
 import {
   type RedisServer, type RelayProcess, type TestSchema, WanSimulator, connectProvider, destroyProvider, setFullCheck,
-  startRedis, startRegionNodeProcess, testSchema, waitForExactSet, waitSynced, waitUntil,
+  every, startRedis, startRegionNodeProcess, testSchema, waitForExactSet, waitSynced, waitUntil,
 } from '../src/index.js'
 
 const SECRET = 'chaos-nodes-test-secret-0123456789abcdef'
@@ -107,10 +107,7 @@ describe('chaos: a region of two nodes under node kills, a Redis restart and a p
     await Promise.all(writers.map(w => w.session.synced))
 
     const faults: string[] = []
-    const holder = async (): Promise<NodeName> => waitUntil([notify => {
-      const timer = setInterval(notify, 50)
-      return () => clearInterval(timer)
-    }], async () => {
+    const holder = async (): Promise<NodeName> => waitUntil([every(50)], async () => {
       for (const node of NODES.filter(alive)) {
         try {
           const view = await (await fetch(`http://127.0.0.1:${portOf(node)}/v1/regions`)).json() as { regions: { self: boolean, meshNode?: string }[] }
