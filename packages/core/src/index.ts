@@ -25,6 +25,10 @@ export {
 } from './mux-messages.js'
 export { FrameReader } from './frame-reader.js'
 export {
+  HocuspocusType, PING_FRAME, PONG_FRAME, addressFrame, decodeHocuspocusMessage, encodeHocuspocusKey,
+  encodeHocuspocusMessage, hocuspocusDocName, type HocuspocusMessage, type HocuspocusScope,
+} from './hocuspocus-messages.js'
+export {
   MAX_HINT_UPDATE_BYTES, NodeMessageType, decodeNodeMessage, decodeRegionMessage, encodeNodeMessage, nodeChannel,
   regionChannel, type NodeMessage, type RegionMessage,
 } from './node-messages.js'

@@ -13,6 +13,7 @@ export type ProtocolErrorCode =
   | 'ERR_INVALID_AWARENESS'
   | 'ERR_UNEXPECTED_MESSAGE'
   | 'ERR_TEXT_FRAME'
+  | 'ERR_TRAILING_BYTES'
 
 /**
  * A message broke the protocol. Carries the close code for the socket it arrived on and a

@@ -9,12 +9,14 @@ import { describe, expect, it } from '@jest/globals'
 import fc from 'fast-check'
 import * as Y from 'yjs'
 import {
-  CloseCode, FrameReader, ProtocolError, type ProtocolErrorCode, decodeFrame, decodeMuxMessage, decodePeerMessage,
-  diffUpdate, encodeAwarenessEntries, encodeFrame, encodeMuxMessage, encodePeerMessage, mergeUpdates,
-  readAwarenessUpdate, stateVectorOf, validateStateVector, validateUpdate,
+  CloseCode, FrameReader, ProtocolError, type ProtocolErrorCode, decodeFrame, decodeHocuspocusMessage,
+  decodeMuxMessage, decodePeerMessage, diffUpdate, encodeAwarenessEntries, encodeFrame, encodeHocuspocusMessage,
+  encodeMuxMessage, encodePeerMessage, mergeUpdates, readAwarenessUpdate, stateVectorOf, validateStateVector,
+  validateUpdate,
 } from '@georelay/core'
 import {
-  awarenessUpdate, hostile, muxFrame, muxMessage, peerFrame, peerMessage, stateVector, yFrame, yMessage, yjsUpdate,
+  awarenessUpdate, hocuspocusFrame, hocuspocusMessage, hostile, muxFrame, muxMessage, peerFrame, peerMessage,
+  stateVector, yFrame, yMessage, yjsUpdate,
 } from '../../testkit/src/fuzz-frames.js'
 
 const SEED = Number(process.env.GEORELAY_FUZZ_SEED ?? 20261127)
@@ -62,6 +64,7 @@ const DECODERS: Record<string, Decoder> = {
   'decodeFrame (y-websocket)': { decode: decodeFrame, valid: yFrame, codes: [...FRAMING, 'ERR_EMPTY_FRAME', 'ERR_UNKNOWN_SYNC_TYPE'], viewSafe: true },
   'decodeMuxMessage (/v1/mux)': { decode: decodeMuxMessage, valid: muxFrame, codes: FRAMING, viewSafe: true },
   'decodePeerMessage (/v1/peer)': { decode: decodePeerMessage, valid: peerFrame, codes: [...FRAMING, 'ERR_EMPTY_FRAME'], viewSafe: true },
+  'decodeHocuspocusMessage (/v1/hocuspocus)': { decode: decodeHocuspocusMessage, valid: hocuspocusFrame, codes: [...FRAMING, 'ERR_EMPTY_FRAME', 'ERR_UNKNOWN_SYNC_TYPE', 'ERR_TRAILING_BYTES'], viewSafe: true },
   readAwarenessUpdate: { decode: readAwarenessUpdate, valid: awarenessUpdate, codes: ['ERR_INVALID_AWARENESS'], viewSafe: true },
   validateUpdate: { decode: validateUpdate, valid: yjsUpdate, codes: ['ERR_INVALID_UPDATE'], viewSafe: false },
   validateStateVector: { decode: validateStateVector, valid: stateVector, codes: ['ERR_INVALID_STATE_VECTOR'], viewSafe: false },
@@ -125,6 +128,9 @@ describe('fuzzing round trips', () => {
     fc.assert(fc.property(peerMessage, message => {
       expect(decodePeerMessage(encodePeerMessage(message))).toEqual(message)
     }), RUNS)
+    fc.assert(fc.property(hocuspocusMessage, message => {
+      expect(decodeHocuspocusMessage(encodeHocuspocusMessage(message))).toEqual(message)
+    }), RUNS)
     fc.assert(fc.property(awarenessUpdate, update => {
       // Compared as JSON: a state of -0 is written as 0.
       expect(JSON.stringify(readAwarenessUpdate(encodeAwarenessEntries(readAwarenessUpdate(update)))))
@@ -144,6 +150,12 @@ describe('fuzzing round trips', () => {
     fc.assert(fc.property(hostile(peerFrame), frame => {
       const result = outcome(decodePeerMessage, frame)
       if (result.ok) expect(decodePeerMessage(encodePeerMessage(decodePeerMessage(frame)))).toEqual(result.value)
+    }), RUNS)
+    fc.assert(fc.property(hostile(hocuspocusFrame), frame => {
+      const result = outcome(decodeHocuspocusMessage, frame)
+      const again = (f: Uint8Array): unknown =>
+        decodeHocuspocusMessage(encodeHocuspocusMessage(decodeHocuspocusMessage(f)))
+      if (result.ok) expect(again(frame)).toEqual(result.value)
     }), RUNS)
   })
 })

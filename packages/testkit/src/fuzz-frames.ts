@@ -8,8 +8,8 @@
 import fc from 'fast-check'
 import * as Y from 'yjs'
 import {
-  ACK_LEVELS, type AwarenessEntry, type Marks, type MuxMessage, type PeerMessage, type YMessage,
-  encodeAwarenessEntries, encodeFrame, encodeMuxMessage, encodePeerMessage,
+  ACK_LEVELS, type AwarenessEntry, type HocuspocusMessage, type Marks, type MuxMessage, type PeerMessage, type YMessage,
+  encodeAwarenessEntries, encodeFrame, encodeHocuspocusMessage, encodeMuxMessage, encodePeerMessage,
 } from '@georelay/core'
 
 /** lib0's varUint, for numbers up to 2^53 (the mutations write values lib0 would refuse too). */
@@ -298,3 +298,24 @@ export const peerMessage: fc.Arbitrary<PeerMessage> = fc.oneof(
 )
 
 export const peerFrame: fc.Arbitrary<Uint8Array> = peerMessage.map(encodePeerMessage)
+
+// --- /v1/hocuspocus -------------------------------------------------------------------------
+
+/** A key of a session-aware provider is `name\0session`. */
+const hocuspocusKey = fc.oneof({ weight: 4, arbitrary: fuzzDocName }, { weight: 1, arbitrary: fuzzDocName.map(name => `${name}\u0000s1`) })
+const text = fc.string({ maxLength: 12 })
+
+export const hocuspocusMessage: fc.Arbitrary<HocuspocusMessage> = fc.oneof(
+  // Its type 2 is Hocuspocus's own auth message, not y-websocket's.
+  { weight: 6, arbitrary: fc.record({ type: fc.constant('y' as const), key: hocuspocusKey, message: yMessage.filter(m => m.type !== 'auth-denied') }) },
+  { weight: 2, arbitrary: fc.record({ type: fc.constant('token' as const), key: hocuspocusKey, token: fc.oneof(text, fc.constant('eyJhbGciOiJIUzI1NiJ9.e30.x')), version: fc.option(text) }) },
+  { weight: 1, arbitrary: fc.record({ type: fc.constant('stateless' as const), key: hocuspocusKey, payload: text }) },
+  { weight: 1, arbitrary: fc.record({ type: fc.constant('close' as const), key: hocuspocusKey, reason: fc.option(text) }) },
+  { weight: 1, arbitrary: fc.constantFrom<HocuspocusMessage>({ type: 'ping' }, { type: 'pong' }) },
+  // Relay-to-client messages, which a relay must refuse from a client.
+  { weight: 1, arbitrary: fc.record({ type: fc.constant('permission-denied' as const), key: hocuspocusKey, reason: text }) },
+  { weight: 1, arbitrary: fc.record({ type: fc.constant('authenticated' as const), key: hocuspocusKey, scope: fc.constantFrom('read-write' as const, 'readonly' as const) }) },
+  { weight: 1, arbitrary: fc.record({ type: fc.constant('sync-status' as const), key: hocuspocusKey, applied: fc.boolean() }) },
+)
+
+export const hocuspocusFrame: fc.Arbitrary<Uint8Array> = hocuspocusMessage.map(encodeHocuspocusMessage)

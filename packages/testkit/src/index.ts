@@ -1,6 +1,10 @@
 export { DEFAULT_TIMEOUT_MS, every, nextEvent, on, waitUntil, type Listenable, type Subscribe, type WaitOptions } from './wait-for.js'
 export { GEORELAY_BIN, startRelayProcess, type RelayProcess, type StartRelayOptions } from './relay-process.js'
 export { connectProvider, destroyProvider, waitForText, waitSynced } from './y-websocket-client.js'
+export {
+  connectHocuspocus, destroyHocuspocus, hocuspocusSocket, nextAuthFailure, waitHocuspocusSaved, waitHocuspocusSynced,
+  type HocuspocusOptions, type HocuspocusSocket, type HocuspocusVersion, type TestHocuspocusProvider,
+} from './hocuspocus-client.js'
 export { startTestRelay, storeOf, type TestRelayOptions } from './test-relay.js'
 export { compareReplicas, setFullCheck, waitForExactSet, type ConvergenceReport, type SetFullReport } from './convergence.js'
 export { TEST_MESH_SECRET, TEST_REPLICATION, TestCluster, type ClusterOptions, type ClusterRegion } from './cluster.js'

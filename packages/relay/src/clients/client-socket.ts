@@ -10,11 +10,12 @@ import type { ConnectionLimits, Overrun } from '../limits/index.js'
 import type { Logger } from '../observability/index.js'
 import type { RelayMetrics } from '../observability/index.js'
 import { type ReadGate, gateOf } from '../limits/index.js'
+import { describeFailure } from './client-failure.js'
 
 /** How long a closed socket has to answer the close frame before it is cut. */
 export const CLOSE_HANDSHAKE_MS = 1000
 
-export type Endpoint = 'y-websocket' | 'mux'
+export type Endpoint = 'y-websocket' | 'mux' | 'hocuspocus'
 
 export interface ClientSocketOptions {
   endpoint: Endpoint
@@ -115,6 +116,14 @@ export class ClientSocket {
     }
     setTimeout(() => this.ws.terminate(), CLOSE_HANDSHAKE_MS).unref()
     this.finish()
+  }
+
+  /** The socket broke the protocol (or the relay failed it): counted, and closed with the failure's code and words. */
+  fail (err: unknown): void {
+    if (this.closed) return
+    const { code, reason, metric } = describeFailure(err)
+    this.options.metrics.rejected.inc({ code: metric })
+    this.close(code, reason)
   }
 
   /** Frames that were waiting (the socket was over its rate) are not handled once it closes. */

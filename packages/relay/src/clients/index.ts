@@ -2,3 +2,4 @@
 export { CLOSE_HANDSHAKE_MS } from './client-socket.js'
 export { MuxConnection } from './mux-connection.js'
 export { ClientConnection } from './y-websocket-connection.js'
+export { HOCUSPOCUS_PATH, HocuspocusConnection } from './hocuspocus-connection.js'

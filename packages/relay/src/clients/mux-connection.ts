@@ -66,7 +66,7 @@ export class MuxConnection {
     this.grants = ctx.grants ?? null
     this.socket = new ClientSocket(ws, { endpoint: 'mux', metrics: ctx.metrics, logger: ctx.logger, limits: ctx.limits ?? null }, {
       frame: bytes => this.frame(bytes),
-      fail: err => this.failSocket(err),
+      fail: err => this.socket.fail(err),
       finished: () => this.finished(),
     })
     this.armExpiry()
@@ -86,7 +86,7 @@ export class MuxConnection {
     try {
       message = decodeMuxMessage(bytes)
     } catch (err) {
-      return this.failSocket(err)
+      return this.socket.fail(err)
     }
     try {
       this.handle(message)
@@ -225,14 +225,6 @@ export class MuxConnection {
     this.closeDoc(docId)
     this.forget(docId)
     this.send({ type: 'error', docId, code, reason })
-  }
-
-  /** A frame that is not a mux message: the socket goes. */
-  private failSocket (err: unknown): void {
-    if (this.socket.closed) return
-    const { code, reason, metric } = describeFailure(err)
-    this.ctx.metrics.rejected.inc({ code: metric })
-    this.close(code, reason)
   }
 
   private armExpiry (): void {

@@ -49,6 +49,11 @@ export interface SessionTransport {
   refuseWrite(code: string, reason: string): void
   /** Work done for this client after its frame was charged (loading the document): charge it too. */
   charge(cost: number): void
+  /**
+   * A sync step 2 or update of the client's was stored durably (or had nothing new) — true —
+   * or refused — false. Hocuspocus providers count their unsynced changes by this answer.
+   */
+  stored?(applied: boolean): void
 }
 
 /** Where documents belong (see placement.ts), as a session needs it. */
@@ -68,6 +73,12 @@ export interface DocSessionOptions {
   placement?: SessionPlacement
   /** Bytes that may wait for the document to load (beyond it the session fails with 4429). */
   maxPendingBytes?: number
+  /**
+   * Who opens the sync. `y-websocket` (default): the relay sends its step 1 as the document
+   * opens, as the stock server does. `hocuspocus`: the relay waits for the client's step 1 and
+   * answers it with step 2, then its own step 1, as @hocuspocus/server does.
+   */
+  syncStyle?: 'y-websocket' | 'hocuspocus'
 }
 
 type Pending = { kind: 'messages', messages: YMessage[] } | { kind: 'write', update: Uint8Array, done: (seq: number) => void }
@@ -94,6 +105,7 @@ export class DocSession implements DocClient {
   private readonly transport: SessionTransport
   private readonly placement: SessionPlacement
   private readonly maxPendingBytes: number
+  private readonly syncStyle: 'y-websocket' | 'hocuspocus'
   /** A read-only client (its token says `ro`): it syncs and sees updates, its writes are refused. */
   readOnly = false
 
@@ -102,6 +114,7 @@ export class DocSession implements DocClient {
     this.transport = options.transport
     this.placement = options.placement ?? everywhere
     this.maxPendingBytes = options.maxPendingBytes ?? Number.POSITIVE_INFINITY
+    this.syncStyle = options.syncStyle ?? 'y-websocket'
     const placement = this.placement
     if (!this.follow(placement.route(docName))) return
     this.unwatch = placement.onRoles(docName, () => { if (!this.closed) this.follow(placement.route(docName)) })
@@ -192,7 +205,7 @@ export class DocSession implements DocClient {
       this.transport.charge(costOfBytes(doc.byteSize))
     }
     // The relay opens the sync too, as the stock y-websocket server does.
-    this.send(encodeFrame({ type: 'sync-step1', stateVector: doc.stateVector() }))
+    if (this.syncStyle === 'y-websocket') this.send(encodeFrame({ type: 'sync-step1', stateVector: doc.stateVector() }))
     const presence = doc.presence.fullUpdate()
     if (presence !== null) this.send(encodeFrame({ type: 'awareness', update: presence }))
     const waiting = this.pending ?? []
@@ -219,8 +232,18 @@ export class DocSession implements DocClient {
     }
   }
 
-  private store (doc: LiveDoc, update: Uint8Array, done: (seq: number) => void): void {
-    if (this.readOnly) return this.transport.refuseWrite('ERR_READ_ONLY', `read-only: this client may read "${this.docName}" but not write it`)
+  /** A client's sync message: stored, and answered with `stored` if the transport wants it. */
+  private storeSynced (doc: LiveDoc, update: Uint8Array): void {
+    const stored = this.transport.stored
+    if (stored === undefined) return this.store(doc, update, () => {})
+    this.store(doc, update, () => stored.call(this.transport, true), () => stored.call(this.transport, false))
+  }
+
+  private store (doc: LiveDoc, update: Uint8Array, done: (seq: number) => void, refused: () => void = () => {}): void {
+    if (this.readOnly) {
+      this.transport.refuseWrite('ERR_READ_ONLY', `read-only: this client may read "${this.docName}" but not write it`)
+      return refused()
+    }
     if (this.held !== null) {
       this.heldBytes += update.length
       if (this.heldBytes > MAX_HELD_BYTES) {
@@ -230,8 +253,12 @@ export class DocSession implements DocClient {
       return
     }
     doc.write(update, this).then(done, err => {
-      if (err instanceof RelayRefusal && err.code === 'ERR_DOC_TOO_LARGE') this.transport.refuseWrite(err.code, err.message)
-      else this.transport.fail(err)
+      if (err instanceof RelayRefusal && err.code === 'ERR_DOC_TOO_LARGE') {
+        this.transport.refuseWrite(err.code, err.message)
+        refused()
+      } else {
+        this.transport.fail(err)
+      }
     })
   }
 
@@ -251,16 +278,18 @@ export class DocSession implements DocClient {
       switch (message.type) {
         case 'sync-step1':
           this.send(encodeFrame({ type: 'sync-step2', update: this.answer(doc, message.stateVector) }))
+          if (this.syncStyle === 'hocuspocus') this.send(encodeFrame({ type: 'sync-step1', stateVector: doc.stateVector() }))
           break
         case 'sync-step2': {
           // A reconnecting client sends everything the relay's state vector lacks by its reckoning;
           // strip what the relay already has so that only news is stored and forwarded.
           const news = diffUpdate(message.update, doc.stateVector())
-          if (!isEmptyUpdate(news)) this.store(doc, news, () => {})
+          if (!isEmptyUpdate(news)) this.storeSynced(doc, news)
+          else this.transport.stored?.(true)
           break
         }
         case 'sync-update':
-          this.store(doc, message.update, () => {})
+          this.storeSynced(doc, message.update)
           break
         case 'awareness':
           doc.applyLocalAwareness(message.update, this)

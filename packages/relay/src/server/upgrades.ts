@@ -10,7 +10,7 @@ import type { Duplex } from 'node:stream'
 import { type WebSocket, WebSocketServer } from 'ws'
 import { CloseCode, closeReason } from '@georelay/core'
 import { AuthError, type Authenticator, type Grants, tokenOf } from '../auth/index.js'
-import { CLOSE_HANDSHAKE_MS, ClientConnection, MuxConnection } from '../clients/index.js'
+import { CLOSE_HANDSHAKE_MS, ClientConnection, HocuspocusConnection, MuxConnection } from '../clients/index.js'
 import type { RelayConfig } from '../config/index.js'
 import type { DocRegistry, SessionPlacement } from '../docs/index.js'
 import { BucketsByKey, ConnectionLimits, ReceiveBudget } from '../limits/index.js'
@@ -33,6 +33,8 @@ const PENDING_SLACK_BYTES = 1024 * 1024
 const DRAIN_GRACE_MS = 2000
 /** How often client sockets are pinged; one missed answer and the socket is cut. */
 const CLIENT_KEEPALIVE_MS = 30_000
+/** How often Hocuspocus sockets are looked at (a keepalive after 10 s of quiet; the provider waits 30 s). */
+const HOCUSPOCUS_TICK_MS = 2_500
 
 /**
  * Peer batches are capped at 512 KiB of updates, but one entry may be a whole large write and a
@@ -70,10 +72,12 @@ export class UpgradeRouter {
   private readonly peerWss: WebSocketServer
   private readonly perAddress: BucketsByKey
   private readonly receiveBudget: ReceiveBudget
-  private readonly connections = new Set<ClientConnection | MuxConnection>()
+  private readonly connections = new Set<ClientConnection | MuxConnection | HocuspocusConnection>()
+  private readonly hocuspocus = new Set<HocuspocusConnection>()
   /** Client sockets that answered the last ping (or sent anything since). */
   private readonly alive = new WeakSet<WebSocket>()
   private readonly keepalive: NodeJS.Timeout
+  private readonly hocuspocusTicks: NodeJS.Timeout
   private peerSockets = 0
   private draining = false
 
@@ -108,6 +112,8 @@ export class UpgradeRouter {
     })
     this.keepalive = setInterval(() => this.checkClients(), CLIENT_KEEPALIVE_MS)
     this.keepalive.unref()
+    this.hocuspocusTicks = setInterval(() => { for (const c of this.hocuspocus) c.tick() }, HOCUSPOCUS_TICK_MS)
+    this.hocuspocusTicks.unref()
   }
 
   handle (req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -118,7 +124,9 @@ export class UpgradeRouter {
       this.ctx.metrics.rejected.inc({ code: 'ERR_BAD_NAME' })
       return refuseUpgrade(socket, 400, 'Bad Request', target.reason)
     }
-    if (target.kind === 'reserved' && target.path !== 'v1/mux') return refuseUpgrade(socket, 404, 'Not Found', `/${target.path} is reserved and not a WebSocket endpoint of this relay`)
+    if (target.kind === 'reserved' && target.path !== 'v1/mux' && target.path !== 'v1/hocuspocus') return refuseUpgrade(socket, 404, 'Not Found', `/${target.path} is reserved and not a WebSocket endpoint of this relay`)
+    // Hocuspocus providers authenticate each document in its own Auth message, not the socket.
+    if (target.kind === 'reserved' && target.path === 'v1/hocuspocus') return this.acceptClient(req, socket, head, target, null)
     this.ctx.authenticator.verify(tokenOf(req.url ?? '/')).then(
       grants => this.acceptClient(req, socket, head, target, grants),
       err => this.acceptClient(req, socket, head, target, err instanceof AuthError ? err : new AuthError('ERR_TOKEN', 'the token could not be checked')),
@@ -132,6 +140,7 @@ export class UpgradeRouter {
   async drain (): Promise<void> {
     this.draining = true
     clearInterval(this.keepalive)
+    clearInterval(this.hocuspocusTicks)
     this.receiveBudget.close()
     for (const ws of this.peerWss.clients) ws.terminate()
     const allClosed = Promise.all([...this.wss.clients].map(ws => new Promise(resolve => {
@@ -203,7 +212,7 @@ export class UpgradeRouter {
     socket: Duplex,
     head: Buffer,
     target: PathTarget,
-    grants: Grants | AuthError,
+    grants: Grants | AuthError | null,
   ): void {
     const { config, metrics, logger } = this.ctx
     if (socket.destroyed) return
@@ -218,7 +227,7 @@ export class UpgradeRouter {
       return this.refuseClient(req, socket, head, CloseCode.Unauthenticated, grants.message)
     }
     if (target.kind === 'invalid') return
-    if (target.kind === 'doc' && grants.access(target.name) === 'none') {
+    if (target.kind === 'doc' && grants !== null && grants.access(target.name) === 'none') {
       metrics.rejected.inc({ code: 'ERR_FORBIDDEN' })
       return this.refuseClient(req, socket, head, CloseCode.Forbidden, `this token does not allow "${target.name}"`)
     }
@@ -232,6 +241,22 @@ export class UpgradeRouter {
         placement: this.ctx.sessionPlacement,
         limits: this.limitsFor(req),
         maxPendingBytes: config.limits.maxMessageBytes + PENDING_SLACK_BYTES,
+      }
+      if (grants === null) {
+        const connection = new HocuspocusConnection(ws, {
+          ...shared,
+          refusalLog: this.ctx.refusalLog,
+          maxDocs: config.limits.maxDocsPerConnection,
+          verify: token => this.ctx.authenticator.verify(token),
+          logName: name => this.ctx.logName(name),
+        })
+        this.connections.add(connection)
+        this.hocuspocus.add(connection)
+        ws.once('close', () => {
+          this.connections.delete(connection)
+          this.hocuspocus.delete(connection)
+        })
+        return
       }
       const connection = target.kind === 'doc'
         ? new ClientConnection(ws, { ...shared, docName: target.name, grants, logName: name => this.ctx.logName(name) })
