@@ -130,7 +130,7 @@ describe('HTTP endpoints', () => {
     const body = await res.json() as { error: string }
     expect(body.error).toMatch(/no endpoint at \/notes\/42/)
     expect(body.error).toMatch(/ws:\/\/HOST:PORT\/<document>/)
-    expect(body.error).toMatch(/\/healthz, \/readyz, \/metrics and \/v1\/regions/)
+    expect(body.error).toMatch(/\/healthz, \/readyz, \/metrics, \/v1\/regions and \/v1\/docs\/<document>/)
   })
 
   it.each(['POST', 'PUT', 'DELETE'])('answers %s with 405 and an Allow header', async method => {

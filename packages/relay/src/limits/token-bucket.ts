@@ -28,6 +28,12 @@ export class TokenBucket {
     return this.debtMs(now)
   }
 
+  /** Whether the bucket holds its whole burst: it is as if it had never been used. */
+  isFull (now = performance.now()): boolean {
+    this.refill(now)
+    return this.tokens >= this.burst
+  }
+
   /** Milliseconds until the bucket holds at least 0 tokens again. */
   debtMs (now = performance.now()): number {
     this.refill(now)

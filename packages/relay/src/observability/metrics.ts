@@ -42,6 +42,7 @@ export const createRelayMetrics = (region: string, storeAvailable: () => boolean
     presenceRefused: new Counter({ name: 'georelay_presence_refused_total', help: 'Awareness entries dropped: another client\'s id, or past a presence bound', registers }),
     receivingBytes: new Gauge({ name: 'georelay_receiving_bytes', help: 'Bytes of large messages still arriving, drawn from limits.maxReceivingBytes', registers }),
     receiveWaits: new Gauge({ name: 'georelay_receive_waiting_sockets', help: 'Sockets not read while limits.maxReceivingBytes is spent', registers }),
+    docApiRequests: new Counter({ name: 'georelay_doc_api_requests_total', help: 'Requests of the HTTP document API (/v1/docs), by method and status', labelNames: ['method', 'status'] as const, registers }),
     storeErrors: new Counter({ name: 'georelay_store_errors_total', help: 'Store operations that failed', labelNames: ['op'] as const, registers }),
     // A region of several nodes (region/): what came from sibling nodes, and how.
     siblingUpdates: new Counter({ name: 'georelay_node_updates_received_total', help: 'Updates another node of this region stored, taken in: carried by its Redis hint (hint) or read from the shared log (log: a hint was too large, lost or late)', labelNames: ['path'] as const, registers }),
@@ -58,6 +59,7 @@ export const createRelayMetrics = (region: string, storeAvailable: () => boolean
   // Present from the start, so that an alert on "no clients" has a sample to look at.
   metrics.connections.set({ endpoint: 'y-websocket' }, 0)
   metrics.connections.set({ endpoint: 'mux' }, 0)
+  metrics.connections.set({ endpoint: 'hocuspocus' }, 0)
   metrics.documents.set(0)
   return metrics
 }

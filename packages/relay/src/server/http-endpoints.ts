@@ -12,6 +12,8 @@ import crypto from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Registry } from 'prom-client'
 import type { PeerInfo } from '../mesh/index.js'
+import { corsHeaders } from './cors.js'
+import { DOCS_PATH } from './doc-api.js'
 
 export interface RegionInfo {
   region: string
@@ -33,6 +35,8 @@ export interface HttpOptions {
 }
 
 export interface HttpContext {
+  /** The document API (/v1/docs/…), which has methods of its own. */
+  docs(req: IncomingMessage, res: ServerResponse): Promise<void>
   /** Null when ready, otherwise the reason it is not. */
   ready(): string | null
   registry: Registry
@@ -48,20 +52,14 @@ const isAdmin = (req: IncomingMessage, token: string | undefined): boolean => {
   return crypto.timingSafeEqual(digest(offered), digest(token))
 }
 
-const corsHeaders = (req: IncomingMessage, allow: string[]): Record<string, string> => {
-  // Browsers running the SDK probe every region's /healthz and read /v1/regions cross-origin.
-  if (allow.includes('*')) return { 'access-control-allow-origin': '*' }
-  const origin = req.headers.origin
-  return origin !== undefined && allow.includes(origin) ? { 'access-control-allow-origin': origin, vary: 'Origin' } : { vary: 'Origin' }
-}
-
 export const handleHttp = async (ctx: HttpContext, req: IncomingMessage, res: ServerResponse): Promise<void> => {
   const send = (status: number, type: string, body: string): void => {
     res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', ...corsHeaders(req, ctx.http.allowOrigins) })
     res.end(body)
   }
   const json = (status: number, value: unknown): void => send(status, 'application/json; charset=utf-8', JSON.stringify(value, null, 2) + '\n')
-  const path = (req.url ?? '/').split('?')[0]
+  const path = (req.url ?? '/').split('?')[0] ?? '/'
+  if (path.startsWith(DOCS_PATH)) return ctx.docs(req, res)
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.setHeader('allow', 'GET, HEAD')
     return json(405, { error: `${req.method} is not allowed; the relay's HTTP endpoints are read-only (GET)` })
@@ -85,7 +83,7 @@ export const handleHttp = async (ctx: HttpContext, req: IncomingMessage, res: Se
     }
     default:
       return json(404, {
-        error: `no endpoint at ${path}: documents are WebSocket URLs (ws://HOST:PORT/<document>); HTTP serves /healthz, /readyz, /metrics and /v1/regions`,
+        error: `no endpoint at ${path}: documents are WebSocket URLs (ws://HOST:PORT/<document>); HTTP serves /healthz, /readyz, /metrics, /v1/regions and /v1/docs/<document>`,
       })
   }
 }

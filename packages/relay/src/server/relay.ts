@@ -18,6 +18,7 @@ import { Placement } from '../placement/index.js'
 import { RegionNode } from '../region/index.js'
 import { ReplicationLog, WriteAcks } from '../replication/index.js'
 import { type RegionInfo, handleHttp } from './http-endpoints.js'
+import { DocApi } from './doc-api.js'
 import { openStore } from './open-store.js'
 import { UpgradeRouter, peerMaxPayload } from './upgrades.js'
 
@@ -61,6 +62,7 @@ export class Relay extends EventEmitter<RelayEvents> {
   private readonly placement: Placement
   private readonly documents: DocRegistry
   private readonly upgrades: UpgradeRouter
+  private readonly docApi: DocApi
   /** This relay as one node of a region of several (null when it is the region's only relay). */
   private readonly regionNode: RegionNode | null
   private location = 'given by the caller'
@@ -151,12 +153,23 @@ export class Relay extends EventEmitter<RelayEvents> {
     const peersChanged = (): void => { this.emit('peers') }
     this.mesh.on('acknowledged', peersChanged)
     this.mesh.on('change', peersChanged)
+    const authenticator = Authenticator.create(config.auth)
+    this.docApi = new DocApi({
+      config,
+      authenticator,
+      placement: this.placement,
+      urlOf: region => sessionPlacement.urlOf(region),
+      documents: this.documents,
+      acks: this.acks,
+      metrics,
+      logger,
+    })
     this.upgrades = new UpgradeRouter({
       config,
       metrics,
       logger,
       refusalLog: throttledLogger(logger),
-      authenticator: Authenticator.create(config.auth),
+      authenticator,
       mesh: this.mesh,
       documents: this.documents,
       acks: this.acks,
@@ -367,6 +380,7 @@ export class Relay extends EventEmitter<RelayEvents> {
 
   private httpContext () {
     return {
+      docs: (req: http.IncomingMessage, res: http.ServerResponse) => this.docApi.handle(req, res),
       ready: () => this.readiness(),
       registry: this.metrics,
       regions: () => this.regionInfo(),
