@@ -56,6 +56,7 @@ describe('npm start', () => {
     expect(page).toBeDefined()
     expect(stdout).toContain(`${page as string}?region=eu-west`)
     expect(stdout).toContain(`${page as string}?region=ap-south`)
+    expect(stdout).toContain(`${page as string}tiptap?region=eu-west`)
     const relays = [...stdout.matchAll(/^ {2}([a-z-]+)\s+(ws:\/\/127\.0\.0\.1:\d+)$/gm)].map(m => m[1])
     expect(relays).toEqual(['us-east', 'eu-west', 'ap-south'])
 
@@ -70,6 +71,11 @@ describe('npm start', () => {
     expect(code).toContain('cm-ySelection') // y-codemirror.next's remote cursors are in
     // The browser build of the SDK: ws, the file store and node: modules left out.
     expect(code).not.toMatch(/WebSocketServer|Sec-WebSocket-Key|georelay pending writes|node:fs/)
+    // The second page: Tiptap over the Hocuspocus provider, its own bundle.
+    expect(await (await fetch(new URL('tiptap', page))).text()).toContain('<script type="module" src="/tiptap.js">')
+    const tiptap = await fetch(new URL('tiptap.js', page))
+    expect(tiptap.headers.get('content-type')).toMatch(/^text\/javascript/)
+    expect(await tiptap.text()).toContain('collaboration-carets__label') // Tiptap's caret extension is in
     const cluster = await (await fetch(new URL('api/cluster', page))).json() as ClusterSnapshot
     expect(cluster.regions.map(r => `${r.name}:${r.state}`)).toEqual(['us-east:up', 'eu-west:up', 'ap-south:up'])
 

@@ -90,6 +90,7 @@ export const main = async (argv: string[]): Promise<number> => {
     ...(first !== undefined && second !== undefined
       ? [`  side by side, a user in ${first} and one in ${second}:`, `    ${demo.url}?region=${first}`, `    ${demo.url}?region=${second}`]
       : []),
+    `  rich text, Tiptap over the Hocuspocus provider: ${demo.url}tiptap${first === undefined ? '' : `?region=${first}`}`,
     `  control API: ${demo.url}api/cluster`,
     `georelay cluster: ${regions.length} regions (store: ${values.store}${values.store === 'sqlite' ? ` in ${values.data}` : ''})`,
     ...demo.cluster.describe(),

@@ -13,3 +13,10 @@ export const el = (tag: string, attrs: Record<string, string | undefined> = {}, 
 export const fill = (parent: Element, ...children: Child[]): void => {
   parent.replaceChildren(...children.filter((c): c is Node | string => c !== null && c !== false))
 }
+
+/** The page's element with that id; the markup and the script ship together, so a missing one is a bug. */
+export const byId = (id: string): HTMLElement => {
+  const node = document.getElementById(id)
+  if (node === null) throw new Error(`the page has no #${id}`)
+  return node
+}

@@ -6,8 +6,9 @@
 import { GeoClient, probeRtt } from '@georelay/client'
 import type { ClusterSnapshot } from '../shared/cluster-snapshot.js'
 import { type DocView, mountDocView } from './doc-view.js'
-import { el, fill } from './element.js'
+import { byId, el, fill } from './element.js'
 import { identityFor } from './identity.js'
+import { carryParams } from './nav.js'
 import { RegionPanel } from './region-panel.js'
 
 /** What the page exposes for its end-to-end test and for curious people in the console. */
@@ -19,18 +20,13 @@ export interface DemoHandle {
 
 const RTT_EVERY_MS = 2000
 
-const byId = (id: string): HTMLElement => {
-  const node = document.getElementById(id)
-  if (node === null) throw new Error(`the page has no #${id}`)
-  return node
-}
-
 const start = async (): Promise<void> => {
   const params = new URLSearchParams(location.search)
   const identity = identityFor(params.get('name'))
   const docNames = params.getAll('doc').filter(Boolean)
   if (docNames.length === 0) docNames.push('demo/notes')
   const you = byId('you')
+  carryParams(byId('other-page'))
   const problems = byId('problems')
   const report = (message: string): void => { fill(problems, message) }
 
