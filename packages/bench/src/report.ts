@@ -11,6 +11,9 @@ import type { ConvergenceResult } from './workloads/convergence.js'
 import type { DurableAckResult } from './workloads/durable-ack.js'
 import type { FailoverResult } from './workloads/failover.js'
 import type { FanOutResult, PhaseResult } from './workloads/fan-out.js'
+import {
+  FIRST_SYNC_CASES, FIRST_SYNC_MODES, type FirstSyncResult, type FirstSyncRun, type SyncTimes,
+} from './workloads/first-sync.js'
 import type { MemoryResult } from './workloads/memory.js'
 import type { RegionNodesResult } from './workloads/region-nodes.js'
 
@@ -30,6 +33,8 @@ export interface BenchReport {
   failover: FailoverResult | null
   /** A region of one and of two nodes on Postgres and Redis (null when not run). */
   regionNodes: RegionNodesResult | null
+  /** Hocuspocus providers' time to first sync (absent from reports written before it existed). */
+  firstSync?: FirstSyncResult | null
 }
 
 export interface GoalRow {
@@ -170,6 +175,53 @@ const phaseCells = (p: PhaseResult | null): string[] => p === null
   ? ['n/a', 'n/a', 'n/a', 'n/a']
   : [kOf(p.deliveredPerSecond) + '/s', fmt(p.cpuPer10k, 3), `${fmt(p.latencyMs.p50, 1)} / ${fmt(p.latencyMs.p99, 1)}`, `${fmt(p.serverCpuShare)} / ${fmt(p.loadGenCpuShare)}${loadGenBound(p) ? ' (bound)' : ''}`]
 
+const timesCell = (run: FirstSyncRun | undefined): string => {
+  if (run === undefined) return 'n/a'
+  if (run.error !== undefined) return 'failed'
+  const t: SyncTimes = run.ms
+  return `${fmt(t.p50)} / ${fmt(t.p95)} / ${fmt(t.p99)}`
+}
+
+const ratioCell = (geo: FirstSyncRun | undefined, hp: FirstSyncRun | undefined): string => {
+  if (geo === undefined || hp === undefined || geo.error !== undefined || hp.error !== undefined) return 'n/a'
+  return (['p50', 'p95', 'p99'] as const).map(p => fmt(geo.ms[p] / hp.ms[p])).join(' / ')
+}
+
+/** One row per document, way of connecting and provider version: georelay, Hocuspocus, and their ratio. */
+export const firstSyncTable = (result: FirstSyncResult): string => {
+  const rows: string[][] = []
+  for (const docCase of FIRST_SYNC_CASES) {
+    for (const mode of FIRST_SYNC_MODES) {
+      for (const version of result.versions) {
+        const of = (server: FirstSyncRun['server']): FirstSyncRun | undefined =>
+          result.runs.find(r => r.case === docCase && r.mode === mode && r.version === version && r.server === server)
+        const [geo, hp] = [of('georelay'), of('hocuspocus')]
+        if (geo === undefined && hp === undefined) continue
+        const bound = [geo, hp].some(r => r !== undefined && r.loadGenCpuShare >= LOAD_GEN_BOUND)
+        rows.push([
+          docCase === 'empty' ? 'empty, a fresh name each' : `preloaded, ${(result.docBytes / 1024).toFixed(0)} KB, held open`,
+          mode === 'sequential' ? `${result.sequential} one at a time` : `${result.bursts} × ${result.concurrent} at once`,
+          `${version}.x`,
+          timesCell(geo),
+          timesCell(hp),
+          ratioCell(geo, hp),
+          `${fmt(geo?.serverCpuMsPerSync ?? NaN)} / ${fmt(hp?.serverCpuMsPerSync ?? NaN)}`,
+          `${fmt(geo?.loadGenCpuShare ?? NaN)} / ${fmt(hp?.loadGenCpuShare ?? NaN)}${bound ? ' (bound)' : ''}`,
+        ])
+      }
+    }
+  }
+  return table(['document', 'connects', 'provider', 'georelay p50 / p95 / p99 ms', '@hocuspocus/server p50 / p95 / p99 ms',
+    'georelay ÷ Hocuspocus p50 / p95 / p99', 'server CPU ms per sync (georelay / Hocuspocus)',
+    'client CPU share (georelay / Hocuspocus)'], rows)
+}
+
+const firstSyncFailures = (result: FirstSyncResult): string[] => [
+  ...(result.error === undefined ? [] : [`- failed: ${result.error}`]),
+  ...result.runs.filter(r => r.error !== undefined)
+    .map(r => `- ${r.label}, ${r.case}, ${r.mode}, ${r.version}.x failed: ${r.error}`),
+]
+
 export const markdownReport = (report: BenchReport): string => {
   const m = report.machine
   const s = report.settings
@@ -218,6 +270,16 @@ export const markdownReport = (report: BenchReport): string => {
           r.sameNodeMs === null ? 'n/a' : `${fmt(r.sameNodeMs.p50, 1)} / ${fmt(r.sameNodeMs.p99, 1)}`,
           r.otherNodeMs === null ? 'n/a' : `${fmt(r.otherNodeMs.p50, 1)} / ${fmt(r.otherNodeMs.p99, 1)}`])))
     for (const r of nodes.runs) if (r.error !== undefined) parts.push(`${r.nodes} node(s) failed: ${r.error}`)
+  }
+  const first = report.firstSync
+  if (first != null) {
+    parts.push(`## Time to first sync, Hocuspocus provider\n\nAn unchanged \`@hocuspocus/provider\` (${first.versions.map(v => `${v}.x`).join(', ')}) in the bench's process, ` +
+      `a socket of its own per sample: milliseconds from \`new HocuspocusProvider(...)\` to its \`synced\` event, against ${first.labels.georelay} and ${first.labels.hocuspocus} ` +
+      `(no extensions), both child processes of this run, taking turns. Empty: a fresh document name per sample. Preloaded: the trace's final state (${first.textLength} characters), ` +
+      `written once through a provider that stays connected, so both servers answer from memory (Hocuspocus without persistence keeps a document only while a connection holds it); ` +
+      `every sample checks it received all of it. ${first.warmup} unmeasured connects per server and version first. Server CPU per sync: ` +
+      `from /proc (10 ms ticks) over that server's rounds, closing sockets included; client CPU share: the fraction of one core the providers' process used (≥ 0.9: it, not the server, was the limit).\n\n` +
+      firstSyncTable(first) + (firstSyncFailures(first).length === 0 ? '' : `\n\n${firstSyncFailures(first).join('\n')}`))
   }
   const fo = report.failover
   if (fo !== null) {

@@ -3,20 +3,22 @@
  */
 import path from 'node:path'
 import {
-  type EditingTrace, type PostgresServer, type RedisServer, loadTrace, startPostgres, startRedis, syntheticTrace,
+  type EditingTrace, type HocuspocusVersion, type PostgresServer, type RedisServer, loadTrace, startPostgres,
+  startRedis, syntheticTrace,
 } from '@georelay/testkit'
 import { type ContenderKind, isContenderKind } from './contenders.js'
 import { machineInfo } from './machine.js'
-import { type BenchReport, goalTable, writeReport } from './report.js'
+import { type BenchReport, firstSyncTable, goalRows, goalTable, writeReport } from './report.js'
 import { finalStateOf, keystrokeUpdates } from './trace-updates.js'
 import { runConvergence } from './workloads/convergence.js'
 import { runDurableAck } from './workloads/durable-ack.js'
 import { runFailover } from './workloads/failover.js'
 import { runFanOut } from './workloads/fan-out.js'
+import { runFirstSync } from './workloads/first-sync.js'
 import { runMemory } from './workloads/memory.js'
 import { runRegionNodes } from './workloads/region-nodes.js'
 
-export const WORKLOADS = ['fanout', 'convergence', 'memory', 'ack', 'failover', 'nodes'] as const
+export const WORKLOADS = ['fanout', 'convergence', 'memory', 'ack', 'failover', 'nodes', 'first-sync'] as const
 export type Workload = typeof WORKLOADS[number]
 
 export interface BenchOptions {
@@ -45,6 +47,11 @@ export interface BenchOptions {
 const SIZES = {
   quick: { pacedCount: 1500, saturatedCount: 3000, fastUpdates: 1000, humanUpdates: 60, memoryKeystrokes: 20000, ackSeconds: 3, memoryContenders: ['ywss', 'georelay'] as ContenderKind[] },
   full: { pacedCount: 5000, saturatedCount: 10000, fastUpdates: 3000, humanUpdates: 200, memoryKeystrokes: 40000, ackSeconds: 10, memoryContenders: ['echo', 'ywss', 'hocuspocus', 'georelay'] as ContenderKind[] },
+}
+/** Time to first sync: connects one at a time, bursts of connects at once, provider versions. */
+const FIRST_SYNC = {
+  quick: { sequential: 20, concurrent: 10, bursts: 1, versions: [4] as HocuspocusVersion[] },
+  full: { sequential: 50, concurrent: 20, bursts: 3, versions: [4, 3] as HocuspocusVersion[] },
 }
 const HUMAN_INTERVAL_MS = 150
 const WINDOW = 64
@@ -100,6 +107,7 @@ export const runBench = async (options: BenchOptions): Promise<{ report: BenchRe
     durableAckPostgres: null,
     failover: null,
     regionNodes: null,
+    firstSync: null,
   }
   const has = (w: Workload): boolean => options.workloads.includes(w)
 
@@ -128,9 +136,11 @@ export const runBench = async (options: BenchOptions): Promise<{ report: BenchRe
     })
     if (report.convergence.error !== undefined) log(`  failed: ${report.convergence.error}`)
   }
+  // The document of the memory and first-sync workloads: the trace's, or a synthetic one of a real size.
+  const documentState = (): Uint8Array =>
+    finalStateOf(options.trace === undefined ? syntheticTrace(size.memoryKeystrokes, options.seed) : trace)
   if (has('memory')) {
-    const memoryTrace = options.trace === undefined ? syntheticTrace(size.memoryKeystrokes, options.seed) : trace
-    const state = finalStateOf(memoryTrace)
+    const state = documentState()
     for (const kind of size.memoryContenders) {
       log(`memory: ${kind}, ${options.memoryDocs} documents of ${(state.length / 1024).toFixed(0)} KB…`)
       const result = await runMemory(kind, { docs: options.memoryDocs, state })
@@ -198,8 +208,22 @@ export const runBench = async (options: BenchOptions): Promise<{ report: BenchRe
       log(`  skipped: ${(err as Error).message}`)
     }
   }
+  if (has('first-sync')) {
+    const firstSync = FIRST_SYNC[options.quick ? 'quick' : 'full']
+    const state = documentState()
+    log(`first sync: Hocuspocus provider ${firstSync.versions.map(v => `${v}.x`).join(' and ')}, georelay /v1/hocuspocus vs @hocuspocus/server, ` +
+      `an empty document and one of ${(state.length / 1024).toFixed(0)} KB…`)
+    report.firstSync = await runFirstSync({ state, ...firstSync })
+    if (report.firstSync.error !== undefined) log(`  failed: ${report.firstSync.error}`)
+    for (const run of report.firstSync.runs) {
+      if (run.error !== undefined) log(`  ${run.label}, ${run.case}, ${run.mode}, ${run.version}.x failed: ${run.error}`)
+    }
+    log(`\n${firstSyncTable(report.firstSync)}`)
+  }
   report.durationSeconds = (performance.now() - started) / 1000
   const markdownPath = writeReport(report, options.outDir)
-  log(`\n${goalTable(report)}\n\nreport: ${markdownPath}`)
+  // A run of workloads without goals (first-sync alone) has no goals table to print.
+  const goals = goalRows(report).length > 0 ? `\n${goalTable(report)}\n` : ''
+  log(`${goals}\nreport: ${markdownPath}`)
   return { report, markdownPath }
 }

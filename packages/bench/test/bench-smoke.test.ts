@@ -1,6 +1,9 @@
 import { describe, expect, it } from '@jest/globals'
 import { startRedis, syntheticTrace, testSchema } from '@georelay/testkit'
-import { type BenchReport, charts, keystrokeUpdates, machineInfo, markdownReport, runFanOut, runRegionNodes } from '@georelay/bench'
+import {
+  type BenchReport, charts, finalStateOf, firstSyncTable, keystrokeUpdates, machineInfo, markdownReport, runFanOut,
+  runFirstSync, runRegionNodes,
+} from '@georelay/bench'
 
 // One tiny fan-out per kind of child (a server of ours, georelay's CLI) keeps the harness
 // working; speed itself is measured by `npm run bench`, never asserted here.
@@ -69,5 +72,29 @@ describe('benchmark harness', () => {
       await redis.destroy()
       await schema.drop()
     }
+  })
+
+  it('times Hocuspocus providers to their first sync on georelay and on @hocuspocus/server', async () => {
+    const result = await runFirstSync({
+      state: finalStateOf(syntheticTrace(400, 7)), sequential: 3, concurrent: 2, bursts: 1, versions: [4], warmup: 1,
+    })
+    expect(result.error).toBeUndefined()
+    expect(result.textLength).toBeGreaterThan(0)
+    // 2 documents × 2 ways of connecting × 1 version × 2 servers.
+    expect(result.runs).toHaveLength(8)
+    for (const run of result.runs) {
+      expect(run.error).toBeUndefined()
+      expect(run.ms.count).toBe(run.mode === 'sequential' ? 3 : 2)
+      expect(run.ms.p50).toBeGreaterThan(0)
+      expect(run.ms.p99).toBeGreaterThanOrEqual(run.ms.p50)
+    }
+    expect(firstSyncTable(result).split('\n')).toHaveLength(2 + 4)
+    const markdown = markdownReport({
+      startedAt: new Date().toISOString(), durationSeconds: 1, machine: machineInfo(), mode: 'quick', trace: 'synthetic',
+      settings: {}, fanOut: [], convergence: null, memory: [], durableAck: null, durableAckPostgres: null,
+      failover: null, regionNodes: null, firstSync: result,
+    })
+    expect(markdown).toContain('## Time to first sync, Hocuspocus provider')
+    expect(markdown).toContain('| empty, a fresh name each | 3 one at a time | 4.x |')
   })
 })
