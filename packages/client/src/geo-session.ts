@@ -19,9 +19,10 @@ export interface SessionEvents {
   ack: (writeId: number, level: AckLevel) => void
   /**
    * The relay refused this document or a write. 4403 (the token does not allow it, or allows
-   * reading only), 4413 (the document is at its size limit) and 4307 (it lives in a region
-   * this client cannot move to, see GeoClient) are not retried: the session waits for a new
-   * token (`client.setToken`). Others are retried after a growing pause.
+   * reading only), 4413 (the document is at its size limit), 4410 (it was deleted: nothing of
+   * it is served or stored any more) and 4307 (it lives in a region this client cannot move to,
+   * see GeoClient) are not retried: the session waits for a new token (`client.setToken`).
+   * Others are retried after a growing pause.
    */
   error: (error: Error & { code: number }) => void
 }
@@ -40,7 +41,7 @@ const REMOTE = Symbol('georelay-remote')
  * Refusals a retry cannot fix (see the error event); 4307 is a redirect the client cannot follow
  * (GeoClient's redirect loop).
  */
-const NOT_RETRIED: readonly number[] = [CloseCode.Forbidden, CloseCode.MessageTooLarge, CloseCode.Moved]
+const NOT_RETRIED: readonly number[] = [CloseCode.Forbidden, CloseCode.MessageTooLarge, CloseCode.Gone, CloseCode.Moved]
 /** How a document the relay closed after an error is opened again. */
 const REOPEN = { baseMs: 500, maxMs: 30_000 }
 /** Room for a mux message's own fields around an update. */

@@ -16,6 +16,8 @@ export const CloseCode = {
   MalformedMessage: 4400,
   Unauthenticated: 4401,
   Forbidden: 4403,
+  /** The document was erased (DELETE /v1/docs/…): its name takes no more writes or reads. */
+  Gone: 4410,
   MessageTooLarge: 4413,
   RateLimited: 4429,
 } as const

@@ -97,6 +97,18 @@ export interface PendingAppend {
   reject: (err: unknown) => void
 }
 
+/**
+ * A document erased for good (GDPR-style): when, and by which region's request. The store
+ * keeps it after the document's data is gone, so that nothing can bring the document back.
+ */
+export interface Tombstone {
+  readonly docName: string
+  /** Milliseconds since the epoch, at the region that erased it first. */
+  readonly at: number
+  /** The region where the erasure was asked for. */
+  readonly origin: string
+}
+
 export interface StoreOptions {
   compaction?: CompactionThresholds
   /** How compaction yields between merge batches (tests inject a scheduler here). */
@@ -138,6 +150,15 @@ export interface DocStore {
   lastSeq(): Promise<number>
   /** Names of every stored document. */
   listDocs(): Promise<string[]>
+  /**
+   * Erases a document: its log entries and snapshot are deleted (appends made before the call
+   * included) and the tombstone is kept, in one transaction. Later appends of the document are
+   * refused with ERR_DOC_ERASED and compactions of it store nothing. Erasing twice keeps the
+   * first tombstone.
+   */
+  erase(tombstone: Tombstone): Promise<void>
+  /** Every tombstone this store keeps. */
+  readErased(): Promise<Tombstone[]>
   /** Finishes pending appends and compactions, then releases the store. */
   close(): Promise<void>
   /**
@@ -151,9 +172,10 @@ export interface DocStore {
 /**
  * CLOSED: the store was closed. FULL: its disk is full. IO: a write or read failed. UNAVAILABLE:
  * its database cannot be reached now (it recovers by itself). SCHEMA: the data was written by a
- * newer version.
+ * newer version. DOC_ERASED: an append of a document that was erased.
  */
-export type StoreErrorCode = 'ERR_STORE_CLOSED' | 'ERR_STORE_FULL' | 'ERR_STORE_IO' | 'ERR_STORE_UNAVAILABLE' | 'ERR_STORE_SCHEMA'
+export type StoreErrorCode =
+  | 'ERR_STORE_CLOSED' | 'ERR_STORE_FULL' | 'ERR_STORE_IO' | 'ERR_STORE_UNAVAILABLE' | 'ERR_STORE_SCHEMA' | 'ERR_DOC_ERASED'
 
 export class StoreError extends Error {
   constructor (readonly code: StoreErrorCode, message: string, options?: { cause?: unknown }) {
@@ -164,3 +186,6 @@ export class StoreError extends Error {
 
 export const storeClosed = (): StoreError =>
   new StoreError('ERR_STORE_CLOSED', 'the document store is closed; open a new one to write')
+
+export const docErased = (docName: string): StoreError =>
+  new StoreError('ERR_DOC_ERASED', `"${docName}" was erased: nothing more is stored under its name`)

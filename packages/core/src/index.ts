@@ -6,7 +6,8 @@ export {
   validateStateVector, validateUpdate, yieldToEventLoop, type Yield,
 } from './updates.js'
 export {
-  DEFAULT_COMPACTION, LOCAL_ORIGIN, StoreError, storeClosed, type CompactionThresholds, type Origin, type OriginEntry,
+  DEFAULT_COMPACTION, LOCAL_ORIGIN, StoreError, docErased, storeClosed, type Tombstone, type CompactionThresholds,
+  type Origin, type OriginEntry,
   type OriginRead, type DocEntry, type SinceRead,
   type DocStore, type LogEntry, type PendingAppend, type StoreErrorCode, type StoredDoc,
   type StoreOptions,

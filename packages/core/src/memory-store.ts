@@ -1,7 +1,7 @@
 import { CompactionScheduler } from './compaction-scheduler.js'
 import {
-  DEFAULT_COMPACTION, LOCAL_ORIGIN, storeClosed, type DocStore, type LogEntry, type Origin, type OriginRead,
-  type SinceRead, type StoreOptions, type StoredDoc,
+  DEFAULT_COMPACTION, LOCAL_ORIGIN, docErased, storeClosed, type DocStore, type LogEntry, type Origin, type OriginRead,
+  type SinceRead, type StoreOptions, type StoredDoc, type Tombstone,
 } from './doc-store.js'
 import { mergeUpdatesInBatches, yieldToEventLoop, type Yield } from './updates.js'
 
@@ -30,6 +30,7 @@ export class MemoryStore implements DocStore {
   private readonly folded = new Map<string, number>()
   private readonly have = new Map<string, number>()
   private readonly generations = new Map<string, number>()
+  private readonly erased = new Map<string, Tombstone>()
   private readonly scheduler: CompactionScheduler
   private readonly pause: Yield
   private seq = 0
@@ -46,6 +47,7 @@ export class MemoryStore implements DocStore {
 
   async append (docName: string, update: Uint8Array, origin?: Origin): Promise<number> {
     if (this.closed) throw storeClosed()
+    if (this.erased.has(docName)) throw docErased(docName)
     const seq = ++this.seq
     this.log.push({
       seq,
@@ -120,6 +122,18 @@ export class MemoryStore implements DocStore {
     return [...new Set([...this.snapshots.keys(), ...this.log.map(e => e.docName)])]
   }
 
+  async erase (tombstone: Tombstone): Promise<void> {
+    if (this.closed) throw storeClosed()
+    if (!this.erased.has(tombstone.docName)) this.erased.set(tombstone.docName, { ...tombstone })
+    this.log = this.log.filter(e => e.docName !== tombstone.docName)
+    this.snapshots.delete(tombstone.docName)
+  }
+
+  async readErased (): Promise<Tombstone[]> {
+    if (this.closed) throw storeClosed()
+    return [...this.erased.values()].map(t => ({ ...t }))
+  }
+
   async close (): Promise<void> {
     this.closed = true
     await this.scheduler.settled()
@@ -132,6 +146,8 @@ export class MemoryStore implements DocStore {
     const previous = this.snapshots.get(docName)
     const parts = previous === undefined ? [] : [previous.data]
     const data = await mergeUpdatesInBatches([...parts, ...folded.map(e => e.update)], { pause: this.pause })
+    // Erased while merging: nothing of it is kept.
+    if (this.erased.has(docName)) return { count: 0, bytes: 0 }
     // Entries appended while merging have higher sequence numbers and stay in the log.
     const marks = new Map(previous?.folded ?? [])
     for (const e of folded) {

@@ -24,6 +24,10 @@
  * peer only while that origin cannot reach it directly; and
  * `awareness` (ephemeral, never stored), tagged with the region whose client set it.
  *
+ * Erasure travels on any link too: `erase` lists tombstones (a relay sends every one a peer may
+ * hold when a link comes up, and each new one at once), and `erased` confirms, per document,
+ * that the sender purged it; see relay/src/mesh/erasure.ts.
+ *
  * Every message is a lib0 varUint type, then its fields; one message per frame.
  */
 import * as encoding from 'lib0/encoding'
@@ -42,6 +46,8 @@ export const PeerMessageType = {
   LinkState: 6,
   Awareness: 7,
   Policy: 8,
+  Erase: 9,
+  Erased: 10,
 } as const
 
 /** Per origin region, an origin sequence number. */
@@ -65,6 +71,8 @@ export type PeerMessage =
   | { type: 'link-state', region: string, version: number, reaches: string[], have: Marks }
   | { type: 'awareness', docName: string, origin: string, update: Uint8Array }
   | { type: 'policy', rules: string }
+  | { type: 'erase', tombstones: { docName: string, at: number, origin: string }[] }
+  | { type: 'erased', docNames: string[] }
 
 // fromEntries, not assignment: a region named `__proto__` must stay an own key.
 const readMarks = (r: FrameReader): Marks =>
@@ -175,6 +183,26 @@ const CODECS: { readonly [T in PeerMessage['type']]: Codec<MessageOf<T>> } = {
     number: PeerMessageType.Policy,
     write: (e, m) => encoding.writeVarString(e, m.rules),
     read: r => ({ type: 'policy', rules: r.string('namespace rules') }),
+  },
+  erase: {
+    number: PeerMessageType.Erase,
+    write: (e, m) => {
+      encoding.writeVarUint(e, m.tombstones.length)
+      for (const t of m.tombstones) {
+        encoding.writeVarString(e, t.docName)
+        encoding.writeVarUint(e, t.at)
+        encoding.writeVarString(e, t.origin)
+      }
+    },
+    read: r => ({
+      type: 'erase',
+      tombstones: r.list('tombstones', 3, () => ({ docName: r.string('document name'), at: r.uint('erased at'), origin: r.string('origin') })),
+    }),
+  },
+  erased: {
+    number: PeerMessageType.Erased,
+    write: (e, m) => writeStrings(e, m.docNames),
+    read: r => ({ type: 'erased', docNames: r.list('document names', 1, () => r.string('document name')) }),
   },
 }
 

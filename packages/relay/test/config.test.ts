@@ -71,7 +71,7 @@ describe('parseRelayConfig', () => {
       // One update as large as a document may be fits in a message, with room for its framing.
       limits: { maxMessageBytes: 64 * 1024 * 1024 + 64 * 1024, ...DEFAULT_LIMITS },
       storage: { compactAfterUpdates: 500, compactAfterBytes: 1024 * 1024, synchronous: 'full', postgres: { schema: 'georelay', poolSize: 10, statementTimeoutMs: 10_000 } },
-      replication: { batchWindowMs: 5, heartbeatMs: 1000, linkTimeoutMs: 3000, compress: true },
+      replication: { batchWindowMs: 5, heartbeatMs: 1000, linkTimeoutMs: 3000, compress: true, erasureWaitMs: 2000 },
       fanoutWindowMs: 5,
       idleReleaseMs: 30_000,
       http: { regions: 'discovery', allowOrigins: ['*'] },
@@ -127,7 +127,7 @@ describe('parseRelayConfig', () => {
         compactAfterUpdates: 10, compactAfterBytes: 4096, synchronous: 'normal' as const,
         postgres: { url: 'postgres://u:p@127.0.0.1:5432/db', schema: 'georelay_eu', poolSize: 3, statementTimeoutMs: 500 },
       },
-      replication: { batchWindowMs: 0, heartbeatMs: 100, linkTimeoutMs: 500, compress: false },
+      replication: { batchWindowMs: 0, heartbeatMs: 100, linkTimeoutMs: 500, compress: false, erasureWaitMs: 500 },
       fanoutWindowMs: 0,
       idleReleaseMs: 0,
       http: { regions: 'full' as const, allowOrigins: ['https://app.example.com'], adminToken: 't'.repeat(32) },

@@ -104,7 +104,7 @@ describe('HTTP document API', () => {
     expect((await request(`${httpUrl(relay.url)}/v1/docs/%E0%A4%A`)).json).toMatchObject({ error: 'ERR_BAD_NAME' })
     const put = await request(url, { method: 'PUT', body: 'x' })
     expect(put.status).toBe(405)
-    expect(put.headers.get('allow')).toBe('GET, HEAD, POST')
+    expect(put.headers.get('allow')).toBe('GET, HEAD, POST, DELETE')
     // Past limits.maxMessageBytes: refused by its declared length…
     const big = await post(url, textUpdate('x'.repeat(8000)))
     expect(big.status).toBe(413)

@@ -16,9 +16,9 @@
 import pg from 'pg'
 import {
   type LeaseOptions, type LeaseStore, type StoreLease,
-  CompactionScheduler, DEFAULT_COMPACTION, LOCAL_ORIGIN, StoreError, mergeUpdatesInBatches, storeClosed,
+  CompactionScheduler, DEFAULT_COMPACTION, LOCAL_ORIGIN, StoreError, docErased, mergeUpdatesInBatches, storeClosed,
   yieldToEventLoop, type DocStore, type LogEntry, type Origin, type OriginRead, type PendingAppend, type SinceRead,
-  type StoreOptions, type StoredDoc, type Yield,
+  type StoreOptions, type StoredDoc, type Tombstone, type Yield,
 } from '@georelay/core'
 import { AdvisoryLease } from './advisory-lease.js'
 import { redactUrl } from './redact.js'
@@ -94,6 +94,11 @@ export class PostgresStore implements DocStore, LeaseStore {
   private up = true
   private probe: NodeJS.Timeout | null = null
   private readonly lockKey: string
+  /**
+   * Names this store erased or read as erased: their appends are refused before any SQL. (A
+   * relay of the same region erasing meanwhile is seen at the next readErased.)
+   */
+  private readonly erased = new Set<string>()
 
   private constructor (private readonly options: PostgresStoreOptions, pool: pg.Pool) {
     this.pool = pool
@@ -125,7 +130,10 @@ export class PostgresStore implements DocStore, LeaseStore {
       await pool.end().catch(() => {})
       throw asStoreError(err, options.url)
     }
-    return new PostgresStore(options, pool)
+    const store = new PostgresStore(options, pool)
+    // Tombstones are kept in memory from the start: an erased name's appends never reach SQL.
+    await store.readErased()
+    return store
   }
 
   /** A lease among the relays sharing this schema (advisory-lease.ts). */
@@ -140,6 +148,7 @@ export class PostgresStore implements DocStore, LeaseStore {
 
   append (docName: string, update: Uint8Array, origin?: Origin): Promise<number> {
     if (this.closed) return Promise.reject(storeClosed())
+    if (this.erased.has(docName)) return Promise.reject(docErased(docName))
     return new Promise((resolve, reject) => {
       // Copied: the caller may reuse its buffer before the batch is written.
       this.queue.push({ docName, update: new Uint8Array(update), origin, resolve, reject })
@@ -232,6 +241,28 @@ export class PostgresStore implements DocStore, LeaseStore {
     return result.rows.map(row => row.doc)
   }
 
+  async erase ({ docName, at, origin }: Tombstone): Promise<void> {
+    if (this.closed) throw storeClosed()
+    this.erased.add(docName)
+    // Appends queued before the erasure are written first, then deleted with the rest.
+    while (this.flushing !== null || this.queue.length > 0) await (this.flushing ?? this.flush())
+    await this.transaction(async client => {
+      // The lock compaction takes: a fold of this document waits, then finds it erased.
+      await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`${this.lockKey}:${docName}`])
+      await client.query(`DELETE FROM ${this.s}.log WHERE doc = $1`, [docName])
+      await client.query(`DELETE FROM ${this.s}.snapshots WHERE doc = $1`, [docName])
+      await client.query(`INSERT INTO ${this.s}.erased (doc, at, origin) VALUES ($1, $2, $3) ON CONFLICT (doc) DO NOTHING`, [docName, at, origin])
+      return true
+    })
+  }
+
+  async readErased (): Promise<Tombstone[]> {
+    if (this.closed) throw storeClosed()
+    const result = await this.query<{ doc: string, at: number, origin: string }>(`SELECT doc, at, origin FROM ${this.s}.erased ORDER BY doc`)
+    for (const row of result.rows) this.erased.add(row.doc)
+    return result.rows.map(row => ({ docName: row.doc, at: row.at, origin: row.origin }))
+  }
+
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
@@ -252,7 +283,12 @@ export class PostgresStore implements DocStore, LeaseStore {
 
   /** Writes what is queued in one statement; appends arriving meanwhile wait for the next. */
   private flush (): Promise<void> {
-    const batch = this.queue
+    // A document erased after its append was queued takes nothing more.
+    const batch = this.queue.filter(item => {
+      if (!this.erased.has(item.docName)) return true
+      item.reject(docErased(item.docName))
+      return false
+    })
     this.queue = []
     if (batch.length === 0) return Promise.resolve()
     const done = this.insert(batch).then(seqs => {
@@ -316,15 +352,14 @@ export class PostgresStore implements DocStore, LeaseStore {
     const marks: Record<string, number> = { ...cut.snapshot?.folded }
     for (const entry of cut.log) if ((marks[entry.origin] ?? 0) < entry.originSeq) marks[entry.origin] = entry.originSeq
     const foldedOrigins = [...new Set(cut.log.map(e => e.origin))]
-    const client = await this.connect()
-    try {
-      await client.query('BEGIN')
+    const committed = await this.transaction(async client => {
       await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`${this.lockKey}:${docName}`])
       // Another relay folded this document since the cut was read: its fold stands, ours is dropped.
-      const now = await client.query<{ seq: number }>(`SELECT seq FROM ${this.s}.snapshots WHERE doc = $1`, [docName])
-      if ((now.rows[0]?.seq ?? 0) !== (cut.snapshot?.seq ?? 0)) {
-        await client.query('ROLLBACK')
-        return { count: 0, bytes: 0 }
+      // Erased since: nothing of it is kept.
+      const now = await client.query<{ seq: number, erased: boolean }>(
+        `SELECT (SELECT seq FROM ${this.s}.snapshots WHERE doc = $1) AS seq, EXISTS (SELECT 1 FROM ${this.s}.erased WHERE doc = $1) AS erased`, [docName])
+      if ((now.rows[0]?.seq ?? 0) !== (cut.snapshot?.seq ?? 0) || now.rows[0]?.erased === true) {
+        return false
       }
       await client.query(`INSERT INTO ${this.s}.snapshots (doc, data, seq, folded) VALUES ($1, $2, $3, $4)
         ON CONFLICT (doc) DO UPDATE SET data = excluded.data, seq = excluded.seq, folded = excluded.folded`,
@@ -335,14 +370,29 @@ export class PostgresStore implements DocStore, LeaseStore {
         SELECT m.key, m.value::bigint, CASE WHEN m.key = ANY($2::text[]) THEN 1 ELSE 0 END FROM jsonb_each_text($1::jsonb) AS m
         ON CONFLICT (origin) DO UPDATE SET seq = greatest(${this.s}.folded.seq, excluded.seq),
           generation = ${this.s}.folded.generation + excluded.generation`, [JSON.stringify(marks), foldedOrigins])
-      await client.query('COMMIT')
+      return true
+    })
+    if (!committed) return { count: 0, bytes: 0 }
+    return { count: cut.log.length, bytes: cut.log.reduce((n, e) => n + e.update.length, 0) }
+  }
+
+  /**
+   * Runs `work` in a transaction on a client of its own: committed when it returns true, rolled
+   * back when it returns false or throws.
+   */
+  private async transaction (work: (client: pg.PoolClient) => Promise<boolean>): Promise<boolean> {
+    const client = await this.connect()
+    try {
+      await client.query('BEGIN')
+      const commit = await work(client)
+      await client.query(commit ? 'COMMIT' : 'ROLLBACK')
+      return commit
     } catch (err) {
       await client.query('ROLLBACK').catch(() => {})
       throw this.failed(err)
     } finally {
       client.release()
     }
-    return { count: cut.log.length, bytes: cut.log.reduce((n, e) => n + e.update.length, 0) }
   }
 
   private async connect (): Promise<pg.PoolClient> {

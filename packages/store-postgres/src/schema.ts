@@ -54,6 +54,8 @@ const tables = (s: string): string => `
   CREATE TABLE IF NOT EXISTS ${s}.lease (
     name text PRIMARY KEY, epoch bigint NOT NULL, holder text NOT NULL, pid int NOT NULL, renewed_at timestamptz NOT NULL
   );
+  -- Erased documents: their data is gone, their names take nothing more.
+  CREATE TABLE IF NOT EXISTS ${s}.erased (doc text PRIMARY KEY, at bigint NOT NULL, origin text NOT NULL);
   INSERT INTO ${s}.meta (key, value) VALUES ('schema_version', '${SCHEMA_VERSION}') ON CONFLICT (key) DO NOTHING;
 `
 

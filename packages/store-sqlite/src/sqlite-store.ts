@@ -14,9 +14,9 @@ import fs from 'node:fs'
 import path from 'node:path'
 import Database from 'better-sqlite3'
 import {
-  CompactionScheduler, DEFAULT_COMPACTION, LOCAL_ORIGIN, StoreError, mergeUpdatesInBatches, storeClosed,
+  CompactionScheduler, DEFAULT_COMPACTION, LOCAL_ORIGIN, StoreError, docErased, mergeUpdatesInBatches, storeClosed,
   yieldToEventLoop, type DocStore, type LogEntry, type Origin, type OriginRead, type PendingAppend, type SinceRead,
-  type StoreOptions, type StoredDoc, type Yield,
+  type StoreOptions, type StoredDoc, type Tombstone, type Yield,
 } from '@georelay/core'
 
 export interface SqliteStoreOptions extends StoreOptions {
@@ -51,6 +51,8 @@ const SCHEMA = `
   CREATE TABLE IF NOT EXISTS folded (origin TEXT PRIMARY KEY, seq INTEGER NOT NULL);
   -- Per origin region, how far this store durably holds its entries (replication cursors).
   CREATE TABLE IF NOT EXISTS have (origin TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+  -- Erased documents: their data is gone, their names take nothing more.
+  CREATE TABLE IF NOT EXISTS erased (doc TEXT PRIMARY KEY, at INTEGER NOT NULL, origin TEXT NOT NULL);
 `
 
 const asStoreError = (err: unknown): StoreError => {
@@ -69,6 +71,8 @@ export class SqliteStore implements DocStore {
   private readonly generations = new Map<string, number>()
   private flushing: Promise<void> | null = null
   private closed = false
+  /** Names of erased documents, read at open: appends of them are refused before any SQL. */
+  private readonly erased = new Set<string>()
   private readonly stmt
 
   /** Opens (or creates) the store in `dataDir`. */
@@ -78,6 +82,9 @@ export class SqliteStore implements DocStore {
     this.db.pragma('journal_mode = WAL')
     this.db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`)
     this.db.pragma('busy_timeout = 5000')
+    // Deleted rows are overwritten with zeros, so that an erased document (and what compaction
+    // folded away) does not linger in free pages of the file.
+    this.db.pragma('secure_delete = ON')
     this.db.exec(SCHEMA)
     const version = this.db.prepare<[], { value: string }>("SELECT value FROM meta WHERE key = 'schema'").get()
     if (version === undefined) {
@@ -118,7 +125,12 @@ export class SqliteStore implements DocStore {
         'INSERT INTO have (origin, seq) VALUES (?, ?) ON CONFLICT (origin) DO UPDATE SET seq = max(seq, excluded.seq)'),
       dropLog: this.db.prepare<[string, number]>('DELETE FROM log WHERE doc = ? AND seq <= ?'),
       docs: this.db.prepare<[], { doc: string }>('SELECT doc FROM snapshots UNION SELECT DISTINCT doc FROM log'),
+      eraseLog: this.db.prepare<[string]>('DELETE FROM log WHERE doc = ?'),
+      eraseSnapshot: this.db.prepare<[string]>('DELETE FROM snapshots WHERE doc = ?'),
+      putErased: this.db.prepare<[string, number, string]>('INSERT INTO erased (doc, at, origin) VALUES (?, ?, ?) ON CONFLICT (doc) DO NOTHING'),
+      erasedAll: this.db.prepare<[], { doc: string, at: number, origin: string }>('SELECT doc, at, origin FROM erased ORDER BY doc'),
     }
+    for (const row of this.stmt.erasedAll.all()) this.erased.add(row.doc)
     this.pause = options.pause ?? yieldToEventLoop
     this.scheduler = new CompactionScheduler(
       options.compaction ?? DEFAULT_COMPACTION,
@@ -129,6 +141,7 @@ export class SqliteStore implements DocStore {
 
   append (docName: string, update: Uint8Array, origin?: Origin): Promise<number> {
     if (this.closed) return Promise.reject(storeClosed())
+    if (this.erased.has(docName)) return Promise.reject(docErased(docName))
     return new Promise((resolve, reject) => {
       // Copied: the caller may reuse its buffer before the batch is written.
       this.queue.push({ docName, update: new Uint8Array(update), origin, resolve, reject })
@@ -213,6 +226,30 @@ export class SqliteStore implements DocStore {
     return this.stmt.docs.all().map(row => row.doc)
   }
 
+  async erase ({ docName, at, origin }: Tombstone): Promise<void> {
+    if (this.closed) throw storeClosed()
+    // Appends queued before the erasure are written now, then deleted with the rest.
+    if (this.queue.length > 0) this.flush()
+    this.erased.add(docName)
+    try {
+      this.db.transaction(() => {
+        this.stmt.eraseLog.run(docName)
+        this.stmt.eraseSnapshot.run(docName)
+        this.stmt.putErased.run(docName, at, origin)
+      })()
+      // The pages are zeroed in the file; the WAL still holds their earlier images until it is
+      // checkpointed and truncated.
+      this.db.pragma('wal_checkpoint(TRUNCATE)')
+    } catch (err) {
+      throw asStoreError(err)
+    }
+  }
+
+  async readErased (): Promise<Tombstone[]> {
+    if (this.closed) throw storeClosed()
+    return this.stmt.erasedAll.all().map(row => ({ docName: row.doc, at: row.at, origin: row.origin }))
+  }
+
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
@@ -222,7 +259,12 @@ export class SqliteStore implements DocStore {
   }
 
   private flush (): void {
-    const batch = this.queue
+    // A document erased after its append was queued takes nothing more.
+    const batch = this.queue.filter(item => {
+      if (!this.erased.has(item.docName)) return true
+      item.reject(docErased(item.docName))
+      return false
+    })
     this.queue = []
     this.flushing = null
     try {
@@ -266,6 +308,8 @@ export class SqliteStore implements DocStore {
       const seq = row.origin_seq ?? row.seq
       if ((marks[row.origin] ?? 0) < seq) marks[row.origin] = seq
     }
+    // Erased while merging: nothing of it is kept.
+    if (this.erased.has(docName)) return { count: 0, bytes: 0 }
     // Appends committed while merging have seq > upTo and stay in the log.
     this.db.transaction(() => {
       this.stmt.putSnapshot.run(docName, merged, cut.upTo, JSON.stringify(marks))

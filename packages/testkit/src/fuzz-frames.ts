@@ -294,6 +294,8 @@ export const peerMessage: fc.Arbitrary<PeerMessage> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ type: fc.constant('welcome' as const), version: num, region, have: marks }) },
   { weight: 1, arbitrary: fc.record({ type: fc.constant('ack' as const), have: marks }) },
   // Namespace rules as canonical JSON, or not.
+  { weight: 1, arbitrary: fc.record({ type: fc.constant('erase' as const), tombstones: fc.array(fc.record({ docName: fuzzDocName, at: num, origin: region }), { maxLength: 3 }) }) },
+  { weight: 1, arbitrary: fc.record({ type: fc.constant('erased' as const), docNames: fc.array(fuzzDocName, { maxLength: 3 }) }) },
   { weight: 1, arbitrary: fc.record({ type: fc.constant('policy' as const), rules: fc.oneof(fc.constantFrom('[]', '[{"match":"*","mode":"active-active"}]', '[{"match":"fuzz/*","regions":["fuzz"]}]'), fc.json({ maxDepth: 2 }), fc.string({ maxLength: 12 })) }) },
 )
 

@@ -112,10 +112,11 @@ const EXPECTED_CLOSES: Record<FuzzEndpoint, number[]> = {
 }
 /**
  * `/v1/mux` per-document errors (mux-messages.ts): a bad message, a document the token does
- * not allow or a read-only write, a document over its size limit, too many documents.
+ * not allow or a read-only write, a document over its size limit, too many documents, and a
+ * document the fuzzing peer erased (its `erase` messages are fuzzed too).
  */
 const EXPECTED_DOC_ERRORS: number[] = [
-  CloseCode.MalformedMessage, CloseCode.Forbidden, CloseCode.MessageTooLarge, CloseCode.RateLimited,
+  CloseCode.MalformedMessage, CloseCode.Forbidden, CloseCode.MessageTooLarge, CloseCode.RateLimited, CloseCode.Gone,
 ]
 
 const MESH_SECRET = 'fuzz-mesh-secret-of-at-least-32-bytes'
@@ -253,11 +254,13 @@ const peerDriver = (): EndpointDriver => {
     if (m.type === 'awareness') readAwarenessUpdate(m.update)
     const regions = m.type === 'batch' ? [...m.entries.map(e => e.origin), ...Object.keys(m.upTo)]
       : m.type === 'awareness' ? [m.origin]
-        : m.type === 'link-state' ? [m.region, ...Object.keys(m.have)] : []
+        : m.type === 'link-state' ? [m.region, ...Object.keys(m.have)]
+          : m.type === 'erase' ? m.tombstones.map(t => t.origin) : []
     // Document names from a peer follow the clients' rule.
     const names = m.type === 'batch' ? m.entries.map(e => e.docName)
       : m.type === 'catch-up' || m.type === 'awareness' ? [m.docName]
-        : m.type === 'sv-request' ? m.docNames : []
+        : m.type === 'sv-request' || m.type === 'erased' ? m.docNames
+          : m.type === 'erase' ? m.tombstones.map(t => t.docName) : []
     if (names.some(name => docNameProblem(name) !== null || isReservedName(name))) return 'invalid'
     return regions.includes('') ? 'invalid' : 'valid'
   })

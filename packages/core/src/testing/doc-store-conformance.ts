@@ -691,6 +691,56 @@ export const describeDocStore = (
     })
   })
 
+  describe('erasure', () => {
+    it('deletes the document\'s log, snapshot and entries by origin, and keeps the others', async () => {
+      const store = await open()
+      const { updates } = typedUpdates(12)
+      const kept = typedUpdates(3, 2).updates
+      for (const update of updates.slice(0, 8)) await store.append('secret', update)
+      await store.compact('secret')
+      for (const update of updates.slice(8)) await store.append('secret', update, { region: US, seq: 50 })
+      for (const update of kept) await store.append('kept', update)
+      const keptBefore = await store.read('kept')
+      await store.erase({ docName: 'secret', at: 1, origin: AP })
+      expect(await store.read('secret')).toEqual({ snapshot: null, snapshotSeq: 0, log: [] })
+      expect(await store.listDocs()).toEqual(['kept'])
+      expect((await store.readOrigin(LOCAL_ORIGIN, 0, ALL)).entries.map(e => e.docName)).toEqual(['kept', 'kept', 'kept'])
+      expect((await store.readOrigin(US, 0, ALL)).entries).toEqual([])
+      expect(await store.docsFoldedPast(LOCAL_ORIGIN, 0)).toEqual([])
+      expect(await store.read('kept')).toEqual(keptBefore)
+      expect(await store.readErased()).toEqual([{ docName: 'secret', at: 1, origin: AP }])
+    })
+
+    it('refuses later appends with ERR_DOC_ERASED and keeps the first tombstone', async () => {
+      const store = await open()
+      const { updates } = typedUpdates(2)
+      await store.append('gone', updates[0] as Uint8Array)
+      await store.erase({ docName: 'gone', at: 5, origin: US })
+      await expect(store.append('gone', updates[1] as Uint8Array)).rejects.toMatchObject({ code: 'ERR_DOC_ERASED' })
+      await expect(store.append('gone', updates[1] as Uint8Array, { region: AP, seq: 9 })).rejects.toBeInstanceOf(StoreError)
+      await store.erase({ docName: 'gone', at: 7, origin: AP })
+      expect(await store.readErased()).toEqual([{ docName: 'gone', at: 5, origin: US }])
+      // A name never written can be erased too: it is reserved from then on.
+      await store.erase({ docName: 'never-written', at: 8, origin: US })
+      await expect(store.append('never-written', updates[0] as Uint8Array)).rejects.toMatchObject({ code: 'ERR_DOC_ERASED' })
+      expect(await store.read('gone')).toEqual({ snapshot: null, snapshotSeq: 0, log: [] })
+    })
+
+    it('erases appends that were still waiting to be written, and what a running compaction merged', async () => {
+      const store = await open()
+      const { updates } = typedUpdates(MERGE_BATCH * 3)
+      for (const update of updates.slice(0, -2)) await store.append('racing', update)
+      // A compaction that yields between merge batches, and appends not yet committed.
+      const compaction = store.compact('racing')
+      const pending = updates.slice(-2).map(update => store.append('racing', update).then(() => 'stored', (err: StoreError) => err.code))
+      await store.erase({ docName: 'racing', at: 1, origin: US })
+      await compaction
+      for (const outcome of await Promise.all(pending)) expect(['stored', 'ERR_DOC_ERASED']).toContain(outcome)
+      expect(await store.read('racing')).toEqual({ snapshot: null, snapshotSeq: 0, log: [] })
+      expect(await store.listDocs()).toEqual([])
+    })
+  })
+
   if (options.persistent === true) {
     const reopen = (): Promise<DocStore> => {
       if (fixture?.reopen === undefined) throw new Error('a persistent store fixture must provide reopen()')
@@ -770,6 +820,17 @@ export const describeDocStore = (
       store = await reopen()
       expect(await store.lastSeq()).toBe(last)
       expect(await store.append('doc', updates[2] as Uint8Array)).toBeGreaterThan(last)
+    })
+
+    it('keeps tombstones across a reopen: the erased document stays gone and refuses appends', async () => {
+      let store = await open()
+      const { updates } = typedUpdates(4)
+      for (const update of updates) await store.append('gone', update)
+      await store.erase({ docName: 'gone', at: 1_700_000_000_000, origin: US })
+      store = await reopen()
+      expect(await store.read('gone')).toEqual({ snapshot: null, snapshotSeq: 0, log: [] })
+      expect(await store.readErased()).toEqual([{ docName: 'gone', at: 1_700_000_000_000, origin: US }])
+      await expect(store.append('gone', updates[0] as Uint8Array)).rejects.toMatchObject({ code: 'ERR_DOC_ERASED' })
     })
   }
 

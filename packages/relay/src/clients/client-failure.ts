@@ -16,6 +16,7 @@ export interface Failure {
 
 export const describeFailure = (err: unknown): Failure => {
   if (err instanceof ProtocolError || err instanceof RelayRefusal) return { code: err.closeCode, reason: err.message, metric: err.code, level: 'info' }
+  if (err instanceof StoreError && err.code === 'ERR_DOC_ERASED') return { code: CloseCode.Gone, reason: err.message, metric: err.code, level: 'info' }
   if (err instanceof StoreError && err.code === 'ERR_STORE_FULL') {
     return { code: CloseCode.InternalError, reason: 'the relay\'s disk is full: your update is not stored; your client keeps it, retry later', metric: err.code, level: 'error' }
   }

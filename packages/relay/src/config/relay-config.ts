@@ -149,6 +149,12 @@ export const relayConfigSchema = z.object({
     linkTimeoutMs: z.number().int().min(50).default(3000),
     /** permessage-deflate on peer links (off only to inspect the traffic, as the residency test does). */
     compress: z.boolean().default(true),
+    /**
+     * At start, how long documents wait to load until every peer has sent the erasures it knows
+     * (a region that was down must not serve a document erased meanwhile); peers that are down
+     * too are waited for this long at most.
+     */
+    erasureWaitMs: z.number().int().min(0).default(2000),
   }).strict().default({}),
   /**
    * After a broadcast to a document's clients, later updates gather this long and go out merged
@@ -170,6 +176,20 @@ export const relayConfigSchema = z.object({
     allowOrigins: z.array(z.string().min(1)).default(['*']),
     adminToken: z.string().refine(s => Buffer.byteLength(s) >= MIN_SECRET_BYTES, `must be at least ${MIN_SECRET_BYTES} bytes`).optional(),
   }).strict().default({}),
+  /**
+   * Receivers told of changes and erasures (server/webhooks.ts): a POST per burst of writes a
+   * document took in this region, signed with the webhook's secret.
+   */
+  webhooks: z.array(z.object({
+    url: z.string().regex(/^https?:\/\/\S+$/, 'must be an http:// or https:// URL'),
+    events: z.array(z.enum(['change', 'delete'])).min(1).default(['change', 'delete']),
+    /** A burst ends after this long without a write… */
+    debounceMs: z.number().int().min(0).default(2000),
+    /** …or this long after its first write, whichever comes first. */
+    maxWaitMs: z.number().int().min(0).default(10_000),
+    /** The HMAC-SHA256 key of X-Georelay-Signature. */
+    secret: z.string().refine(s => Buffer.byteLength(s) >= MIN_SECRET_BYTES, `must be at least ${MIN_SECRET_BYTES} bytes`),
+  }).strict()).max(16).default([]),
 }).strict()
 
 export type RelayConfigInput = z.input<typeof relayConfigSchema>

@@ -3,7 +3,9 @@
  * for `idleMs` and no write is in flight (a later use loads them again from the store).
  */
 import { EventEmitter } from 'node:events'
-import { mergeUpdatesInBatches } from '@georelay/core'
+import { CloseCode, EMPTY_UPDATE, mergeUpdatesInBatches } from '@georelay/core'
+import type { ErasedDocs } from './erased-docs.js'
+import { RelayRefusal } from './relay-refusal.js'
 import { type AwarenessSink, LiveDoc } from './live-doc.js'
 import type { Logger } from '../observability/index.js'
 import type { RelayMetrics } from '../observability/index.js'
@@ -22,7 +24,14 @@ export interface DocRegistryOptions {
   presence?: PresenceLimits
   /** How a document's name may appear in logs (restricted names never appear outside their regions). */
   logName?: (name: string) => string
+  /** Documents erased for good: they never load again. */
+  erased?: ErasedDocs
+  /** A write of this region's was stored (webhooks). */
+  onWrite?: (docName: string, seq: number) => void
 }
+
+export const erasedRefusal = (name: string): RelayRefusal =>
+  new RelayRefusal('ERR_DELETED', CloseCode.Gone, `"${name}" was deleted: it takes no more reads or writes`)
 
 interface Entry {
   doc: Promise<LiveDoc>
@@ -86,8 +95,31 @@ export class DocRegistry extends EventEmitter<DocRegistryEvents> {
     this.entries.get(name)?.doc.then(doc => doc.applyDurable(update, null), () => {})
   }
 
+  isErased (name: string): boolean {
+    return this.options.erased?.has(name) === true
+  }
+
+  /**
+   * An erased document leaves memory: each of its clients is told (4410, its session closes)
+   * and its presence goes with it.
+   */
+  async evict (name: string): Promise<void> {
+    const entry = this.entries.get(name)
+    if (entry === undefined) return
+    this.entries.delete(name)
+    if (entry.idle !== null) clearTimeout(entry.idle)
+    const doc = await entry.doc.catch(() => undefined)
+    if (doc === undefined) return
+    const reason = erasedRefusal(name)
+    for (const client of [...doc.clients]) client.erased?.(reason)
+    doc.destroy()
+    this.metrics.documents.dec()
+    this.emit('released', name)
+  }
+
   /** The document's state: from memory when loaded, else merged from the store. */
   async stateOf (name: string): Promise<Uint8Array> {
+    if (this.options.erased?.has(name) === true) return EMPTY_UPDATE
     const entry = this.entries.get(name)
     if (entry !== undefined) {
       try { return (await entry.doc).state() } catch { /* a failed load: read the store below */ }
@@ -126,14 +158,22 @@ export class DocRegistry extends EventEmitter<DocRegistryEvents> {
   }
 
   private async load (name: string): Promise<LiveDoc> {
+    const erased = this.options.erased
+    if (erased !== undefined) {
+      await erased.settled()
+      if (erased.has(name)) throw erasedRefusal(name)
+    }
     const { state, cursor } = await this.readState(name)
+    // Erased while it was read: what was read is dropped.
+    if (erased?.has(name) === true) throw erasedRefusal(name)
     this.metrics.documents.inc()
     this.options.logger.log('debug', 'document loaded', { doc: this.options.logName?.(name) ?? name, bytes: state.length })
-    const { awarenessSink, maxDocumentBytes, fanoutWindowMs, presence } = this.options
+    const { awarenessSink, maxDocumentBytes, fanoutWindowMs, presence, onWrite } = this.options
     const doc = new LiveDoc(name, state, {
       log: this.log,
       metrics: this.metrics,
       ...(awarenessSink === undefined ? {} : { awarenessSink }),
+      ...(onWrite === undefined ? {} : { onWrite }),
       maxBytes: maxDocumentBytes,
       fanoutWindowMs,
       presence,

@@ -9,7 +9,7 @@ import {
   CloseCode, EMPTY_UPDATE, ProtocolError, type YMessage, diffUpdate, encodeFrame, isEmptyUpdate, readAwarenessUpdate,
   validateStateVector, validateUpdate,
 } from '@georelay/core'
-import type { DocRegistry } from './doc-registry.js'
+import { type DocRegistry, erasedRefusal } from './doc-registry.js'
 import type { DocClient, LiveDoc } from './live-doc.js'
 import { costOf, costOfBytes } from '../limits/index.js'
 import type { Route } from '../placement/index.js'
@@ -164,6 +164,13 @@ export class DocSession implements DocClient {
     else if (this.doc !== null) this.store(this.doc, update, done)
   }
 
+  /** The document was erased: the session ends, and its transport says why (4410). */
+  erased (refusal: Error): void {
+    if (this.closed) return
+    this.close()
+    this.transport.fail(refusal)
+  }
+
   /** The client left: drop its presence everywhere and let the document go idle. */
   close (): void {
     if (this.closed) return
@@ -196,6 +203,12 @@ export class DocSession implements DocClient {
     if (this.closed) {
       this.registry.release(this.docName)
       return
+    }
+    // Erased between its load and now: nothing of it is served.
+    if (this.registry.isErased(this.docName)) {
+      this.registry.release(this.docName)
+      this.closed = true
+      return this.transport.fail(erasedRefusal(this.docName))
     }
     this.doc = doc
     doc.clients.add(this)

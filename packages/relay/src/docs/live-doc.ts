@@ -13,6 +13,8 @@ import { RelayRefusal } from './relay-refusal.js'
 export interface DocClient {
   readonly id: number
   send(frame: Uint8Array): void
+  /** The document was erased: the client's session ends with this refusal (4410). */
+  erased?(refusal: Error): void
 }
 
 /** Where a document's local awareness changes go beyond this relay (the mesh). */
@@ -38,6 +40,8 @@ export interface LiveDocOptions {
   /** After a broadcast, later updates gather this long before the next (0: once per turn). */
   fanoutWindowMs?: number
   presence?: PresenceLimits
+  /** A write of this region's was stored (webhooks). */
+  onWrite?: (docName: string, seq: number) => void
 }
 
 export class LiveDoc {
@@ -53,6 +57,7 @@ export class LiveDoc {
   private readonly awarenessSink: AwarenessSink
   private readonly maxBytes: number
   private readonly fanoutWindowMs: number
+  private readonly onWrite: ((docName: string, seq: number) => void) | undefined
   private parts: Uint8Array[]
   /** How many of `parts` after the base are merged chunks (the rest are single updates). */
   private chunks = 0
@@ -73,6 +78,7 @@ export class LiveDoc {
     this.awarenessSink = options.awarenessSink ?? (() => {})
     this.maxBytes = options.maxBytes ?? Number.POSITIVE_INFINITY
     this.fanoutWindowMs = options.fanoutWindowMs ?? 0
+    this.onWrite = options.onWrite
     this.parts = [state]
     this.bytes = state.length
     this.presence = new Presence(options.presence ?? DEFAULT_PRESENCE_LIMITS)
@@ -141,6 +147,7 @@ export class LiveDoc {
     this.metrics.updatesIn.inc({ source: 'client' })
     this.metrics.updateBytesIn.inc({ source: 'client' }, update.length)
     this.applyDurable(update, from)
+    this.onWrite?.(this.name, seq)
     return seq
   }
 

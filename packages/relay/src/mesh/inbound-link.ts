@@ -70,6 +70,11 @@ export class InboundLink {
             this.ctx.refuse(this.region, 'update')
             continue
           }
+          // Its entries still count for the marks below: the peer resends nothing.
+          if (documents.isErased(entry.docName)) {
+            this.ctx.metrics.erasedDropped.inc()
+            continue
+          }
           const append = log.appendReplicated(entry.docName, entry.update, entry.origin, entry.originSeq)
           if (append !== null) appends.push(append.then(() => documents.applyDurable(entry.docName, entry.update)))
         }
@@ -83,6 +88,7 @@ export class InboundLink {
       case 'catch-up': {
         if (this.failed || !this.open) return
         if (!placement.allowsHere(message.docName)) return this.ctx.refuse(this.region, 'catch-up')
+        if (documents.isErased(message.docName)) return this.ctx.metrics.erasedDropped.inc()
         const append = log.appendLocal(message.docName, message.update)
           .then(() => documents.applyDurable(message.docName, message.update))
         return this.enqueue(() => append)
@@ -94,6 +100,7 @@ export class InboundLink {
           // out of the reply, so the peer sends nothing for them.
           const docs: { docName: string, stateVector: Uint8Array }[] = []
           for (const docName of message.docNames) {
+            if (documents.isErased(docName)) continue
             if (placement.allowsHere(docName) && placement.mayReceive(docName, this.region)) {
               docs.push({ docName, stateVector: stateVectorOf(await documents.stateOf(docName)) })
             } else {
@@ -104,6 +111,8 @@ export class InboundLink {
         })
       case 'link-state':
       case 'awareness':
+      case 'erase':
+      case 'erased':
         return this.ctx.control(message, this.region)
       case 'policy':
         placement.setPeerRules(this.region, message.rules)

@@ -2,3 +2,4 @@
 export { Mesh, type MeshTiming, type PeerInfo } from './mesh.js'
 export { type LinkErrorKind, PEER_DEFLATE } from './outbound-link.js'
 export type { Agreement, PeerPolicyInfo } from '../placement/index.js'
+export type { Erasure, ErasureStatus } from './erasure.js'

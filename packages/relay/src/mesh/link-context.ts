@@ -40,6 +40,8 @@ export interface LinkDocuments {
   /** An update became durable in the store: loaded documents send it to their clients. */
   applyDurable(docName: string, update: Uint8Array): void
   listDocs(): Promise<string[]>
+  /** Erased documents take nothing more from peers. */
+  isErased(docName: string): boolean
 }
 
 export type RefusedKind = 'update' | 'catch-up' | 'awareness' | 'sv-request'

@@ -10,10 +10,11 @@ import { EventEmitter } from 'node:events'
 import type { IncomingMessage } from 'node:http'
 import type WebSocket from 'ws'
 import { type PeerMessage, coalesceAwarenessUpdates } from '@georelay/core'
-import type { DocRegistry } from '../docs/index.js'
+import type { DocRegistry, ErasedDocs } from '../docs/index.js'
 import { type Logger, type RelayMetrics, throttledLogger } from '../observability/index.js'
 import type { MeshView, PeerPolicyInfo, Placement } from '../placement/index.js'
 import type { ReplicationLog } from '../replication/index.js'
+import { Erasure } from './erasure.js'
 import { InboundLink } from './inbound-link.js'
 import type { LinkContext, MeshTiming, RefusedKind } from './link-context.js'
 import { LinkStateTable, LinkStateVersions, shouldForward } from './link-state.js'
@@ -36,6 +37,11 @@ export interface MeshOptions {
   placement: Placement
   /** The largest peer message taken or sent, in bytes. */
   maxPayload: number
+  /** Erased documents, which the mesh keeps in step with the other regions (erasure.ts). */
+  erased: ErasedDocs
+  logName(name: string): string
+  /** An erasure asked in this region was applied here. */
+  onErased?(docName: string): void
 }
 
 export interface PeerInfo {
@@ -98,6 +104,8 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
   private dialing: boolean | null = null
   /** Peers' durable marks of this region's entries as the region's lease holder heard them. */
   private readonly heldElsewhere = new Map<string, number>()
+  /** Erasures: this region's, and the tombstones the other regions send. */
+  readonly erasure: Erasure
 
   constructor (options: MeshOptions) {
     super()
@@ -123,6 +131,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
         stateOf: name => registry.stateOf(name),
         applyDurable: (name, update) => registry.applyDurable(name, update),
         listDocs: () => this.log.store.listDocs(),
+        isErased: name => registry.isErased(name),
       },
       placement: this.placement,
       metrics: this.metrics,
@@ -134,6 +143,19 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
       control: (message, from) => this.handleControl(message, from),
       refuse: (peer, kind) => this.refuse(peer, kind),
     }
+    this.erasure = new Erasure({
+      region: this.region,
+      erased: options.erased,
+      log: this.log,
+      registry,
+      placement: this.placement,
+      metrics: this.metrics,
+      logger: this.logger,
+      logName: options.logName,
+      send: (region, message) => this.sendTo(region, message),
+      neighbours: () => this.neighbours(),
+      onErased: docName => options.onErased?.(docName),
+    })
   }
 
   /** `dial: false` for a node of a region of several: it dials once `setDialing(true)`. */
@@ -201,7 +223,10 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
     this.logger.log('info', 'peer link changed', { peer, state })
     this.announce()
     // Presence sent while the link was down is gone; a returning peer gets it all again.
-    if (state === 'up') this.sendPresence(peer)
+    if (state === 'up') {
+      this.sendPresence(peer)
+      this.erasure.linkUp(peer)
+    }
     for (const link of this.links.values()) link.schedulePump(0)
     this.emit('change')
   }
@@ -262,12 +287,15 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
       if (this.inbound.get(region) === inbound) this.inbound.delete(region)
     })
     if (this.dialing !== false) this.sendTo(region, this.linkStateMessage())
+    this.erasure.linkUp(region)
     this.links.get(region)?.redialNow()
   }
 
-  /** Link state and awareness arrive on any link, in either direction. */
+  /** Link state, awareness and erasures arrive on any link, in either direction. */
   private handleControl (message: PeerMessage, from: string): void {
-    if (message.type === 'link-state') {
+    if (message.type === 'erase' || message.type === 'erased') {
+      this.erasure.receive(message, from)
+    } else if (message.type === 'link-state') {
       if (message.region === this.region) return
       if (!this.linkStates.update(message.region, message.version, message.reaches, message.have)) return
       if (this.deadRegions.delete(message.region)) this.logger.log('info', 'region reachable again', { region: message.region })
@@ -279,6 +307,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
     } else if (message.type === 'awareness') {
       if (message.origin === this.region) return
       if (!this.placement.allowsHere(message.docName)) return this.refuse(from, 'awareness')
+      if (this.registry.isErased(message.docName)) return this.metrics.erasedDropped.inc()
       this.emit('awareness', message.docName, message.update)
       this.registry.ifLoaded(message.docName)
         .then(doc => doc?.applyRemoteAwareness(message.update, message.origin))

@@ -207,6 +207,8 @@ export class OutboundLink {
         return this.catchUp.reply(message.docs)
       case 'link-state':
       case 'awareness':
+      case 'erase':
+      case 'erased':
         return this.ctx.control(message, this.region)
       default:
         return this.drop(`unexpected ${message.type} on an outbound link`, CloseCode.MalformedMessage, 'protocol')

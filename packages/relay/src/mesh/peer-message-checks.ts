@@ -55,7 +55,14 @@ export const checkPeerMessage = (message: PeerMessage): void => {
       }
       return
     case 'sv-request':
+    case 'erased':
       for (const docName of message.docNames) checkDocName(docName)
+      return
+    case 'erase':
+      for (const t of message.tombstones) {
+        checkDocName(t.docName)
+        checkRegion(t.origin, 'a tombstone\'s origin')
+      }
       return
     case 'policy':
       return

@@ -43,6 +43,12 @@ export const createRelayMetrics = (region: string, storeAvailable: () => boolean
     receivingBytes: new Gauge({ name: 'georelay_receiving_bytes', help: 'Bytes of large messages still arriving, drawn from limits.maxReceivingBytes', registers }),
     receiveWaits: new Gauge({ name: 'georelay_receive_waiting_sockets', help: 'Sockets not read while limits.maxReceivingBytes is spent', registers }),
     docApiRequests: new Counter({ name: 'georelay_doc_api_requests_total', help: 'Requests of the HTTP document API (/v1/docs), by method and status', labelNames: ['method', 'status'] as const, registers }),
+    erasures: new Counter({ name: 'georelay_erasures_total', help: 'Documents erased in this region, by where the erasure was asked (here, or a peer)', labelNames: ['origin'] as const, registers }),
+    erasedDropped: new Counter({ name: 'georelay_erased_dropped_total', help: 'Updates and presence of erased documents dropped (from peers or clients)', registers }),
+    webhookDeliveries: new Counter({ name: 'georelay_webhook_deliveries_total', help: 'Webhook POSTs, by receiver (its position in the config) and result (ok: 2xx; failed: retried)', labelNames: ['webhook', 'result'] as const, registers }),
+    webhookPending: new Gauge({ name: 'georelay_webhook_pending', help: 'Documents whose event waits to be delivered to a webhook receiver', labelNames: ['webhook'] as const, registers }),
+    webhookCoalesced: new Counter({ name: 'georelay_webhook_coalesced_total', help: 'Webhook events that replaced an undelivered older event of the same document', labelNames: ['webhook'] as const, registers }),
+    webhookDropped: new Counter({ name: 'georelay_webhook_dropped_total', help: 'Webhook events dropped because more documents waited than are kept for a receiver', labelNames: ['webhook'] as const, registers }),
     storeErrors: new Counter({ name: 'georelay_store_errors_total', help: 'Store operations that failed', labelNames: ['op'] as const, registers }),
     // A region of several nodes (region/): what came from sibling nodes, and how.
     siblingUpdates: new Counter({ name: 'georelay_node_updates_received_total', help: 'Updates another node of this region stored, taken in: carried by its Redis hint (hint) or read from the shared log (log: a hint was too large, lost or late)', labelNames: ['path'] as const, registers }),

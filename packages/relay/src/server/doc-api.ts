@@ -4,13 +4,15 @@
  *
  *   GET    /v1/docs/{name}[?sv=<base64url state vector>]  the state as one Yjs update (or the diff)
  *   POST   /v1/docs/{name}[?ack=local|majority|all]       a Yjs update: stored, replicated, acknowledged
+ *   DELETE /v1/docs/{name}                                 erased in every region (mesh/erasure.ts)
  *
  * The name is the rest of the path, percent-decoded, as on the y-websocket endpoint. Requests
  * carry `Authorization: Bearer <JWT>` with the same grants as the sockets (anonymous access as
  * configured); a document of other regions is answered 307 with the nearest allowed region's
  * URL. A write is validated as a client's is, and the relay answers once it is durable at the
  * asked level. Every refusal is JSON `{ "error": CODE, "message": words }`, and nothing of a
- * refused write is stored.
+ * refused write is stored. An erased document answers 410 with its erasure's progress; DELETE
+ * answers 202 with it until every region that may hold the document confirmed, then 200.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import {
@@ -21,6 +23,7 @@ import { AuthError, type Authenticator, type Grants } from '../auth/index.js'
 import type { RelayConfig } from '../config/index.js'
 import { type DocRegistry, RelayRefusal } from '../docs/index.js'
 import { RequestLimiter, costOfBytes } from '../limits/index.js'
+import type { Erasure, ErasureStatus } from '../mesh/index.js'
 import type { Logger, RelayMetrics } from '../observability/index.js'
 import type { Placement } from '../placement/index.js'
 import type { WriteAcks } from '../replication/index.js'
@@ -40,6 +43,7 @@ export interface DocApiContext {
   urlOf(region: string): string
   documents: DocRegistry
   acks: WriteAcks
+  erasure: Erasure
   metrics: RelayMetrics
   logger: Logger
 }
@@ -51,6 +55,8 @@ export class DocApiError extends Error {
     readonly code: string,
     message: string,
     readonly headers: Record<string, string> = {},
+    /** More fields of the JSON answer. */
+    readonly details: Record<string, unknown> = {},
   ) {
     super(message)
   }
@@ -134,7 +140,8 @@ export class DocApi {
       const refusal = this.refusalOf(err)
       status = refusal.status
       this.ctx.metrics.rejected.inc({ code: refusal.code })
-      this.sendJson(req, res, refusal.status, { error: refusal.code, message: refusal.message }, refusal.headers)
+      const body = { error: refusal.code, message: refusal.message, ...refusal.details }
+      this.sendJson(req, res, refusal.status, body, refusal.headers)
       // A body the relay did not read is not read later: the connection goes with the answer.
       if (!req.complete) res.once('finish', () => req.destroy())
     } finally {
@@ -145,8 +152,8 @@ export class DocApi {
   private async serve (req: IncomingMessage, res: ServerResponse, address: string): Promise<number> {
     const method = req.method ?? 'GET'
     if (method === 'OPTIONS') return this.preflight(req, res)
-    if (!['GET', 'HEAD', 'POST'].includes(method)) {
-      throw new DocApiError(405, 'ERR_METHOD', `${method} is not a method of /v1/docs: GET reads a document, POST writes an update`, { allow: 'GET, HEAD, POST' })
+    if (!['GET', 'HEAD', 'POST', 'DELETE'].includes(method)) {
+      throw new DocApiError(405, 'ERR_METHOD', `${method} is not a method of /v1/docs: GET reads a document, POST writes an update, DELETE erases it`, { allow: 'GET, HEAD, POST, DELETE' })
     }
     const wait = this.limiter.waitMs(address)
     if (wait > 0) {
@@ -156,10 +163,25 @@ export class DocApi {
     const grants = await this.grantsOf(req)
     const access = grants.access(target.name)
     if (access === 'none') throw new DocApiError(403, 'ERR_FORBIDDEN', `this token does not allow "${target.name}"`)
-    const writing = method === 'POST'
-    if (writing && access === 'ro') throw new DocApiError(403, 'ERR_READ_ONLY', `read-only: this token may read "${target.name}" but not write it`)
-    this.route(target, writing)
+    const writing = method === 'POST' || method === 'DELETE'
+    if (writing && access === 'ro') throw new DocApiError(403, 'ERR_READ_ONLY', `read-only: this token may read "${target.name}" but not ${method === 'DELETE' ? 'delete' : 'write'} it`)
+    this.route(target, method === 'POST')
+    if (method === 'DELETE') return this.erase(req, res, target)
+    const erased = this.ctx.erasure.status(target.name)
+    if (erased !== null) throw this.gone(target.name, erased)
     return writing ? this.write(req, res, target, address) : this.read(req, res, target, address)
+  }
+
+  private gone (name: string, status: ErasureStatus): DocApiError {
+    return new DocApiError(410, 'ERR_DELETED', `"${name}" was deleted (${new Date(status.at).toISOString()}, asked in ${status.origin}): it takes no more reads or writes`, {}, { erasure: status })
+  }
+
+  /** Erases the document everywhere; 202 until every region that may hold it confirmed, then 200. */
+  private async erase (req: IncomingMessage, res: ServerResponse, target: Target): Promise<number> {
+    const status = await this.ctx.erasure.erase(target.name)
+    const code = status.complete ? 200 : 202
+    this.sendJson(req, res, code, { deleted: target.name, ...status })
+    return code
   }
 
   private async grantsOf (req: IncomingMessage): Promise<Grants> {
@@ -278,7 +300,7 @@ export class DocApi {
   private preflight (req: IncomingMessage, res: ServerResponse): number {
     res.writeHead(204, {
       ...this.cors(req),
-      'access-control-allow-methods': 'GET, HEAD, POST',
+      'access-control-allow-methods': 'GET, HEAD, POST, DELETE',
       'access-control-allow-headers': 'authorization, content-type',
       'access-control-max-age': '600',
     })
@@ -293,6 +315,10 @@ export class DocApi {
   private refusalOf (err: unknown): DocApiError {
     if (err instanceof DocApiError) return err
     if (err instanceof RelayRefusal && err.code === 'ERR_DOC_TOO_LARGE') return new DocApiError(413, err.code, err.message)
+    // Erased while the request ran.
+    if ((err instanceof RelayRefusal && err.code === 'ERR_DELETED') || (err instanceof StoreError && err.code === 'ERR_DOC_ERASED')) {
+      return new DocApiError(410, 'ERR_DELETED', err.message)
+    }
     if (err instanceof ProtocolError) return new DocApiError(400, err.code, err.message)
     if (err instanceof StoreError) {
       this.ctx.logger.log('error', 'a document API write was not stored', { code: err.code, error: err.message })

@@ -8,10 +8,10 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import os from 'node:os'
 import type { Registry } from 'prom-client'
-import type { DocStore } from '@georelay/core'
+import type { DocStore, Tombstone } from '@georelay/core'
 import { Authenticator } from '../auth/index.js'
 import type { RelayConfig } from '../config/index.js'
-import { DocRegistry, type SessionPlacement } from '../docs/index.js'
+import { DocRegistry, ErasedDocs, type SessionPlacement } from '../docs/index.js'
 import { Mesh, type PeerInfo } from '../mesh/index.js'
 import { type Logger, type RelayMetrics, createRelayMetrics, stderrLogger, throttledLogger } from '../observability/index.js'
 import { Placement } from '../placement/index.js'
@@ -19,6 +19,7 @@ import { RegionNode } from '../region/index.js'
 import { ReplicationLog, WriteAcks } from '../replication/index.js'
 import { type RegionInfo, handleHttp } from './http-endpoints.js'
 import { DocApi } from './doc-api.js'
+import { Webhooks } from './webhooks.js'
 import { openStore } from './open-store.js'
 import { UpgradeRouter, peerMaxPayload } from './upgrades.js'
 
@@ -63,6 +64,7 @@ export class Relay extends EventEmitter<RelayEvents> {
   private readonly documents: DocRegistry
   private readonly upgrades: UpgradeRouter
   private readonly docApi: DocApi
+  private readonly webhooks: Webhooks
   /** This relay as one node of a region of several (null when it is the region's only relay). */
   private readonly regionNode: RegionNode | null
   private location = 'given by the caller'
@@ -76,11 +78,17 @@ export class Relay extends EventEmitter<RelayEvents> {
     log: ReplicationLog,
     private readonly logger: Logger,
     private readonly server: http.Server,
+    tombstones: readonly Tombstone[],
   ) {
     super()
+    const erased = new ErasedDocs(tombstones, {
+      peers: config.peers.map(p => p.region),
+      waitMs: config.replication.erasureWaitMs,
+    })
     this.counters = createRelayMetrics(config.region, () => store.available !== false)
     this.metrics = this.counters.registry
     const metrics = this.counters
+    this.webhooks = new Webhooks(config, metrics, logger)
     this.placement = new Placement(
       config.region,
       [config.region, ...config.peers.map(p => p.region)],
@@ -111,6 +119,8 @@ export class Relay extends EventEmitter<RelayEvents> {
       fanoutWindowMs: config.fanoutWindowMs,
       presence: config.limits.presence,
       logName: name => this.logName(name),
+      erased,
+      onWrite: (name, seq) => this.webhooks.changed(name, seq),
     })
     this.mesh = new Mesh({
       region: config.region,
@@ -123,6 +133,9 @@ export class Relay extends EventEmitter<RelayEvents> {
       logger,
       placement: this.placement,
       maxPayload: peerMaxPayload(config),
+      erased,
+      logName: name => this.logName(name),
+      onErased: name => this.webhooks.deleted(name),
     })
     const regions = [config.region, ...config.peers.map(p => p.region)]
     this.acks = new WriteAcks({
@@ -161,6 +174,7 @@ export class Relay extends EventEmitter<RelayEvents> {
       urlOf: region => sessionPlacement.urlOf(region),
       documents: this.documents,
       acks: this.acks,
+      erasure: this.mesh.erasure,
       metrics,
       logger,
     })
@@ -190,7 +204,9 @@ export class Relay extends EventEmitter<RelayEvents> {
     const server = http.createServer()
     // A relay without peers has no replication lag to report, so it keeps no write times.
     let log: ReplicationLog
+    let tombstones: Tombstone[]
     try {
+      tombstones = await docStore.readErased()
       log = await ReplicationLog.open(config.region, docStore, {
         trackLag: config.peers.length > 0,
         // The nodes of a region append to one store: marks are read from it, not only kept.
@@ -200,7 +216,7 @@ export class Relay extends EventEmitter<RelayEvents> {
       await docStore.close().catch(() => {})
       throw err
     }
-    const relay = new Relay(config, docStore, log, logger, server)
+    const relay = new Relay(config, docStore, log, logger, server, tombstones)
     relay.location = opened.where
     relayOf = () => relay
     server.on('request', (req, res) => {
@@ -357,6 +373,7 @@ export class Relay extends EventEmitter<RelayEvents> {
 
   private async drain (): Promise<void> {
     this.draining = true
+    this.webhooks.close()
     this.mesh.close()
     await this.regionNode?.close()
     this.placement.close()
