@@ -7,7 +7,7 @@ import { SignJWT } from 'jose'
 import * as Y from 'yjs'
 import type { Relay } from '@georelay/relay'
 import {
-  TestCluster, connectProvider, destroyProvider, startTestRelay, waitForText, waitSynced,
+  TestCluster, connectProvider, destroyProvider, every, on, startTestRelay, waitForText, waitSynced, waitUntil,
 } from '@georelay/testkit'
 
 const SECRET = 'a-test-secret-of-at-least-32-chars!!'
@@ -191,5 +191,26 @@ describe('HTTP document API', () => {
     expect(late.status).toBe(504)
     expect(late.json).toMatchObject({ error: 'ERR_ACK_TIMEOUT' })
     expect(String(late.json?.message)).toMatch(/durable here/)
+  })
+
+  it('answers 503 with Retry-After to a write whose active-passive writer is out of reach, and still serves reads', async () => {
+    cluster = await TestCluster.start({
+      regions: ['us-east', 'eu-west'],
+      // No standby: eu-west holds writes while us-east is away.
+      config: { namespaces: [{ match: 'billing/**', mode: 'active-passive', primary: 'us-east', standby: [] }] },
+    })
+    expect((await post(docUrl(cluster.url('us-east'), 'billing/1'), textUpdate('paid'))).status).toBe(200)
+    const running = cluster
+    const euWest = running.relay('eu-west')
+    // While its writer is up, eu-west redirects the document's requests there.
+    expect((await request(docUrl(running.url('eu-west'), 'billing/1'))).status).toBe(307)
+    await waitUntil([every(50)], async () => (await running.store('eu-west').read('billing/1')).log.length > 0, { what: 'eu-west to hold the invoice' })
+    await cluster.stopRegion('us-east')
+    await waitUntil([on(euWest, 'peers')], () => euWest.peers().every(p => p.state !== 'up'), { what: 'eu-west to lose us-east' })
+    const held = await post(docUrl(cluster.url('eu-west'), 'billing/1'), textUpdate('more'))
+    expect(held.status).toBe(503)
+    expect(held.json).toMatchObject({ error: 'ERR_NO_WRITER' })
+    expect(held.headers.get('retry-after')).toBe('1')
+    expect(textOf((await request(docUrl(cluster.url('eu-west'), 'billing/1'))).bytes)).toBe('paid')
   })
 })

@@ -9,8 +9,9 @@ import * as Y from 'yjs'
 import type { WebsocketProvider } from 'y-websocket'
 import { EventEmitter } from 'node:events'
 import { type Logger, Relay, parseRelayConfig, silentLogger, streamLogger } from '@georelay/relay'
+import { PostgresStore } from '@georelay/store-postgres'
 import {
-  type RedisServer, type TestSchema, WanSimulator, connectProvider, destroyProvider, on, startRedis, testSchema,
+  type RedisServer, type TestSchema, WanSimulator, connectProvider, destroyProvider, every, on, startRedis, testSchema,
   waitForExactSet, waitSynced, waitUntil,
 } from '@georelay/testkit'
 
@@ -207,5 +208,28 @@ describe('a region of two nodes', () => {
     const id = on1.awareness.clientID
     destroyProvider(on1)
     await waitUntil([on(on2.awareness, 'change')], () => !on2.awareness.getStates().has(id), { what: 'the presence to go when its client leaves' })
+  })
+
+  it('closes a sibling node\'s clients of an erased document within a poll, and refuses its writes', async () => {
+    const a1 = await startNode('a1')
+    const a2 = await startNode('a2')
+    await Promise.all([redisUp(a1), redisUp(a2)])
+    const on2 = await provider(a2, 'notes/erased')
+    on2.doc.getArray<string>('set').push(['before'])
+    const http = (relay: Relay): string => `${relay.url.replace(/^ws/, 'http')}/v1/docs/notes%2Ferased`
+    await waitUntil([every(50)], async () => (await fetch(http(a1))).status === 200, { what: 'a1 to read the document' })
+    const closed = new Promise<number>(resolve => on2.once('connection-close', (event: { code: number } | null) => resolve(event?.code ?? 0)))
+    expect((await fetch(http(a1), { method: 'DELETE' })).status).toBe(200)
+    expect(await closed).toBe(4410)
+    on2.shouldConnect = false
+    expect((await fetch(http(a2))).status).toBe(410)
+    const write = new Y.Doc()
+    write.getArray<string>('set').push(['after'])
+    expect((await fetch(http(a2), { method: 'POST', body: Buffer.from(Y.encodeStateAsUpdate(write)) })).status).toBe(410)
+    // What a2 stored of the document before it knew is gone too, and the name stays erased.
+    const store = await PostgresStore.open({ url: schema.url, schema: schema.schema })
+    cleanup.push(() => store.close())
+    expect(await store.read('notes/erased')).toEqual({ snapshot: null, snapshotSeq: 0, log: [] })
+    expect((await store.readErased()).map(t => t.docName)).toEqual(['notes/erased'])
   })
 })

@@ -64,9 +64,20 @@ export class Erasure {
   /** Erases a document everywhere, asked here; resolves once it is purged in this region. */
   async erase (docName: string): Promise<ErasureStatus> {
     const tombstone = this.o.erased.get(docName) ?? { docName, at: Date.now(), origin: this.o.region }
-    await this.apply(tombstone)
+    await this.apply(tombstone, true)
     this.spread(tombstone, null)
     return this.status(docName) as ErasureStatus
+  }
+
+  /**
+   * Applies the tombstones in the store this relay does not know of: a sibling node of the
+   * region wrote them. Erasing again also deletes what this node stored of the document before
+   * it knew.
+   */
+  async syncFromStore (): Promise<void> {
+    for (const tombstone of await this.o.log.store.readErased()) {
+      if (!this.o.erased.has(tombstone.docName)) await this.apply(tombstone)
+    }
   }
 
   /** What is known of a document's erasure here (null: not erased). */
@@ -130,8 +141,9 @@ export class Erasure {
   /**
    * Purges the document here: known erased at once (so nothing more is taken in for it), the
    * store's data deleted with the tombstone kept, its clients closed and its memory freed.
+   * `askedHere`: the erasure was asked of this relay, which tells the webhooks (once).
    */
-  private apply (tombstone: Tombstone): Promise<void> {
+  private apply (tombstone: Tombstone, askedHere = false): Promise<void> {
     const { docName } = tombstone
     const running = this.applying.get(docName)
     if (running !== undefined) return running
@@ -142,7 +154,7 @@ export class Erasure {
       await this.o.registry.evict(docName)
       this.confirm(docName, this.o.region)
       if (fresh) {
-        if (tombstone.origin === this.o.region) this.o.onErased?.(docName)
+        if (askedHere) this.o.onErased?.(docName)
         this.o.metrics.erasures.inc({ origin: tombstone.origin === this.o.region ? 'here' : 'peer' })
         this.o.logger.log('info', 'document erased', { doc: this.o.logName(docName), origin: tombstone.origin })
       }

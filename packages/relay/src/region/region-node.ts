@@ -45,6 +45,12 @@ export interface RegionNodeOptions {
   onNodes?: (nodes: LiveNode[]) => void
   /** The region's links to its peers, when it has peers: this node drives them while it holds the lease. */
   mesh?: RegionMesh
+  /**
+   * Applies the tombstones a sibling node wrote to the shared store (its erasures, or those
+   * peers sent it): called every poll, so a sibling's erasure closes this node's clients of the
+   * document within `pollMs`.
+   */
+  syncErased?: () => Promise<void>
 }
 
 /** What a node asks of its mesh (mesh/, which depends on this folder, not the reverse). */
@@ -133,6 +139,7 @@ export class RegionNode {
     this.bus.on('region', message => this.regionMessage(message))
     this.poll = setInterval(() => {
       void this.follower.catchUp('poll')
+      options.syncErased?.().catch(err => logger.log('warn', 'could not read the region\'s erasures from the shared store; retried next poll', { error: (err as Error).message }))
       // The holder pushes whatever the log holds, and says the peers' marks again.
       if (this.lease?.held === true) {
         options.mesh?.wake()

@@ -160,6 +160,7 @@ export class Relay extends EventEmitter<RelayEvents> {
       onRedis: up => this.emit('redis', up),
       onNodes: () => this.emit('nodes'),
       mesh: this.mesh,
+      syncErased: () => this.mesh.erasure.syncFromStore(),
     })
     this.documents.on('loaded', name => this.emit('loaded', name))
     this.documents.on('released', name => this.emit('released', name))
