@@ -68,6 +68,7 @@ describe('parseRelayConfig', () => {
       peers: [],
       auth: { anonymous: 'none' },
       namespaces: [],
+      webhooks: [],
       // One update as large as a document may be fits in a message, with room for its framing.
       limits: { maxMessageBytes: 64 * 1024 * 1024 + 64 * 1024, ...DEFAULT_LIMITS },
       storage: { compactAfterUpdates: 500, compactAfterBytes: 1024 * 1024, synchronous: 'full', postgres: { schema: 'georelay', poolSize: 10, statementTimeoutMs: 10_000 } },
@@ -133,6 +134,7 @@ describe('parseRelayConfig', () => {
       http: { regions: 'full' as const, allowOrigins: ['https://app.example.com'], adminToken: 't'.repeat(32) },
       node: 'us-east-1',
       redis: { pollMs: 500, cluster: false },
+      webhooks: [{ url: 'https://hooks.example/georelay', events: ['delete'], debounceMs: 500, maxWaitMs: 5000, secret: 'a-webhook-secret-of-at-least-32-bytes!' }],
     }
     expect(parseRelayConfig(input)).toEqual(input)
   })

@@ -127,6 +127,9 @@ describe('region mesh', () => {
     cluster = await TestCluster.start({ regions: ['a', 'b'] })
     const [a, a2, b] = [connect('a', 'doc'), connect('a', 'doc'), connect('b', 'doc')] as [WebsocketProvider, WebsocketProvider, WebsocketProvider]
     await Promise.all([a, a2, b].map(p => waitSynced(p)))
+    // Both links up first: a link still being dialled when the partition starts could slip through it.
+    const linked = (): boolean => cluster.relay('a').peers()[0]?.state === 'up' && cluster.relay('b').peers()[0]?.state === 'up'
+    await waitUntil([on(cluster.relay('a'), 'peers'), on(cluster.relay('b'), 'peers')], linked, { what: 'a and b to be linked' })
     cluster.wan.partition('b')
     await waitUntil([on(cluster.relay('a'), 'peers')], () => cluster.relay('a').peers()[0]?.state !== 'up', { what: 'a to see b gone' })
     const elements = Array.from({ length: 60 }, (_, i) => `while-away-${i}`)
