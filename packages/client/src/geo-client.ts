@@ -102,6 +102,8 @@ export class GeoClient extends ObservableV2<GeoClientEvents> {
   private nonce = 0
   /** The largest message the relay in use takes (0: it did not say). */
   private maxMessageBytes = 0
+  /** The mux protocol of the relay in use (from its welcome). */
+  private relayVersion = 0
   private readonly options: Required<Pick<GeoClientOptions, 'heartbeatMs' | 'heartbeatTimeoutMs' | 'probeIntervalMs' | 'failoverJitterMs'>> & { backoff: { baseMs: number, maxMs: number } }
 
   /** The token sent when connecting (`setToken` replaces it). */
@@ -136,7 +138,9 @@ export class GeoClient extends ObservableV2<GeoClientEvents> {
     const session = new GeoSession(name, doc, this.nextDocId++, this.storeProxy, s => this.forget(s), options)
     this.sessions.set(name, session)
     this.byId.set(session.docId, session)
-    if (this.socket !== null && this.region !== null) void session.attach(m => this.send(m), this.maxMessageBytes)
+    if (this.socket !== null && this.region !== null) {
+      void session.attach(m => this.send(m), this.maxMessageBytes, this.relayVersion)
+    }
     return session
   }
 
@@ -245,6 +249,7 @@ export class GeoClient extends ObservableV2<GeoClientEvents> {
         welcomed = true
         clearTimeout(giveUp)
         const node = { name: message.region, url: region.url }
+        this.relayVersion = message.version
         return this.adopt(socket, node, reason, message.regions, message.maxMessageBytes)
       }
       if (socket === this.socket) this.handle(message)
@@ -280,7 +285,7 @@ export class GeoClient extends ObservableV2<GeoClientEvents> {
     if (regions.length > 0) this.mergeRegions(regions)
     for (const session of this.sessions.values()) {
       session.detach()
-      void session.attach(m => this.send(m), maxMessageBytes)
+      void session.attach(m => this.send(m), maxMessageBytes, this.relayVersion)
     }
     if (previousSocket !== null) previousSocket.close(CloseCode.Normal, `moving to ${region}`)
     this.startHeartbeat()

@@ -7,7 +7,10 @@
 import * as Y from 'yjs'
 import * as awarenessProtocol from 'y-protocols/awareness'
 import { ObservableV2 } from 'lib0/observable'
-import { ACK_LEVELS, type AckLevel, CloseCode, type MuxMessage, type YMessage, decodeFrame, encodeFrame, fullJitter } from '@georelay/core'
+import {
+  ACK_LEVELS, type AckLevel, CloseCode, MUX_PROTOCOL_VERSION, type MuxMessage, type OpenAck, type YMessage,
+  decodeFrame, encodeFrame, fullJitter,
+} from '@georelay/core'
 import type { OfflineStore, PendingWrite } from './offline-store.js'
 
 export type SessionStatus = 'offline' | 'syncing' | 'pending' | 'synced'
@@ -25,9 +28,24 @@ export interface SessionEvents {
    * Others are retried after a growing pause.
    */
   error: (error: Error & { code: number }) => void
+  /** The acknowledgement level in force became known or changed (the namespace's default, told by the relay). */
+  ackLevel: (level: AckLevel) => void
 }
 
+export interface RefreshOptions {
+  /** Every write acknowledged at this level anywhere before the call is then here (default `majority`). */
+  level?: AckLevel
+  /** How long to wait for the regions it must hear from (default 10 s). */
+  timeoutMs?: number
+}
+
+/** Relays before this mux protocol know no `default` level and no strong reads. */
+const DEFAULT_ACK_PROTOCOL = 3
+/** A strong read's answer may lag its timeout by the relay's round trip. */
+const REFRESH_SLACK_MS = 5000
+
 export interface SessionOptions {
+  /** The acknowledgement level of flush(); without it, the namespace's (`ack` of its rule; `local` if none). */
   ack?: AckLevel
   /** How long flush() waits before it rejects (default 30 s). */
   flushTimeoutMs?: number
@@ -51,7 +69,14 @@ const sizeOf = (bytes: number): string => bytes < 1024 * 1024 ? `${Math.round(by
 
 export class GeoSession extends ObservableV2<SessionEvents> {
   readonly awareness: awarenessProtocol.Awareness
-  readonly ack: AckLevel
+  /** The level open() asked for (null: the namespace's default). */
+  private readonly requested: AckLevel | null
+  private level: AckLevel
+  /** Whether `level` is the one in force (false until the relay told the namespace's default). */
+  private levelKnown: boolean
+  private relayVersion = MUX_PROTOCOL_VERSION
+  private nextNonce = 1
+  private readonly refreshes = new Map<number, (unreachable: string[] | null) => void>()
   /** Resolves once the first sync with a relay is done. */
   readonly synced: Promise<void>
   status: SessionStatus = 'offline'
@@ -89,7 +114,9 @@ export class GeoSession extends ObservableV2<SessionEvents> {
     options: SessionOptions = {},
   ) {
     super()
-    this.ack = options.ack ?? 'local'
+    this.requested = options.ack ?? null
+    this.level = options.ack ?? 'local'
+    this.levelKnown = options.ack !== undefined
     this.flushTimeoutMs = options.flushTimeoutMs ?? 30_000
     this.synced = new Promise(resolve => { this.resolveSynced = resolve })
     this.awareness = new awarenessProtocol.Awareness(doc)
@@ -98,12 +125,53 @@ export class GeoSession extends ObservableV2<SessionEvents> {
     this.ready = this.restore()
   }
 
+  /**
+   * The acknowledgement level flush() waits for: the one open() asked for, else the namespace's
+   * default as the relay told it (`local` until then, and with relays that do not tell).
+   */
+  get ackLevel (): AckLevel {
+    return this.level
+  }
+
+  /** The same as `ackLevel` (the name of earlier versions). */
+  get ack (): AckLevel {
+    return this.level
+  }
+
+  /**
+   * A strong read: resolves once this replica holds every update acknowledged at `level`
+   * (default `majority`) anywhere before the call — the relay pulls what its region lacks from
+   * enough other regions and sends it here first. Rejects after `timeoutMs` naming the regions
+   * it could not hear from (a partition), or at once while offline.
+   */
+  refresh ({ level = 'majority', timeoutMs = 10_000 }: RefreshOptions = {}): Promise<void> {
+    const outbox = this.outbox
+    if (outbox === null || this.closed) return Promise.reject(new Error(`"${this.name}" is offline: a strong read needs a relay; wait for status 'synced'`))
+    if (this.relayVersion < DEFAULT_ACK_PROTOCOL) return Promise.reject(new Error(`the relay in use speaks mux protocol ${this.relayVersion}, which has no strong reads: upgrade it`))
+    const nonce = this.nextNonce++
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => finish(null), timeoutMs + REFRESH_SLACK_MS)
+      const finish = (unreachable: string[] | null): void => {
+        clearTimeout(timer)
+        this.refreshes.delete(nonce)
+        if (unreachable === null) return reject(new Error(`strong read of "${this.name}" at '${level}' got no answer from the relay within ${timeoutMs + REFRESH_SLACK_MS} ms`))
+        if (unreachable.length === 0) return resolve()
+        reject(Object.assign(new Error(`strong read of "${this.name}" at '${level}' timed out after ${timeoutMs} ms: no answer from ${unreachable.join(', ')}`), { unreachable }))
+      }
+      this.refreshes.set(nonce, finish)
+      outbox({ type: 'refresh', docId: this.docId, nonce, level, timeoutMs })
+    })
+  }
+
   /** Every local edit so far is durable at the session's level; rejects after the timeout. */
   async flush (timeoutMs = this.flushTimeoutMs): Promise<void> {
     // Edits restored from the offline store count too, so wait until they are back.
     await this.ready
     const target = this.nextWriteId - 1
-    const level = this.ack
+    const deadline = Date.now() + timeoutMs
+    if (!this.levelKnown) await this.levelInForce(timeoutMs, target)
+    const left = Math.max(0, deadline - Date.now())
+    const level = this.level
     if (this.acked[level] >= target) return Promise.resolve()
     return new Promise((resolve, reject) => {
       const check = (): void => {
@@ -115,8 +183,24 @@ export class GeoSession extends ObservableV2<SessionEvents> {
       const timer = setTimeout(() => {
         this.off('ack', check)
         reject(new Error(`flush timed out after ${timeoutMs} ms: writes up to ${target} are durable only up to ${this.acked[level]} at '${level}' (status ${this.status}); check the connection and the regions' health`))
-      }, timeoutMs)
+      }, left)
       this.on('ack', check)
+    })
+  }
+
+  /** Waits for the relay to tell the namespace's level (it does in answer to `open`). */
+  private levelInForce (timeoutMs: number, target: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const known = (): void => {
+        clearTimeout(timer)
+        this.off('ackLevel', known)
+        resolve()
+      }
+      const timer = setTimeout(() => {
+        this.off('ackLevel', known)
+        reject(new Error(`flush timed out after ${timeoutMs} ms: writes up to ${target} are durable only up to ${this.acked.local} at 'local', and no relay has told "${this.name}"'s level yet, its namespace's (status ${this.status})`))
+      }, timeoutMs)
+      this.on('ackLevel', known)
     })
   }
 
@@ -146,14 +230,20 @@ export class GeoSession extends ObservableV2<SessionEvents> {
   }
 
   /** Starts using a relay: open the document, sync, send presence and pending writes. */
-  async attach (outbox: Outbox, maxMessageBytes = this.maxMessageBytes): Promise<void> {
+  async attach (
+    outbox: Outbox, maxMessageBytes = this.maxMessageBytes, relayVersion = this.relayVersion,
+  ): Promise<void> {
     await this.ready
     if (this.closed) return
     this.outbox = outbox
     this.maxMessageBytes = maxMessageBytes
+    this.relayVersion = relayVersion
     this.syncedNow = false
     this.setStatus('syncing')
-    outbox({ type: 'open', docId: this.docId, docName: this.name, ack: this.ack })
+    // A relay of protocol 2 knows no default: the session then uses local, as it always did.
+    const ack: OpenAck = this.requested ?? (relayVersion >= DEFAULT_ACK_PROTOCOL ? 'default' : 'local')
+    if (ack === 'local' && this.requested === null) this.setLevel('local')
+    outbox({ type: 'open', docId: this.docId, docName: this.name, ack })
     this.sendFrame({ type: 'sync-step1', stateVector: Y.encodeStateVector(this.doc) })
     if (this.awareness.getLocalState() !== null) {
       this.sendFrame({ type: 'awareness', update: awarenessProtocol.encodeAwarenessUpdate(this.awareness, [this.doc.clientID]) })
@@ -210,6 +300,10 @@ export class GeoSession extends ObservableV2<SessionEvents> {
         return
       case 'ack':
         return this.acknowledge(message.writeId, message.level)
+      case 'opened':
+        return this.setLevel(message.ack)
+      case 'refreshed':
+        return this.refreshes.get(message.nonce)?.(message.unreachable)
       case 'error': {
         const error = Object.assign(new Error(`the relay refused document "${this.name}": ${message.reason} (${message.code})`), { code: message.code })
         this.emit('error', [error])
@@ -329,6 +423,14 @@ export class GeoSession extends ObservableV2<SessionEvents> {
     if (origin === REMOTE) return
     const changed = [...added, ...updated, ...removed]
     this.sendFrame({ type: 'awareness', update: awarenessProtocol.encodeAwarenessUpdate(this.awareness, changed) })
+  }
+
+  private setLevel (level: AckLevel): void {
+    const changed = level !== this.level || !this.levelKnown
+    this.level = level
+    this.levelKnown = true
+    if (changed) this.emit('ackLevel', [level])
+    this.updateStatus()
   }
 
   private acknowledge (writeId: number, level: AckLevel): void {

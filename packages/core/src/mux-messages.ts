@@ -24,13 +24,19 @@
  * (and reports) an edit too large to send instead of getting its socket closed over it again and
  * again; a welcome from protocol 1 lacks it and decodes with 0 (unknown).
  *
+ * Protocol 3: `open` may ask for the namespace's default level (`default`, 3); the relay then
+ * answers `opened` with the level in force (only then: a client of protocol 2 never gets one).
+ * `refresh` is a strong read: the relay answers `refreshed` once this region holds, and has sent
+ * the client, every update acknowledged at the level anywhere before the request — or, past its
+ * `timeoutMs`, with the regions it could not hear from.
+ *
  * Every message is a lib0 varUint type, then its fields; one message per frame.
  */
 import * as encoding from 'lib0/encoding'
 import { FrameReader } from './frame-reader.js'
 import { ProtocolError } from './protocol-error.js'
 
-export const MUX_PROTOCOL_VERSION = 2
+export const MUX_PROTOCOL_VERSION = 3
 
 export const MuxMessageType = {
   Open: 0,
@@ -44,10 +50,16 @@ export const MuxMessageType = {
   Redirect: 8,
   Pong: 9,
   Auth: 10,
+  Opened: 11,
+  Refresh: 12,
+  Refreshed: 13,
 } as const
 
 export const ACK_LEVELS = ['local', 'majority', 'all'] as const
 export type AckLevel = (typeof ACK_LEVELS)[number]
+/** What `open` asks for: a level, or the namespace's default (`ack` of its rule, `local` without one). */
+export type OpenAck = AckLevel | 'default'
+const OPEN_ACKS: readonly OpenAck[] = [...ACK_LEVELS, 'default']
 
 export interface RegionEndpoint {
   readonly name: string
@@ -56,7 +68,7 @@ export interface RegionEndpoint {
 }
 
 export type MuxMessage =
-  | { type: 'open', docId: number, docName: string, ack: AckLevel }
+  | { type: 'open', docId: number, docName: string, ack: OpenAck }
   | { type: 'close', docId: number }
   | { type: 'sync', docId: number, payload: Uint8Array }
   | { type: 'write', docId: number, writeId: number, update: Uint8Array }
@@ -68,6 +80,10 @@ export type MuxMessage =
   | { type: 'redirect', docId: number, region: string, url: string }
   | { type: 'pong', nonce: number }
   | { type: 'auth', token: string }
+  | { type: 'opened', docId: number, ack: AckLevel }
+  | { type: 'refresh', docId: number, nonce: number, level: AckLevel, timeoutMs: number }
+  /** `unreachable`: the regions not heard from in time (empty: the read is done). */
+  | { type: 'refreshed', docId: number, nonce: number, unreachable: string[] }
 
 const readLevel = (r: FrameReader): AckLevel => {
   const n = r.uint('ack level')
@@ -77,6 +93,13 @@ const readLevel = (r: FrameReader): AckLevel => {
 }
 
 const writeLevel = (e: encoding.Encoder, level: AckLevel): void => encoding.writeVarUint(e, ACK_LEVELS.indexOf(level))
+
+const readOpenAck = (r: FrameReader): OpenAck => {
+  const n = r.uint('ack level')
+  const found = OPEN_ACKS[n]
+  if (found === undefined) throw new ProtocolError('ERR_UNKNOWN_MESSAGE_TYPE', `unknown ack level ${n} (0 local, 1 majority, 2 all, 3 the namespace's default)`)
+  return found
+}
 
 type MessageOf<T extends MuxMessage['type']> = Extract<MuxMessage, { type: T }>
 
@@ -90,8 +113,12 @@ interface Codec<M> {
 const CODECS: { readonly [T in MuxMessage['type']]: Codec<MessageOf<T>> } = {
   open: {
     number: MuxMessageType.Open,
-    write: (e, m) => { encoding.writeVarUint(e, m.docId); encoding.writeVarString(e, m.docName); writeLevel(e, m.ack) },
-    read: r => ({ type: 'open', docId: r.uint('docId'), docName: r.string('document name'), ack: readLevel(r) }),
+    write: (e, m) => {
+      encoding.writeVarUint(e, m.docId)
+      encoding.writeVarString(e, m.docName)
+      encoding.writeVarUint(e, OPEN_ACKS.indexOf(m.ack))
+    },
+    read: r => ({ type: 'open', docId: r.uint('docId'), docName: r.string('document name'), ack: readOpenAck(r) }),
   },
   close: {
     number: MuxMessageType.Close,
@@ -169,6 +196,31 @@ const CODECS: { readonly [T in MuxMessage['type']]: Codec<MessageOf<T>> } = {
     number: MuxMessageType.Auth,
     write: (e, m) => encoding.writeVarString(e, m.token),
     read: r => ({ type: 'auth', token: r.string('token') }),
+  },
+  opened: {
+    number: MuxMessageType.Opened,
+    write: (e, m) => { encoding.writeVarUint(e, m.docId); writeLevel(e, m.ack) },
+    read: r => ({ type: 'opened', docId: r.uint('docId'), ack: readLevel(r) }),
+  },
+  refresh: {
+    number: MuxMessageType.Refresh,
+    write: (e, m) => {
+      encoding.writeVarUint(e, m.docId)
+      encoding.writeVarUint(e, m.nonce)
+      writeLevel(e, m.level)
+      encoding.writeVarUint(e, m.timeoutMs)
+    },
+    read: r => ({ type: 'refresh', docId: r.uint('docId'), nonce: r.uint('nonce'), level: readLevel(r), timeoutMs: r.uint('timeoutMs') }),
+  },
+  refreshed: {
+    number: MuxMessageType.Refreshed,
+    write: (e, m) => {
+      encoding.writeVarUint(e, m.docId)
+      encoding.writeVarUint(e, m.nonce)
+      encoding.writeVarUint(e, m.unreachable.length)
+      for (const region of m.unreachable) encoding.writeVarString(e, region)
+    },
+    read: r => ({ type: 'refreshed', docId: r.uint('docId'), nonce: r.uint('nonce'), unreachable: r.list('regions', 1, () => r.string('region')) }),
   },
 }
 

@@ -28,6 +28,10 @@
  * hold when a link comes up, and each new one at once), and `erased` confirms, per document,
  * that the sender purged it; see relay/src/mesh/erasure.ts.
  *
+ * A strong read (a client's `refresh`) sends `pull` with the asking region's state vector of a
+ * document to the regions it must hear from; each answers `pulled` with what that state vector
+ * lacks (empty when nothing, or when its rules keep the document from the asker).
+ *
  * Every message is a lib0 varUint type, then its fields; one message per frame.
  */
 import * as encoding from 'lib0/encoding'
@@ -48,6 +52,8 @@ export const PeerMessageType = {
   Policy: 8,
   Erase: 9,
   Erased: 10,
+  Pull: 11,
+  Pulled: 12,
 } as const
 
 /** Per origin region, an origin sequence number. */
@@ -73,6 +79,8 @@ export type PeerMessage =
   | { type: 'policy', rules: string }
   | { type: 'erase', tombstones: { docName: string, at: number, origin: string }[] }
   | { type: 'erased', docNames: string[] }
+  | { type: 'pull', nonce: number, docName: string, stateVector: Uint8Array }
+  | { type: 'pulled', nonce: number, docName: string, update: Uint8Array }
 
 // fromEntries, not assignment: a region named `__proto__` must stay an own key.
 const readMarks = (r: FrameReader): Marks =>
@@ -203,6 +211,24 @@ const CODECS: { readonly [T in PeerMessage['type']]: Codec<MessageOf<T>> } = {
     number: PeerMessageType.Erased,
     write: (e, m) => writeStrings(e, m.docNames),
     read: r => ({ type: 'erased', docNames: r.list('document names', 1, () => r.string('document name')) }),
+  },
+  pull: {
+    number: PeerMessageType.Pull,
+    write: (e, m) => {
+      encoding.writeVarUint(e, m.nonce)
+      encoding.writeVarString(e, m.docName)
+      encoding.writeVarUint8Array(e, m.stateVector)
+    },
+    read: r => ({ type: 'pull', nonce: r.uint('nonce'), docName: r.string('document name'), stateVector: r.bytes('state vector') }),
+  },
+  pulled: {
+    number: PeerMessageType.Pulled,
+    write: (e, m) => {
+      encoding.writeVarUint(e, m.nonce)
+      encoding.writeVarString(e, m.docName)
+      encoding.writeVarUint8Array(e, m.update)
+    },
+    read: r => ({ type: 'pulled', nonce: r.uint('nonce'), docName: r.string('document name'), update: r.bytes('update') }),
   },
 }
 

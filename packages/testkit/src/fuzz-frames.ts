@@ -263,18 +263,21 @@ const syncPayload: fc.Arbitrary<Uint8Array> = fc.oneof(
 )
 
 export const muxMessage: fc.Arbitrary<MuxMessage> = fc.oneof(
-  { weight: 3, arbitrary: fc.record({ type: fc.constant('open' as const), docId, docName: fuzzDocName, ack: ackLevel }) },
+  { weight: 3, arbitrary: fc.record({ type: fc.constant('open' as const), docId, docName: fuzzDocName, ack: fc.oneof(ackLevel, fc.constant('default' as const)) }) },
   { weight: 1, arbitrary: fc.record({ type: fc.constant('close' as const), docId }) },
   { weight: 4, arbitrary: fc.record({ type: fc.constant('sync' as const), docId, payload: syncPayload }) },
   { weight: 4, arbitrary: fc.record({ type: fc.constant('write' as const), docId, writeId: num, update: updatePayload }) },
   { weight: 1, arbitrary: fc.record({ type: fc.constant('ping' as const), nonce: num }) },
   { weight: 1, arbitrary: fc.record({ type: fc.constant('auth' as const), token: fc.oneof(fc.string({ maxLength: 12 }), fc.constant('eyJhbGciOiJIUzI1NiJ9.e30.x')) }) },
+  { weight: 1, arbitrary: fc.record({ type: fc.constant('refresh' as const), docId, nonce: num, level: ackLevel, timeoutMs: num }) },
   // Relay-to-client messages, which a relay must refuse from a client.
   { weight: 1, arbitrary: fc.record({ type: fc.constant('welcome' as const), version: num, region: fc.string({ maxLength: 6 }), regions: fc.array(fc.record({ name: fc.string({ maxLength: 4 }), url: fc.string({ maxLength: 8 }) }), { maxLength: 2 }), maxMessageBytes: num }) },
   { weight: 1, arbitrary: fc.record({ type: fc.constant('ack' as const), docId, writeId: num, level: ackLevel }) },
   { weight: 1, arbitrary: fc.record({ type: fc.constant('error' as const), docId, code: num, reason: fc.string({ maxLength: 8 }) }) },
   { weight: 1, arbitrary: fc.record({ type: fc.constant('redirect' as const), docId, region: fc.string({ maxLength: 6 }), url: fc.string({ maxLength: 8 }) }) },
   { weight: 1, arbitrary: fc.record({ type: fc.constant('pong' as const), nonce: num }) },
+  { weight: 1, arbitrary: fc.record({ type: fc.constant('opened' as const), docId, ack: ackLevel }) },
+  { weight: 1, arbitrary: fc.record({ type: fc.constant('refreshed' as const), docId, nonce: num, unreachable: fc.array(fc.string({ maxLength: 6 }), { maxLength: 2 }) }) },
 )
 
 export const muxFrame: fc.Arbitrary<Uint8Array> = muxMessage.map(encodeMuxMessage)
@@ -296,6 +299,8 @@ export const peerMessage: fc.Arbitrary<PeerMessage> = fc.oneof(
   // Namespace rules as canonical JSON, or not.
   { weight: 1, arbitrary: fc.record({ type: fc.constant('erase' as const), tombstones: fc.array(fc.record({ docName: fuzzDocName, at: num, origin: region }), { maxLength: 3 }) }) },
   { weight: 1, arbitrary: fc.record({ type: fc.constant('erased' as const), docNames: fc.array(fuzzDocName, { maxLength: 3 }) }) },
+  { weight: 1, arbitrary: fc.record({ type: fc.constant('pull' as const), nonce: num, docName: fuzzDocName, stateVector }) },
+  { weight: 1, arbitrary: fc.record({ type: fc.constant('pulled' as const), nonce: num, docName: fuzzDocName, update: updatePayload }) },
   { weight: 1, arbitrary: fc.record({ type: fc.constant('policy' as const), rules: fc.oneof(fc.constantFrom('[]', '[{"match":"*","mode":"active-active"}]', '[{"match":"fuzz/*","regions":["fuzz"]}]'), fc.json({ maxDepth: 2 }), fc.string({ maxLength: 12 })) }) },
 )
 

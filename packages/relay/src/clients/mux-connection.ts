@@ -6,8 +6,8 @@
  */
 import type { WebSocket } from 'ws'
 import {
-  type AckLevel, CloseCode, MUX_PROTOCOL_VERSION, type MuxMessage, ProtocolError, type RegionEndpoint, decodeFrame,
-  decodeMuxMessage, docNameProblem, encodeMuxMessage, isReservedName, validateUpdate,
+  type AckLevel, CloseCode, MUX_PROTOCOL_VERSION, type MuxMessage, type OpenAck, ProtocolError, type RegionEndpoint,
+  decodeFrame, decodeMuxMessage, docNameProblem, encodeFrame, encodeMuxMessage, isReservedName, validateUpdate,
 } from '@georelay/core'
 import { AuthError, type Grants } from '../auth/index.js'
 import { describeFailure } from './client-failure.js'
@@ -19,10 +19,15 @@ import type { Logger } from '../observability/index.js'
 import { coalesceQuestions, costOfBytes } from '../limits/index.js'
 import type { RelayMetrics } from '../observability/index.js'
 import { type Expiry, expiryTimer } from '../auth/index.js'
+import type { StrongReadResult } from '../mesh/index.js'
 import type { WriteAcks } from '../replication/index.js'
 
 /** Checking a token (a signature) costs more than a small message. */
 const AUTH_COST = 16
+/** A strong read asks other regions: priced like a token check. */
+const REFRESH_COST = 16
+/** How long a strong read may wait at most, whatever the client asks. */
+const MAX_REFRESH_TIMEOUT_MS = 60_000
 
 export interface MuxContext {
   registry: DocRegistry
@@ -37,6 +42,10 @@ export interface MuxContext {
   placement?: SessionPlacement
   /** The regions a document's `majority` and `all` count (default: every region). */
   allowedRegions?: (docName: string) => string[]
+  /** The `ack` of a document's namespace rule, for an `open` that asks for the default. */
+  defaultAck?: (docName: string) => AckLevel
+  /** A strong read of a document (mesh/strong-read.ts). */
+  strongRead?: (docName: string, level: AckLevel, timeoutMs: number) => Promise<StrongReadResult>
   /** What the socket's token allows (default: everything), and how to check a new token. */
   grants?: Grants
   verify?: (token: string) => Promise<Grants>
@@ -128,6 +137,10 @@ export class MuxConnection {
       case 'auth':
         this.socket.charge(AUTH_COST)
         return this.refresh(message.token)
+      case 'refresh':
+        this.socket.charge(REFRESH_COST)
+        if (this.gone.has(message.docId)) return
+        return this.strongRead(message.docId, this.docOf(message.docId), message)
       default: throw new ProtocolError('ERR_UNEXPECTED_MESSAGE', `${message.type} goes from relay to client, not the other way`)
     }
   }
@@ -159,7 +172,19 @@ export class MuxConnection {
     if (this.gone.size > this.ctx.maxDocs) this.gone.delete(this.gone.values().next().value as number)
   }
 
-  private open (docId: number, docName: string, ack: AckLevel): void {
+  /** Answers `refreshed` once the read is done, after the updates it pulled (sent straight to this client). */
+  private strongRead (docId: number, doc: OpenDoc, asked: { level: AckLevel, timeoutMs: number, nonce: number }): void {
+    const { level, timeoutMs, nonce } = asked
+    const read = this.ctx.strongRead
+    if (read === undefined) return this.send({ type: 'refreshed', docId, nonce, unreachable: [] })
+    read(doc.session.docName, level, Math.min(timeoutMs, MAX_REFRESH_TIMEOUT_MS)).then(({ updates, unreachable }) => {
+      if (this.docs.get(docId) !== doc) return
+      for (const update of updates) this.send({ type: 'sync', docId, payload: encodeFrame({ type: 'sync-update', update }) })
+      this.send({ type: 'refreshed', docId, nonce, unreachable })
+    }, err => this.failDoc(docId, err))
+  }
+
+  private open (docId: number, docName: string, asked: OpenAck): void {
     // Opening an open document starts it over (a client re-attaching after an error).
     if (this.docs.has(docId)) this.closeDoc(docId)
     this.gone.delete(docId)
@@ -204,8 +229,10 @@ export class MuxConnection {
     session.readOnly = access === 'ro'
     // A document that lives elsewhere was redirected while its session was made.
     if (moved) return
+    const ack = asked === 'default' ? this.ctx.defaultAck?.(docName) ?? 'local' : asked
     doc = { ack, session, regions: this.ctx.allowedRegions?.(docName) }
     this.docs.set(docId, doc)
+    if (asked === 'default') this.send({ type: 'opened', docId, ack })
   }
 
   private closeDoc (docId: number): void {

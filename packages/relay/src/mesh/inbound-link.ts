@@ -113,6 +113,8 @@ export class InboundLink {
       case 'awareness':
       case 'erase':
       case 'erased':
+      case 'pull':
+      case 'pulled':
         return this.ctx.control(message, this.region)
       case 'policy':
         placement.setPeerRules(this.region, message.rules)

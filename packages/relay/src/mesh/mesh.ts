@@ -15,6 +15,7 @@ import { type Logger, type RelayMetrics, throttledLogger } from '../observabilit
 import type { MeshView, PeerPolicyInfo, Placement } from '../placement/index.js'
 import type { ReplicationLog } from '../replication/index.js'
 import { Erasure } from './erasure.js'
+import { StrongReads } from './strong-read.js'
 import { InboundLink } from './inbound-link.js'
 import type { LinkContext, MeshTiming, RefusedKind } from './link-context.js'
 import { LinkStateTable, LinkStateVersions, shouldForward } from './link-state.js'
@@ -106,6 +107,8 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
   private readonly heldElsewhere = new Map<string, number>()
   /** Erasures: this region's, and the tombstones the other regions send. */
   readonly erasure: Erasure
+  /** Clients' strong reads: what this region pulls from the others (strong-read.ts). */
+  readonly strongReads: StrongReads
 
   constructor (options: MeshOptions) {
     super()
@@ -155,6 +158,15 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
       send: (region, message) => this.sendTo(region, message),
       neighbours: () => this.neighbours(),
       onErased: docName => options.onErased?.(docName),
+    })
+    this.strongReads = new StrongReads({
+      region: this.region,
+      log: this.log,
+      registry,
+      placement: this.placement,
+      logger: this.logger,
+      send: (region, message) => this.sendTo(region, message),
+      neighbours: () => this.neighbours(),
     })
   }
 
@@ -295,6 +307,10 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
   private handleControl (message: PeerMessage, from: string): void {
     if (message.type === 'erase' || message.type === 'erased') {
       this.erasure.receive(message, from)
+    } else if (message.type === 'pull' || message.type === 'pulled') {
+      this.strongReads.receive(message, from).catch(err => {
+        this.logger.log('warn', 'could not answer a strong read\'s pull', { peer: from, error: (err as Error).message })
+      })
     } else if (message.type === 'link-state') {
       if (message.region === this.region) return
       if (!this.linkStates.update(message.region, message.version, message.reaches, message.have)) return

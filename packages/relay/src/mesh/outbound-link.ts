@@ -209,6 +209,8 @@ export class OutboundLink {
       case 'awareness':
       case 'erase':
       case 'erased':
+      case 'pull':
+      case 'pulled':
         return this.ctx.control(message, this.region)
       default:
         return this.drop(`unexpected ${message.type} on an outbound link`, CloseCode.MalformedMessage, 'protocol')

@@ -64,6 +64,12 @@ export const checkPeerMessage = (message: PeerMessage): void => {
         checkRegion(t.origin, 'a tombstone\'s origin')
       }
       return
+    case 'pull':
+      checkDocName(message.docName)
+      return validateStateVector(message.stateVector)
+    case 'pulled':
+      checkDocName(message.docName)
+      return validateUpdate(message.update)
     case 'policy':
       return
   }

@@ -1,3 +1,3 @@
 // What the rest of the relay uses of replication/: other folders import it from here only.
 export { ReplicationLog } from './replication-log.js'
-export { WriteAcks } from './write-acks.js'
+export { WriteAcks, regionsNeeded } from './write-acks.js'

@@ -268,6 +268,8 @@ export class UpgradeRouter {
           region: config.region,
           regions: () => this.ctx.endpoints(),
           allowedRegions: docName => this.ctx.placement.allowedRegions(docName),
+          defaultAck: docName => this.ctx.placement.resolve(docName).ack,
+          strongRead: (docName, level, timeoutMs) => this.ctx.mesh.strongReads.read(docName, level, timeoutMs),
           grants,
           verify: token => this.ctx.authenticator.verify(token),
         })

@@ -1,0 +1,114 @@
+/**
+ * Consistency chosen on both sides: a namespace's default acknowledgement level reaches the
+ * SDK, and strong reads (`session.refresh`) pull what this region lacks from enough others,
+ * under the WAN simulator with real relays.
+ */
+import { afterEach, describe, expect, it } from '@jest/globals'
+import * as Y from 'yjs'
+import { LOCAL_ORIGIN } from '@georelay/core'
+import { GeoClient, type GeoSession } from '@georelay/client'
+import { TestCluster, on, waitUntil } from '@georelay/testkit'
+
+const REGIONS = ['a', 'b', 'c']
+
+describe('consistency levels', () => {
+  let cluster: TestCluster
+  const clients: GeoClient[] = []
+  afterEach(async () => {
+    for (const c of clients.splice(0)) await c.close()
+    await cluster?.close()
+  })
+
+  const session = (region: string, name: string, options: { ack?: 'local' | 'majority' | 'all' } = {}): GeoSession => {
+    const client = new GeoClient({ regions: [{ name: region, url: cluster.url(region) }], probeIntervalMs: 0 })
+    clients.push(client)
+    return client.open(name, new Y.Doc(), options)
+  }
+  const linked = (region: string): Promise<true> => waitUntil([on(cluster.relay(region), 'peers')],
+    () => cluster.relay(region).peers().every(p => p.state === 'up'), { what: `${region}'s links up` })
+
+  it('uses the namespace\'s ack level when open() names none, and an explicit level when it does', async () => {
+    cluster = await TestCluster.start({
+      regions: REGIONS,
+      delayMs: () => 10,
+      config: { namespaces: [{ match: 'ledger/**', ack: 'majority' }, { match: '*', mode: 'active-active' }] },
+    })
+    const byDefault = session('a', 'ledger/1')
+    const level = new Promise(resolve => byDefault.on('ackLevel', resolve))
+    await byDefault.synced
+    expect(await level).toBe('majority')
+    expect(byDefault.ackLevel).toBe('majority')
+    const explicit = session('a', 'ledger/2', { ack: 'local' })
+    await explicit.synced
+    expect(explicit.ackLevel).toBe('local')
+    const plain = session('a', 'notes/1')
+    await plain.synced
+    await waitUntil([statusOf(plain)], () => plain.ackLevel === 'local', { what: 'notes/1 to be told local' })
+
+    // With two of three regions cut away, majority cannot be had: flush waits for it.
+    await linked('a')
+    cluster.wan.partition('b')
+    cluster.wan.partition('c')
+    byDefault.doc.getText('t').insert(0, 'debit')
+    explicit.doc.getText('t').insert(0, 'credit')
+    await explicit.flush(5000)
+    await expect(byDefault.flush(500)).rejects.toThrow(/majority/)
+    cluster.wan.healAll()
+    await byDefault.flush(10_000)
+  })
+
+  it('refresh({ level: majority }) pulls what this region lacks from the nearest other region, past a slow direct link', async () => {
+    // Links that live through a 1.5 s one-way delay.
+    const replication = { linkTimeoutMs: 6000 }
+    cluster = await TestCluster.start({ regions: REGIONS, delayMs: () => 10, config: { replication } })
+    await Promise.all(REGIONS.map(linked))
+    // a's own link to b is slow now: its entries take 1.5 s to get there directly.
+    cluster.wan.setConditions('a', 'b', { delayMs: 1500 })
+    const writer = session('a', 'strong/1', { ack: 'majority' })
+    const reader = session('b', 'strong/1')
+    await Promise.all([writer.synced, reader.synced])
+    writer.doc.getText('t').insert(0, 'acknowledged at majority')
+    await writer.flush(5000)
+    const started = performance.now()
+    await reader.refresh({ level: 'majority', timeoutMs: 5000 })
+    const tookMs = performance.now() - started
+    expect(reader.doc.getText('t').toString()).toBe('acknowledged at majority')
+    // It came by the pull (b stored it as its own catch-up), not down the slow link.
+    const pulled = (await cluster.store('b').readOrigin(LOCAL_ORIGIN, 0, 100)).entries.filter(e => e.docName === 'strong/1')
+    expect(pulled.length).toBeGreaterThan(0)
+    // `all` needs no other region: what was acknowledged at all is here already.
+    await reader.refresh({ level: 'all' })
+
+    // The figure with real distances: b's nearest other region 40 ms away, the writer's 110 ms.
+    cluster.wan.setConditions('b', 'c', { delayMs: 40 })
+    cluster.wan.setConditions('a', 'b', { delayMs: 110 })
+    const samples: number[] = []
+    for (let i = 0; i < 5; i++) {
+      writer.doc.getText('t').insert(0, `${i} `)
+      await writer.flush(5000)
+      const t0 = performance.now()
+      await reader.refresh({ level: 'majority', timeoutMs: 5000 })
+      samples.push(performance.now() - t0)
+      expect(reader.doc.getText('t').toString()).toContain(`${i} `)
+    }
+    const median = [...samples].sort((x, y) => x - y)[2] as number
+    console.log(`strong read at b, refresh({ level: 'majority' }): ${tookMs.toFixed(1)} ms with b–c 10 ms and a–b 1500 ms one way; median of 5 ${median.toFixed(1)} ms (${samples.map(x => x.toFixed(0)).join(', ')}) with b–c 40 ms and a–b 110 ms`)
+  })
+
+  it('refresh() waits through a partition, then fails naming the regions it could not hear from', async () => {
+    cluster = await TestCluster.start({ regions: REGIONS, delayMs: () => 10 })
+    await Promise.all(REGIONS.map(linked))
+    const reader = session('b', 'strong/cut')
+    await reader.synced
+    cluster.wan.partition('b')
+    const failure = await reader.refresh({ level: 'majority', timeoutMs: 400 }).then(() => null, (err: Error & { unreachable?: string[] }) => err)
+    expect(failure?.message).toMatch(/timed out after 400 ms: no answer from a, c/)
+    expect(failure?.unreachable).toEqual(['a', 'c'])
+    cluster.wan.healAll()
+    await linked('b')
+    await reader.refresh({ level: 'majority', timeoutMs: 5000 })
+  })
+})
+
+/** Re-evaluates on the session's status changes. */
+const statusOf = (s: GeoSession): ReturnType<typeof on> => on(s as never, 'status')
