@@ -13,7 +13,8 @@ import {
 } from '@georelay/core'
 import type { OfflineStore, PendingWrite } from './offline-store.js'
 
-export type SessionStatus = 'offline' | 'syncing' | 'pending' | 'synced'
+/** `stale`: synced, but the region is further behind another region than `maxStalenessMs`. */
+export type SessionStatus = 'offline' | 'syncing' | 'pending' | 'synced' | 'stale'
 
 export interface SessionEvents {
   /** The status changed: offline (no relay), syncing, pending (writes not yet durable at the level), synced. */
@@ -30,6 +31,16 @@ export interface SessionEvents {
   error: (error: Error & { code: number }) => void
   /** The acknowledgement level in force became known or changed (the namespace's default, told by the relay). */
   ackLevel: (level: AckLevel) => void
+  /** The relay told how far behind its region is on the document's other regions. */
+  staleness: (staleness: Readonly<Record<string, RegionLag>>) => void
+}
+
+/** How far behind the region in use is on one other region's writes, as its relay knows it. */
+export interface RegionLag {
+  /** How long it has lacked the oldest of that region's writes it lacks (0: none), in ms. */
+  lagMs: number
+  /** How many of that region's entries it lacks. */
+  pending: number
 }
 
 export interface RefreshOptions {
@@ -49,6 +60,11 @@ export interface SessionOptions {
   ack?: AckLevel
   /** How long flush() waits before it rejects (default 30 s). */
   flushTimeoutMs?: number
+  /**
+   * Bounded staleness: `synced` waits, and `status` is `stale`, while the region in use is
+   * further behind any other region of the document than this (default: no bound).
+   */
+  maxStalenessMs?: number
 }
 
 /** Something the session sends mux messages through (the client's current socket). */
@@ -77,6 +93,8 @@ export class GeoSession extends ObservableV2<SessionEvents> {
   private relayVersion = MUX_PROTOCOL_VERSION
   private nextNonce = 1
   private readonly refreshes = new Map<number, (unreachable: string[] | null) => void>()
+  private lags: Record<string, RegionLag> = {}
+  private readonly maxStalenessMs: number | null
   /** Resolves once the first sync with a relay is done. */
   readonly synced: Promise<void>
   status: SessionStatus = 'offline'
@@ -118,6 +136,7 @@ export class GeoSession extends ObservableV2<SessionEvents> {
     this.level = options.ack ?? 'local'
     this.levelKnown = options.ack !== undefined
     this.flushTimeoutMs = options.flushTimeoutMs ?? 30_000
+    this.maxStalenessMs = options.maxStalenessMs ?? null
     this.synced = new Promise(resolve => { this.resolveSynced = resolve })
     this.awareness = new awarenessProtocol.Awareness(doc)
     doc.on('update', this.onDocUpdate)
@@ -131,6 +150,14 @@ export class GeoSession extends ObservableV2<SessionEvents> {
    */
   get ackLevel (): AckLevel {
     return this.level
+  }
+
+  /**
+   * Per other region of the document: how far behind the region in use is known to be on its
+   * writes, as the relay last told it (every second while it changes).
+   */
+  get staleness (): Readonly<Record<string, RegionLag>> {
+    return this.lags
   }
 
   /** The same as `ackLevel` (the name of earlier versions). */
@@ -304,6 +331,11 @@ export class GeoSession extends ObservableV2<SessionEvents> {
         return this.setLevel(message.ack)
       case 'refreshed':
         return this.refreshes.get(message.nonce)?.(message.unreachable)
+      case 'staleness':
+        this.lags = Object.fromEntries(message.regions.map(s => [s.region, { lagMs: s.lagMs, pending: s.pending }]))
+        this.emit('staleness', [this.lags])
+        this.settleSynced()
+        return this.updateStatus()
       case 'error': {
         const error = Object.assign(new Error(`the relay refused document "${this.name}": ${message.reason} (${message.code})`), { code: message.code })
         this.emit('error', [error])
@@ -328,10 +360,7 @@ export class GeoSession extends ObservableV2<SessionEvents> {
         Y.applyUpdate(this.doc, message.update, REMOTE)
         this.syncedNow = true
         this.retries = 0
-        if (!this.hasSynced) {
-          this.hasSynced = true
-          this.resolveSynced()
-        }
+        this.settleSynced()
         this.updateStatus()
         return
       case 'sync-update':
@@ -448,9 +477,23 @@ export class GeoSession extends ObservableV2<SessionEvents> {
     this.updateStatus()
   }
 
+  /** Whether the region in use is further behind another region than maxStalenessMs. */
+  private get tooStale (): boolean {
+    const max = this.maxStalenessMs
+    return max !== null && Object.values(this.lags).some(lag => lag.lagMs > max)
+  }
+
+  /** `synced` resolves at the first sync done while the region is not too stale. */
+  private settleSynced (): void {
+    if (this.hasSynced || !this.syncedNow || this.tooStale) return
+    this.hasSynced = true
+    this.resolveSynced()
+  }
+
   private updateStatus (): void {
     if (this.outbox === null) return this.setStatus('offline')
     if (!this.syncedNow) return this.setStatus('syncing')
+    if (this.tooStale) return this.setStatus('stale')
     this.setStatus(this.pending.size > 0 ? 'pending' : 'synced')
   }
 

@@ -1,5 +1,5 @@
 export { GeoClient, type GeoClientEvents, type GeoClientOptions, type RegionChange, type RegionChangeReason } from './geo-client.js'
-export { GeoSession, type SessionEvents, type SessionOptions, type SessionStatus } from './geo-session.js'
+export { GeoSession, type RefreshOptions, type RegionLag, type SessionEvents, type SessionOptions, type SessionStatus } from './geo-session.js'
 export { DEFAULT_FAILBACK, RegionPicker, nodesOf, probeRtt, type FailbackRule, type Fetch, type RegionSpec } from './region-picker.js'
 export { createOfflineStore, type OfflineStoreSpec } from './create-offline-store.js'
 export { MemoryOfflineStore } from './memory-offline-store.js'

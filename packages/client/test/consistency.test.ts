@@ -108,7 +108,40 @@ describe('consistency levels', () => {
     await linked('b')
     await reader.refresh({ level: 'majority', timeoutMs: 5000 })
   })
-})
 
+  it('says how stale the region is per other region, and with maxStalenessMs holds synced and says stale until a partition heals', async () => {
+    cluster = await TestCluster.start({ regions: REGIONS, delayMs: () => 10 })
+    await Promise.all(REGIONS.map(linked))
+    const writer = session('a', 'stale/1', { ack: 'local' })
+    const client = new GeoClient({ regions: [{ name: 'b', url: cluster.url('b') }], probeIntervalMs: 0 })
+    clients.push(client)
+    const reader = client.open('stale/1', new Y.Doc(), { maxStalenessMs: 1000 })
+    await Promise.all([writer.synced, reader.synced])
+    await waitUntil([on(reader as never, 'staleness')], () => reader.staleness.a?.lagMs === 0 && reader.staleness.c?.lagMs === 0, { what: 'b to be told it is up to date with a and c' })
+    expect(reader.status).toBe('synced')
+
+    // b cut off while a writes: its word from a goes stale, and so does the session.
+    cluster.wan.partition('b')
+    writer.doc.getText('t').insert(0, 'written while b is away')
+    await writer.flush(5000)
+    await waitUntil([on(reader as never, 'status')], () => reader.status === 'stale', { what: 'the reader to say stale', timeoutMs: 15_000 })
+    expect(reader.staleness.a?.lagMs).toBeGreaterThan(1000)
+    // A new session with the bound does not call itself synced meanwhile.
+    const late = client.open('stale/2', new Y.Doc(), { maxStalenessMs: 1000 })
+    let lateSynced = false
+    void late.synced.then(() => { lateSynced = true })
+    await waitUntil([on(late as never, 'staleness')], () => Object.keys(late.staleness).length > 0, { what: 'the late session to be told the staleness' })
+    expect(late.status).toBe('stale')
+    expect(lateSynced).toBe(false)
+
+    const healed = performance.now()
+    cluster.wan.healAll()
+    await waitUntil([on(reader as never, 'status')], () => reader.status === 'synced', { what: 'the reader to be within bounds again', timeoutMs: 15_000 })
+    await late.synced
+    const waitedMs = performance.now() - healed
+    expect(reader.doc.getText('t').toString()).toBe('written while b is away')
+    console.log(`bounded staleness: maxStalenessMs 1000 held synced until ${waitedMs.toFixed(0)} ms after the partition healed (heartbeat 200 ms, link timeout 1000 ms)`)
+  }, 40_000)
+})
 /** Re-evaluates on the session's status changes. */
 const statusOf = (s: GeoSession): ReturnType<typeof on> => on(s as never, 'status')

@@ -22,7 +22,7 @@ export {
 } from './peer-messages.js'
 export {
   ACK_LEVELS, MUX_PROTOCOL_VERSION, MuxMessageType, decodeMuxMessage, encodeMuxMessage, type AckLevel, type MuxMessage,
-  type OpenAck,
+  type OpenAck, type RegionStaleness,
   type RegionEndpoint,
 } from './mux-messages.js'
 export { FrameReader } from './frame-reader.js'

@@ -28,7 +28,9 @@
  * answers `opened` with the level in force (only then: a client of protocol 2 never gets one).
  * `refresh` is a strong read: the relay answers `refreshed` once this region holds, and has sent
  * the client, every update acknowledged at the level anywhere before the request — or, past its
- * `timeoutMs`, with the regions it could not hear from.
+ * `timeoutMs`, with the regions it could not hear from. `staleness` says, per other region of
+ * a document, how far behind this relay's region is known to be on that region's writes; the
+ * relay sends it when a document opens and when it changes.
  *
  * Every message is a lib0 varUint type, then its fields; one message per frame.
  */
@@ -53,6 +55,7 @@ export const MuxMessageType = {
   Opened: 11,
   Refresh: 12,
   Refreshed: 13,
+  Staleness: 14,
 } as const
 
 export const ACK_LEVELS = ['local', 'majority', 'all'] as const
@@ -60,6 +63,14 @@ export type AckLevel = (typeof ACK_LEVELS)[number]
 /** What `open` asks for: a level, or the namespace's default (`ack` of its rule, `local` without one). */
 export type OpenAck = AckLevel | 'default'
 const OPEN_ACKS: readonly OpenAck[] = [...ACK_LEVELS, 'default']
+
+export interface RegionStaleness {
+  readonly region: string
+  /** How long this region has lacked the oldest write of `region` it lacks (0: none), in ms. */
+  readonly lagMs: number
+  /** Entries of `region`'s stream this region is known to lack. */
+  readonly pending: number
+}
 
 export interface RegionEndpoint {
   readonly name: string
@@ -84,6 +95,8 @@ export type MuxMessage =
   | { type: 'refresh', docId: number, nonce: number, level: AckLevel, timeoutMs: number }
   /** `unreachable`: the regions not heard from in time (empty: the read is done). */
   | { type: 'refreshed', docId: number, nonce: number, unreachable: string[] }
+  /** Per other region of the document: how far behind this region is known to be on its writes. */
+  | { type: 'staleness', docId: number, regions: RegionStaleness[] }
 
 const readLevel = (r: FrameReader): AckLevel => {
   const n = r.uint('ack level')
@@ -211,6 +224,23 @@ const CODECS: { readonly [T in MuxMessage['type']]: Codec<MessageOf<T>> } = {
       encoding.writeVarUint(e, m.timeoutMs)
     },
     read: r => ({ type: 'refresh', docId: r.uint('docId'), nonce: r.uint('nonce'), level: readLevel(r), timeoutMs: r.uint('timeoutMs') }),
+  },
+  staleness: {
+    number: MuxMessageType.Staleness,
+    write: (e, m) => {
+      encoding.writeVarUint(e, m.docId)
+      encoding.writeVarUint(e, m.regions.length)
+      for (const s of m.regions) {
+        encoding.writeVarString(e, s.region)
+        encoding.writeVarUint(e, s.lagMs)
+        encoding.writeVarUint(e, s.pending)
+      }
+    },
+    read: r => ({
+      type: 'staleness',
+      docId: r.uint('docId'),
+      regions: r.list('regions', 3, () => ({ region: r.string('region'), lagMs: r.uint('lagMs'), pending: r.uint('pending') })),
+    }),
   },
   refreshed: {
     number: MuxMessageType.Refreshed,

@@ -74,7 +74,11 @@ export type PeerMessage =
   | { type: 'sv-request', docNames: string[] }
   | { type: 'sv-reply', docs: { docName: string, stateVector: Uint8Array }[] }
   | { type: 'catch-up', docName: string, update: Uint8Array }
-  | { type: 'link-state', region: string, version: number, reaches: string[], have: Marks }
+  /**
+   * `lags` (optional, at the end): per peer, how many ms it is behind the sender's own writes,
+   * as the sender measures from that peer's acknowledgements (the oldest write it lacks).
+   */
+  | { type: 'link-state', region: string, version: number, reaches: string[], have: Marks, lags?: Marks }
   | { type: 'awareness', docName: string, origin: string, update: Uint8Array }
   | { type: 'policy', rules: string }
   | { type: 'erase', tombstones: { docName: string, at: number, origin: string }[] }
@@ -175,8 +179,15 @@ const CODECS: { readonly [T in PeerMessage['type']]: Codec<MessageOf<T>> } = {
       encoding.writeVarUint(e, m.version)
       writeStrings(e, m.reaches)
       writeMarks(e, m.have)
+      if (m.lags !== undefined) writeMarks(e, m.lags)
     },
-    read: r => ({ type: 'link-state', region: r.string('region'), version: r.uint('version'), reaches: r.list('regions', 1, () => r.string('region')), have: readMarks(r) }),
+    read: r => {
+      const region = r.string('region')
+      const version = r.uint('version')
+      const reaches = r.list('regions', 1, () => r.string('region'))
+      const have = readMarks(r)
+      return { type: 'link-state', region, version, reaches, have, ...(r.left > 0 ? { lags: readMarks(r) } : {}) }
+    },
   },
   awareness: {
     number: PeerMessageType.Awareness,

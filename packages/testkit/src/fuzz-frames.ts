@@ -277,6 +277,7 @@ export const muxMessage: fc.Arbitrary<MuxMessage> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ type: fc.constant('redirect' as const), docId, region: fc.string({ maxLength: 6 }), url: fc.string({ maxLength: 8 }) }) },
   { weight: 1, arbitrary: fc.record({ type: fc.constant('pong' as const), nonce: num }) },
   { weight: 1, arbitrary: fc.record({ type: fc.constant('opened' as const), docId, ack: ackLevel }) },
+  { weight: 1, arbitrary: fc.record({ type: fc.constant('staleness' as const), docId, regions: fc.array(fc.record({ region: fc.string({ maxLength: 6 }), lagMs: num, pending: num }), { maxLength: 2 }) }) },
   { weight: 1, arbitrary: fc.record({ type: fc.constant('refreshed' as const), docId, nonce: num, unreachable: fc.array(fc.string({ maxLength: 6 }), { maxLength: 2 }) }) },
 )
 

@@ -54,7 +54,8 @@ export const mountDocView = ({ client, name, identity, parent, delayBetween }: D
   const editorBox = el('div', { class: 'editor' })
   const status = el('div', { class: 'status', 'data-testid': 'status' })
   const people = el('div', { class: 'people' })
-  parent.append(el('article', { class: 'doc', 'data-doc': name }, el('h2', {}, 'document ', el('code', {}, name)), editorBox, status, people))
+  const freshness = el('div', { class: 'freshness', 'data-testid': 'staleness' })
+  parent.append(el('article', { class: 'doc', 'data-doc': name }, el('h2', {}, 'document ', el('code', {}, name)), editorBox, status, freshness, people))
   const view = new EditorView({
     parent: editorBox,
     state: EditorState.create({
@@ -101,6 +102,17 @@ export const mountDocView = ({ client, name, identity, parent, delayBetween }: D
     }))
   }
 
+  // How far behind the region in use is on each other region's writes, as its relay knows it.
+  const drawStaleness = (): void => {
+    const lags = Object.entries(session.staleness)
+    if (lags.length === 0) return fill(freshness, '')
+    fill(freshness, 'Behind: ', ...lags.flatMap(([region, lag], i) => [
+      i > 0 ? ', ' : '',
+      el('span', { class: lag.lagMs === 0 ? 'fresh' : 'behind', 'data-region': region },
+        region, ' ', lag.lagMs === 0 ? 'up to date' : `${lag.lagMs < 1000 ? `${lag.lagMs} ms` : `${(lag.lagMs / 1000).toFixed(1)} s`}${lag.pending > 0 ? ` (${lag.pending} to get)` : ''}`),
+    ]))
+  }
+  session.on('staleness', drawStaleness)
   session.on('status', drawStatus)
   session.on('ack', (writeId, level) => {
     acked[level] = Math.max(acked[level], writeId)

@@ -6,8 +6,9 @@
  */
 import type { WebSocket } from 'ws'
 import {
-  type AckLevel, CloseCode, MUX_PROTOCOL_VERSION, type MuxMessage, type OpenAck, ProtocolError, type RegionEndpoint,
-  decodeFrame, decodeMuxMessage, docNameProblem, encodeFrame, encodeMuxMessage, isReservedName, validateUpdate,
+  type AckLevel, CloseCode, type RegionStaleness, MUX_PROTOCOL_VERSION, type MuxMessage, type OpenAck, ProtocolError,
+  type RegionEndpoint, decodeFrame, decodeMuxMessage, docNameProblem, encodeFrame, encodeMuxMessage, isReservedName,
+  validateUpdate,
 } from '@georelay/core'
 import { AuthError, type Grants } from '../auth/index.js'
 import { describeFailure } from './client-failure.js'
@@ -44,6 +45,8 @@ export interface MuxContext {
   allowedRegions?: (docName: string) => string[]
   /** The `ack` of a document's namespace rule, for an `open` that asks for the default. */
   defaultAck?: (docName: string) => AckLevel
+  /** How far behind this region is on each other region's writes (mesh.ts, staleness). */
+  staleness?: () => RegionStaleness[]
   /** A strong read of a document (mesh/strong-read.ts). */
   strongRead?: (docName: string, level: AckLevel, timeoutMs: number) => Promise<StrongReadResult>
   /** What the socket's token allows (default: everything), and how to check a new token. */
@@ -58,7 +61,12 @@ interface OpenDoc {
   session: DocSession
   ack: AckLevel
   regions: string[] | undefined
+  /** The staleness last sent for it, as compared (lags rounded to 100 ms). */
+  staleness: string
 }
+
+/** Lags are told in steps of this: a document behind by a steady amount is not told every second. */
+const STALENESS_STEP_MS = 100
 
 export class MuxConnection {
   private readonly docs = new Map<number, OpenDoc>()
@@ -230,9 +238,25 @@ export class MuxConnection {
     // A document that lives elsewhere was redirected while its session was made.
     if (moved) return
     const ack = asked === 'default' ? this.ctx.defaultAck?.(docName) ?? 'local' : asked
-    doc = { ack, session, regions: this.ctx.allowedRegions?.(docName) }
+    doc = { ack, session, regions: this.ctx.allowedRegions?.(docName), staleness: '' }
     this.docs.set(docId, doc)
     if (asked === 'default') this.send({ type: 'opened', docId, ack })
+    this.tellStaleness(this.ctx.staleness?.() ?? [])
+  }
+
+  /**
+   * Tells each open document how far behind this region is on its other regions' writes, when
+   * it changed (called as documents open, and every second by the router).
+   */
+  tellStaleness (all: readonly RegionStaleness[]): void {
+    if (all.length === 0 || this.socket.closed) return
+    for (const [docId, doc] of this.docs) {
+      const regions = all.filter(s => doc.regions === undefined || doc.regions.includes(s.region))
+      const key = regions.map(s => `${s.region}:${Math.ceil(s.lagMs / STALENESS_STEP_MS)}:${s.pending}`).join(',')
+      if (key === doc.staleness) continue
+      doc.staleness = key
+      this.send({ type: 'staleness', docId, regions })
+    }
   }
 
   private closeDoc (docId: number): void {

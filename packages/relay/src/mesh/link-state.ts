@@ -10,6 +10,8 @@ export interface RegionLinkState {
   version: number
   reaches: string[]
   have: Marks
+  /** Per peer, how far behind the region's own writes it is, as the region measured. */
+  lags: Marks
   /** Local receive time of this version. */
   receivedAt: number
 }
@@ -20,10 +22,12 @@ export class LinkStateTable {
   constructor (private readonly staleMs: number) {}
 
   /** Records a region's state; returns false when it is not newer than what is known. */
-  update (region: string, version: number, reaches: string[], have: Marks, now = Date.now()): boolean {
+  update (
+    region: string, version: number, reaches: string[], have: Marks, now = Date.now(), lags: Marks = {},
+  ): boolean {
     const known = this.states.get(region)
     if (known !== undefined && known.version >= version) return false
-    this.states.set(region, { version, reaches, have, receivedAt: now })
+    this.states.set(region, { version, reaches, have, lags, receivedAt: now })
     return true
   }
 

@@ -9,7 +9,7 @@ import crypto from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import type { IncomingMessage } from 'node:http'
 import type WebSocket from 'ws'
-import { type PeerMessage, coalesceAwarenessUpdates } from '@georelay/core'
+import { type PeerMessage, type RegionStaleness, coalesceAwarenessUpdates } from '@georelay/core'
 import type { DocRegistry, ErasedDocs } from '../docs/index.js'
 import { type Logger, type RelayMetrics, throttledLogger } from '../observability/index.js'
 import type { MeshView, PeerPolicyInfo, Placement } from '../placement/index.js'
@@ -313,7 +313,8 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
       })
     } else if (message.type === 'link-state') {
       if (message.region === this.region) return
-      if (!this.linkStates.update(message.region, message.version, message.reaches, message.have)) return
+      const { region, version, reaches, have, lags } = message
+      if (!this.linkStates.update(region, version, reaches, have, Date.now(), lags)) return
       if (this.deadRegions.delete(message.region)) this.logger.log('info', 'region reachable again', { region: message.region })
       for (const neighbour of this.neighbours()) {
         if (neighbour !== from && neighbour !== message.region) this.sendTo(neighbour, message)
@@ -375,6 +376,24 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
     return this.peers.map(p => p.region).sort((a, b) => rtt(a) - rtt(b))
   }
 
+  /**
+   * How far behind this region is known to be on each peer's own writes: while a peer's word
+   * is fresh, nothing when this region holds all it said it had, else the lag the peer measured
+   * from this region's acknowledgements; without a fresh word, at least as long as the silence.
+   */
+  staleness (): RegionStaleness[] {
+    const now = Date.now()
+    const held = this.log.marks()
+    return this.peers.map(({ region }) => {
+      const word = this.linkStates.get(region)
+      if (word === undefined) return { region, lagMs: now - this.startedAt, pending: 0 }
+      const pending = Math.max(0, (word.have[region] ?? 0) - (held[region] ?? 0))
+      const reported = pending === 0 ? 0 : Math.max(1, word.lags[this.region] ?? 0)
+      const age = now - word.receivedAt
+      return { region, lagMs: age <= this.timing.linkTimeoutMs ? reported : reported + age, pending }
+    })
+  }
+
   peerInfo (): PeerInfo[] {
     const now = Date.now()
     return this.peers.map(peer => {
@@ -425,7 +444,13 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
   }
 
   private linkStateMessage (): PeerMessage {
-    return { type: 'link-state', region: this.region, version: this.versions.next(), reaches: this.reaches(), have: this.log.marks() }
+    const now = Date.now()
+    // How far behind this region's writes each peer is, from its acknowledgements: what it needs to know its staleness.
+    const lags = Object.fromEntries(this.peers.map(p => {
+      const since = this.log.pendingSince(this.heldUpTo(p.region))
+      return [p.region, since === undefined ? 0 : now - since]
+    }))
+    return { type: 'link-state', region: this.region, version: this.versions.next(), reaches: this.reaches(), have: this.log.marks(), lags }
   }
 
   private announce (): void {

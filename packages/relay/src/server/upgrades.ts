@@ -33,6 +33,8 @@ const PENDING_SLACK_BYTES = 1024 * 1024
 const DRAIN_GRACE_MS = 2000
 /** How often client sockets are pinged; one missed answer and the socket is cut. */
 const CLIENT_KEEPALIVE_MS = 30_000
+/** How often SDK sockets are told how stale this region is (when it changed). */
+const STALENESS_TICK_MS = 1000
 /** How often Hocuspocus sockets are looked at (a keepalive after 10 s of quiet; the provider waits 30 s). */
 const HOCUSPOCUS_TICK_MS = 2_500
 
@@ -74,6 +76,8 @@ export class UpgradeRouter {
   private readonly receiveBudget: ReceiveBudget
   private readonly connections = new Set<ClientConnection | MuxConnection | HocuspocusConnection>()
   private readonly hocuspocus = new Set<HocuspocusConnection>()
+  private readonly muxes = new Set<MuxConnection>()
+  private readonly stalenessTicks: NodeJS.Timeout
   /** Client sockets that answered the last ping (or sent anything since). */
   private readonly alive = new WeakSet<WebSocket>()
   private readonly keepalive: NodeJS.Timeout
@@ -114,6 +118,12 @@ export class UpgradeRouter {
     this.keepalive.unref()
     this.hocuspocusTicks = setInterval(() => { for (const c of this.hocuspocus) c.tick() }, HOCUSPOCUS_TICK_MS)
     this.hocuspocusTicks.unref()
+    this.stalenessTicks = setInterval(() => {
+      if (this.muxes.size === 0 || ctx.config.peers.length === 0) return
+      const staleness = ctx.mesh.staleness()
+      for (const mux of this.muxes) mux.tellStaleness(staleness)
+    }, STALENESS_TICK_MS)
+    this.stalenessTicks.unref()
   }
 
   handle (req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -141,6 +151,7 @@ export class UpgradeRouter {
     this.draining = true
     clearInterval(this.keepalive)
     clearInterval(this.hocuspocusTicks)
+    clearInterval(this.stalenessTicks)
     this.receiveBudget.close()
     for (const ws of this.peerWss.clients) ws.terminate()
     const allClosed = Promise.all([...this.wss.clients].map(ws => new Promise(resolve => {
@@ -270,11 +281,16 @@ export class UpgradeRouter {
           allowedRegions: docName => this.ctx.placement.allowedRegions(docName),
           defaultAck: docName => this.ctx.placement.resolve(docName).ack,
           strongRead: (docName, level, timeoutMs) => this.ctx.mesh.strongReads.read(docName, level, timeoutMs),
+          staleness: () => config.peers.length === 0 ? [] : this.ctx.mesh.staleness(),
           grants,
           verify: token => this.ctx.authenticator.verify(token),
         })
       this.connections.add(connection)
-      ws.once('close', () => this.connections.delete(connection))
+      if (connection instanceof MuxConnection) this.muxes.add(connection)
+      ws.once('close', () => {
+        this.connections.delete(connection)
+        if (connection instanceof MuxConnection) this.muxes.delete(connection)
+      })
     })
   }
 }
