@@ -95,6 +95,18 @@ describe('parseRelayConfig', () => {
     expect(problemAt(() => parseRelayConfig({ region: 'a', meshSecretFile: `${file}.missing` }), 'meshSecretFile').message).toMatch(/cannot read/)
   })
 
+  it('reads the token secret from GEORELAY_JWT_SECRET or a file, and refuses both at once', () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'georelay-jwt-')), 'jwt')
+    fs.writeFileSync(file, `${S32}\n`)
+    expect(parseRelayConfig({ region: 'a', auth: { jwtSecretFile: file } }).auth.jwtSecret).toBe(S32)
+    const fromEnv = loadRelayConfig({ flags: {}, env: { GEORELAY_REGION: 'a', GEORELAY_JWT_SECRET: S32 } })
+    expect(fromEnv.auth.jwtSecret).toBe(S32)
+    expect(loadRelayConfig({ flags: { 'jwt-secret-file': file }, env: { GEORELAY_REGION: 'a' } }).auth.jwtSecret).toBe(S32)
+    expect(problemAt(() => parseRelayConfig({ region: 'a', auth: { jwtSecret: S32, jwtSecretFile: file } }), 'auth.jwtSecretFile').message).toMatch(/not both/)
+    fs.writeFileSync(file, 'short\n')
+    expect(problemAt(() => parseRelayConfig({ region: 'a', auth: { jwtSecretFile: file } }), 'auth.jwtSecretFile').message).toMatch(/shorter than 32 bytes/)
+  })
+
   it('fills in defaults inside a partly given section', () => {
     const config = parseRelayConfig({ region: 'eu-west', listen: { port: 0 }, limits: { maxMessageBytes: 4096 } })
     expect(config.listen).toEqual({ host: '127.0.0.1', port: 0 })

@@ -83,7 +83,10 @@ georelay relay
                        the file or the environment variable)
   --anonymous ACCESS   what clients without a token may do:       GEORELAY_ANONYMOUS
                        none, ro or rw (auth.anonymous; tokens need
-                       auth.jwtSecret or auth.jwksFile in --config)
+                       an HS256 secret or auth.jwksFile in --config)
+  --jwt-secret-file FILE  file holding the HS256 token secret    GEORELAY_JWT_SECRET_FILE
+                       (auth.jwtSecretFile; or the secret itself in
+                       GEORELAY_JWT_SECRET; at least 32 characters)
   --synchronous MODE   full (default: acknowledged after fsync)  GEORELAY_SYNCHRONOUS
                        or normal (after the WAL write: survives
                        kill -9, not a power cut; much faster acks)
@@ -163,6 +166,7 @@ const runRelay = async (args: string[]): Promise<number> => {
         peer: { type: 'string', multiple: true },
         'mesh-secret': { type: 'string' },
         'mesh-secret-file': { type: 'string' },
+        'jwt-secret-file': { type: 'string' },
         anonymous: { type: 'string' },
         synchronous: { type: 'string' },
         'postgres-url': { type: 'string' },

@@ -73,6 +73,8 @@ export const relayConfigSchema = z.object({
   /** Client authentication: JWTs (HS256 secret or a JWKS file) and what anonymous clients may do. */
   auth: z.object({
     jwtSecret: z.string().min(32, 'an HS256 secret needs at least 32 characters').optional(),
+    /** A file holding the HS256 secret (a trailing newline is ignored); or GEORELAY_JWT_SECRET. */
+    jwtSecretFile: z.string().min(1).optional(),
     jwksFile: z.string().min(1).optional(),
     issuer: z.string().min(1).optional(),
     audience: z.string().min(1).optional(),
@@ -209,6 +211,30 @@ export class ConfigError extends Error {
   }
 }
 
+/**
+ * A secret given in the configuration, or in a file beside it (so that it is in neither the
+ * file nor `ps`): the file's content without a trailing newline, checked for length.
+ */
+const secretOf = (
+  given: string | undefined,
+  file: string | undefined,
+  field: string,
+  fileField: string,
+  minBytes: number,
+  problems: ConfigProblem[],
+): string | undefined => {
+  if (file === undefined) return given
+  if (given !== undefined) problems.push({ path: fileField, message: `give ${field} or ${fileField}, not both` })
+  try {
+    const secret = fs.readFileSync(file, 'utf8').replace(/\r?\n$/, '')
+    if (Buffer.byteLength(secret) < minBytes) problems.push({ path: fileField, message: `the secret in ${file} is shorter than ${minBytes} bytes` })
+    return secret
+  } catch (err) {
+    problems.push({ path: fileField, message: `cannot read ${file}: ${(err as Error).message}` })
+    return given
+  }
+}
+
 const describeIssue = (issue: z.ZodIssue): ConfigProblem[] => {
   const at = issue.path.join('.')
   if (issue.code === 'unrecognized_keys') {
@@ -226,19 +252,12 @@ export const parseRelayConfig = (input: unknown, source = 'configuration'): Rela
   if (!result.success) throw new ConfigError(result.error.issues.flatMap(describeIssue), source)
   const parsed = result.data
   const problems: ConfigProblem[] = []
-  let meshSecret = parsed.meshSecret
-  if (parsed.meshSecretFile !== undefined) {
-    if (meshSecret !== undefined) problems.push({ path: 'meshSecretFile', message: 'give meshSecret or meshSecretFile, not both' })
-    try {
-      meshSecret = fs.readFileSync(parsed.meshSecretFile, 'utf8').replace(/\r?\n$/, '')
-      if (Buffer.byteLength(meshSecret) < MIN_SECRET_BYTES) problems.push({ path: 'meshSecretFile', message: `the secret in ${parsed.meshSecretFile} is shorter than ${MIN_SECRET_BYTES} bytes` })
-    } catch (err) {
-      problems.push({ path: 'meshSecretFile', message: `cannot read ${parsed.meshSecretFile}: ${(err as Error).message}` })
-    }
-  }
+  const meshSecret = secretOf(parsed.meshSecret, parsed.meshSecretFile, 'meshSecret', 'meshSecretFile', MIN_SECRET_BYTES, problems)
+  const jwtSecret = secretOf(parsed.auth.jwtSecret, parsed.auth.jwtSecretFile, 'auth.jwtSecret', 'auth.jwtSecretFile', 32, problems)
   const config: RelayConfig = {
     ...parsed,
     ...(meshSecret === undefined ? {} : { meshSecret }),
+    auth: { ...parsed.auth, ...(jwtSecret === undefined ? {} : { jwtSecret }) },
     limits: {
       ...parsed.limits,
       maxMessageBytes: parsed.limits.maxMessageBytes ?? parsed.limits.maxDocumentBytes + FRAMING_BYTES,
@@ -316,6 +335,9 @@ export interface ConfigOverrides {
   anonymous?: string
   synchronous?: string
   'mesh-secret-file'?: string
+  /** Environment only (GEORELAY_JWT_SECRET): a flag would show it in ps. */
+  'jwt-secret'?: string
+  'jwt-secret-file'?: string
   'postgres-url'?: string
   node?: string
   'redis-url'?: string
@@ -377,7 +399,10 @@ export const applyOverrides = (base: Record<string, unknown>, o: ConfigOverrides
     const value = cluster === true || cluster === 'true' || cluster === '1' ? true : cluster === false || cluster === 'false' || cluster === '0' ? false : cluster
     out.redis = { ...(typeof redis === 'object' && redis !== null ? redis as Record<string, unknown> : {}), cluster: value }
   }
-  if (o.anonymous !== undefined) out.auth = { ...(typeof base.auth === 'object' && base.auth !== null ? base.auth as Record<string, unknown> : {}), anonymous: o.anonymous }
+  const auth = (): Record<string, unknown> => ({ ...(typeof out.auth === 'object' && out.auth !== null ? out.auth as Record<string, unknown> : {}) })
+  if (o.anonymous !== undefined) out.auth = { ...auth(), anonymous: o.anonymous }
+  if (o['jwt-secret'] !== undefined) out.auth = { ...auth(), jwtSecret: o['jwt-secret'] }
+  if (o['jwt-secret-file'] !== undefined) out.auth = { ...auth(), jwtSecretFile: o['jwt-secret-file'] }
   if (o.peer !== undefined && o.peer.length > 0) out.peers = o.peer.map(parsePeer)
   return out
 }
@@ -396,6 +421,8 @@ export const overridesFromEnv = (env: NodeJS.ProcessEnv): ConfigOverrides => {
   take('public-url', 'GEORELAY_PUBLIC_URL')
   take('mesh-secret', 'GEORELAY_MESH_SECRET')
   take('mesh-secret-file', 'GEORELAY_MESH_SECRET_FILE')
+  take('jwt-secret', 'GEORELAY_JWT_SECRET')
+  take('jwt-secret-file', 'GEORELAY_JWT_SECRET_FILE')
   take('anonymous', 'GEORELAY_ANONYMOUS')
   take('synchronous', 'GEORELAY_SYNCHRONOUS')
   take('postgres-url', 'GEORELAY_POSTGRES_URL')
