@@ -14,6 +14,7 @@ import { CloseCode, type MuxMessage, type RegionEndpoint, decodeMuxMessage, enco
 import { createOfflineStore, type OfflineStoreSpec } from './create-offline-store.js'
 import { GeoSession, type SessionOptions } from './geo-session.js'
 import type { OfflineStore } from './offline-store.js'
+import { checkRegions } from './client-options-check.js'
 import { DEFAULT_FAILBACK, type FailbackRule, type Fetch, RegionPicker, type RegionSpec, httpUrlOf, nodesOf } from './region-picker.js'
 import { OPEN, type SocketConstructor, type SocketLike, resolveWebSocket } from './websocket-impl.js'
 
@@ -30,10 +31,24 @@ export interface RegionChange {
 export interface GeoClientEvents {
   /** The client now uses another region, and why. */
   region: (change: RegionChange) => void
-  /** Every region failed; the client retries after `delayMs`. */
-  offline: (delayMs: number) => void
+  /** Every region failed: why (the last failure), and when the client tries again. */
+  offline: (info: OfflineInfo) => void
+  /**
+   * The relay refused the client's token (4401: missing, expired, badly signed): the client
+   * stops retrying until `setToken()` gives it another. `code` is 4401, the message the relay's.
+   */
+  error: (error: Error & { code: number }) => void
   /** Something went wrong that the client handles itself; for logs. */
   warning: (message: string) => void
+}
+
+export interface OfflineInfo {
+  /** The last failure, in words (a close code and reason, or a connection error). */
+  reason: string
+  /** How long until the next attempt, in ms. */
+  retryInMs: number
+  /** When the next attempt is (ms since the epoch). */
+  retryAt: number
 }
 
 export interface GeoClientOptions {
@@ -110,6 +125,10 @@ export class GeoClient extends ObservableV2<GeoClientEvents> {
   private token: string | undefined
   /** When each region last redirected this client away, to tell a redirect loop. */
   private readonly redirectedAway = new Map<string, number>()
+  /** The last dial's failure, for the `offline` event. */
+  private lastFailure = 'no region answered'
+  /** The token was refused (4401): nothing is dialled until setToken(). */
+  private waitingForToken = false
 
   constructor (private readonly init: GeoClientOptions) {
     super()
@@ -117,6 +136,7 @@ export class GeoClient extends ObservableV2<GeoClientEvents> {
     if ((init.regions === undefined || init.regions.length === 0) && init.discoveryUrl === undefined) {
       throw new Error('GeoClient needs `regions` ([{ name, url }]) or a `discoveryUrl`')
     }
+    if (init.regions !== undefined) checkRegions(init.regions)
     this.options = {
       heartbeatMs: init.heartbeatMs ?? 1000,
       heartbeatTimeoutMs: init.heartbeatTimeoutMs ?? 2500,
@@ -258,6 +278,11 @@ export class GeoClient extends ObservableV2<GeoClientEvents> {
       clearTimeout(giveUp)
       const moved = event.code === CloseCode.Moved ? movedTo(event.reason) : null
       if (moved !== null && (socket === this.socket || !welcomed)) return this.redirect(moved, socket)
+      // Another region would refuse the same token: say so once and wait for a new one.
+      const ours = socket === this.socket || !welcomed
+      if (event.code === CloseCode.Unauthenticated && ours) return this.refusedToken(region, event.reason)
+      const how = welcomed ? 'closed the connection' : 'refused the connection'
+      this.lastFailure = `${region.name} (${region.url}) ${how} (${event.code}${event.reason === '' ? '' : `: ${event.reason}`})`
       if (!welcomed) return next()
       if (socket !== this.socket) return
       this.lost(`${region.name} closed the connection (${event.code}${event.reason === '' ? '' : `: ${event.reason}`})`)
@@ -344,6 +369,24 @@ export class GeoClient extends ObservableV2<GeoClientEvents> {
     this.token = token
     this.send({ type: 'auth', token })
     for (const session of this.sessions.values()) session.tokenChanged()
+    if (this.waitingForToken && !this.closed) {
+      this.waitingForToken = false
+      this.attempt = 0
+      this.connectFrom(this.picker.ranked(), null, 'failover')
+    }
+  }
+
+  /** The relay refused the token (4401): tell it, go offline, and dial again only with a new token. */
+  private refusedToken (region: RegionEndpoint, reason: string): void {
+    if (this.socket !== null) {
+      this.socket = null
+      this.stopHeartbeat()
+    }
+    for (const session of this.sessions.values()) session.detach()
+    if (this.waitingForToken || this.closed) return
+    this.waitingForToken = true
+    this.lastFailure = `${region.name} refused the token (4401: ${reason})`
+    this.emit('error', [Object.assign(new Error(`the relay refused this client's token: ${reason === '' ? 'unauthenticated' : reason}; call setToken() with a valid token (the client does not retry until then)`), { code: CloseCode.Unauthenticated })])
   }
 
   private send (message: MuxMessage): void {
@@ -363,8 +406,9 @@ export class GeoClient extends ObservableV2<GeoClientEvents> {
   }
 
   private backOff (): void {
+    if (this.waitingForToken) return
     const delay = fullJitter(this.attempt++, this.options.backoff)
-    this.emit('offline', [delay])
+    this.emit('offline', [{ reason: this.lastFailure, retryInMs: Math.round(delay), retryAt: Date.now() + Math.round(delay) }])
     this.retry = setTimeout(() => {
       this.picker.measure().then(() => this.connectFrom(this.picker.ranked(), null, 'failover'), () => this.backOff())
     }, delay)

@@ -1,4 +1,6 @@
-export { GeoClient, type GeoClientEvents, type GeoClientOptions, type RegionChange, type RegionChangeReason } from './geo-client.js'
+export {
+  GeoClient, type GeoClientEvents, type GeoClientOptions, type OfflineInfo, type RegionChange, type RegionChangeReason,
+} from './geo-client.js'
 export { GeoSession, type RefreshOptions, type RegionLag, type SessionEvents, type SessionOptions, type SessionStatus } from './geo-session.js'
 export { DEFAULT_FAILBACK, RegionPicker, nodesOf, probeRtt, type FailbackRule, type Fetch, type RegionSpec } from './region-picker.js'
 export { createOfflineStore, type OfflineStoreSpec } from './create-offline-store.js'
