@@ -107,6 +107,29 @@ describe('parseRelayConfig', () => {
     expect(problemAt(() => parseRelayConfig({ region: 'a', auth: { jwtSecretFile: file } }), 'auth.jwtSecretFile').message).toMatch(/shorter than 32 bytes/)
   })
 
+  it('reports every problem of a file at once, with a "did you mean" for a misspelt field', () => {
+    const err = (() => {
+      try {
+        parseRelayConfig({
+          region: 'eu-west',
+          meshSecret: S32,
+          peers: [{ region: 'us-east', url: 'ws://127.0.0.1:4002' }],
+          auth: { jwtSecret: 'too-short' },
+          limits: { maxMesageBytes: 4096 },
+          namespaces: [{ match: 'eu/**', regions: ['eu-wset'] }, { match: '**' }, { match: 'late/**' }],
+        })
+      } catch (e) { return e as ConfigError }
+      throw new Error('the configuration was accepted')
+    })()
+    const byPath = Object.fromEntries(err.problems.map(p => [p.path, p.message]))
+    expect(byPath['auth.jwtSecret']).toMatch(/at least 32 characters/)
+    expect(byPath['limits.maxMesageBytes']).toMatch(/unknown field; did you mean "maxMessageBytes"\? \(the relay README, "Configuration file", lists every field\)/)
+    expect(byPath['namespaces.0.regions.0']).toMatch(/unknown region "eu-wset" \(regions: eu-west, us-east\) \(regions are this relay's and its peers'\)/)
+    // The hint about region names goes with region problems only.
+    expect(byPath['namespaces.2.match']).toMatch(/never applies/)
+    expect(byPath['namespaces.2.match']).not.toMatch(/regions are/)
+  })
+
   it('fills in defaults inside a partly given section', () => {
     const config = parseRelayConfig({ region: 'eu-west', listen: { port: 0 }, limits: { maxMessageBytes: 4096 } })
     expect(config.listen).toEqual({ host: '127.0.0.1', port: 0 })

@@ -220,6 +220,26 @@ describe('/v1/regions exposure', () => {
     expect(body.policy).toEqual({ digest: expect.stringMatching(/^[0-9a-f]{16}$/), namespaces: [] })
   })
 
+  it('shows each namespace rule with its regions, ack level and writers, so that residency can be checked from outside', async () => {
+    relay = await startTestRelay({
+      config: {
+        region: 'eu-west', http: { regions: 'full' }, meshSecret: 'm'.repeat(32),
+        peers: [{ region: 'us-east', url: 'ws://127.0.0.1:1' }],
+        namespaces: [
+          { match: 'eu/**', regions: ['eu-west'], ack: 'majority' },
+          { match: 'billing/**', mode: 'active-passive', primary: 'eu-west', standby: ['us-east'] },
+          { match: '**' },
+        ],
+      },
+    })
+    const body = await (await fetch(httpUrl(relay, '/v1/regions'))).json() as { policy: { namespaces: unknown[] } }
+    expect(body.policy.namespaces).toEqual([
+      { match: 'eu/**', mode: 'active-active', regions: ['eu-west'], ack: 'majority' },
+      { match: 'billing/**', mode: 'active-passive', regions: ['eu-west', 'us-east'], primary: 'eu-west', standby: ['us-east'], writer: 'eu-west' },
+      { match: '**', mode: 'active-active', regions: ['eu-west', 'us-east'] },
+    ])
+  })
+
   it('http.regions "off" answers 404; the admin token still gets the full view', async () => {
     relay = await startTestRelay({ config: { region: 'eu-west', http: { regions: 'off', adminToken: ADMIN } } })
     expect((await fetch(httpUrl(relay, '/v1/regions'))).status).toBe(404)

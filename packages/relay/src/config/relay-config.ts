@@ -235,21 +235,107 @@ const secretOf = (
   }
 }
 
+/** Where every field is described, for a problem with a field's name. */
+const REFERENCE = 'the relay README, "Configuration file", lists every field'
+
+/** The schema inside defaults, optionals and refinements. */
+const unwrap = (schema: z.ZodTypeAny): z.ZodTypeAny => {
+  let s = schema
+  for (;;) {
+    if (s instanceof z.ZodDefault || s instanceof z.ZodOptional || s instanceof z.ZodNullable) {
+      s = s._def.innerType as z.ZodTypeAny
+    } else if (s instanceof z.ZodEffects) s = s._def.schema as z.ZodTypeAny
+    else return s
+  }
+}
+
+/** The fields an object of the configuration may have at `path`. */
+const fieldsAt = (path: readonly (string | number)[]): string[] => {
+  let schema = unwrap(relayConfigSchema)
+  for (const key of path) {
+    if (schema instanceof z.ZodArray) schema = unwrap(schema.element as z.ZodTypeAny)
+    if (typeof key === 'number') continue
+    if (!(schema instanceof z.ZodObject)) return []
+    const next = (schema.shape as Record<string, z.ZodTypeAny>)[key]
+    if (next === undefined) return []
+    schema = unwrap(next)
+  }
+  if (schema instanceof z.ZodArray) schema = unwrap(schema.element as z.ZodTypeAny)
+  return schema instanceof z.ZodObject ? Object.keys(schema.shape as object) : []
+}
+
+/** Levenshtein distance, for a "did you mean". */
+const distance = (a: string, b: string): number => {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    let previous = row[0] as number
+    row[0] = i
+    for (let j = 1; j <= b.length; j++) {
+      const here = row[j] as number
+      const same = a[i - 1]?.toLowerCase() === b[j - 1]?.toLowerCase()
+      row[j] = Math.min(here + 1, (row[j - 1] as number) + 1, previous + (same ? 0 : 1))
+      previous = here
+    }
+  }
+  return row[b.length] as number
+}
+
+const closest = (word: string, candidates: readonly string[]): string | null => {
+  const ranked = candidates.map(c => ({ c, d: distance(word, c) })).sort((x, y) => x.d - y.d)[0]
+  return ranked !== undefined && ranked.d <= Math.max(2, Math.floor(word.length / 3)) ? ranked.c : null
+}
+
 const describeIssue = (issue: z.ZodIssue): ConfigProblem[] => {
   const at = issue.path.join('.')
   if (issue.code === 'unrecognized_keys') {
+    const fields = fieldsAt(issue.path)
     return issue.keys.map(key => {
       const full = at === '' ? key : `${at}.${key}`
-      return { path: full, message: 'unknown field; check its spelling against `georelay --help`' }
+      const near = closest(key, fields)
+      return { path: full, message: `unknown field${near === null ? '' : `; did you mean "${near}"?`} (${REFERENCE})` }
     })
   }
   return [{ path: at, message: issue.message }]
 }
 
+/** Region names in a namespace rule's problem get a reminder of where the known ones come from. */
+const REGION_FIELD = /\.(regions|primary|standby)(\.|$)/
+
+const policyProblems = (namespaces: unknown, regions: string[]): ConfigProblem[] => {
+  try {
+    compilePolicies(namespaces as Parameters<typeof compilePolicies>[0], regions)
+    return []
+  } catch (err) {
+    if (!(err instanceof PolicyError)) throw err
+    return err.problems.map(p => REGION_FIELD.test(p.path) ? { ...p, message: `${p.message} (regions are this relay's and its peers')` } : p)
+  }
+}
+
+/**
+ * When the schema refuses a configuration, the namespace rules are still checked against the
+ * region names given (as far as they are readable), so that one run reports both kinds.
+ */
+const rawPolicyProblems = (input: unknown): ConfigProblem[] => {
+  if (typeof input !== 'object' || input === null) return []
+  const { region, peers, namespaces } = input as { region?: unknown, peers?: unknown, namespaces?: unknown }
+  if (typeof region !== 'string' || !Array.isArray(namespaces)) return []
+  const peerRegions = Array.isArray(peers) ? peers.map(p => (p as { region?: unknown })?.region).filter((r): r is string => typeof r === 'string') : []
+  if (!namespaces.every(rule => typeof rule === 'object' && rule !== null && typeof (rule as { match?: unknown }).match === 'string')) return []
+  try {
+    return policyProblems(namespaces, [region, ...peerRegions])
+  } catch {
+    return [] // rules too malformed to check: the schema's problems say why
+  }
+}
+
 /** Checks a configuration object; throws ConfigError listing every problem. */
 export const parseRelayConfig = (input: unknown, source = 'configuration'): RelayConfig => {
   const result = relayConfigSchema.safeParse(input)
-  if (!result.success) throw new ConfigError(result.error.issues.flatMap(describeIssue), source)
+  if (!result.success) {
+    const problems = result.error.issues.flatMap(describeIssue)
+    const seen = new Set(problems.map(p => p.path))
+    throw new ConfigError([...problems, ...rawPolicyProblems(input).filter(p => !seen.has(p.path))], source)
+  }
   const parsed = result.data
   const problems: ConfigProblem[] = []
   const meshSecret = secretOf(parsed.meshSecret, parsed.meshSecretFile, 'meshSecret', 'meshSecretFile', MIN_SECRET_BYTES, problems)
@@ -273,12 +359,7 @@ export const parseRelayConfig = (input: unknown, source = 'configuration'): Rela
   if (config.auth.jwtSecret !== undefined && config.auth.jwksFile !== undefined) {
     problems.push({ path: 'auth', message: 'give either jwtSecret (HS256) or jwksFile (public keys), not both' })
   }
-  try {
-    compilePolicies(config.namespaces, [config.region, ...config.peers.map(p => p.region)])
-  } catch (err) {
-    if (!(err instanceof PolicyError)) throw err
-    problems.push(...err.problems.map(p => ({ ...p, message: `${p.message} (regions are this relay's and its peers')` })))
-  }
+  problems.push(...policyProblems(config.namespaces, [config.region, ...config.peers.map(p => p.region)]))
   if (config.store === 'postgres' && config.storage.postgres.url === undefined) {
     problems.push({ path: 'storage.postgres.url', message: 'store is postgres but no database is named: set GEORELAY_POSTGRES_URL (or --postgres-url, or storage.postgres.url)' })
   }

@@ -25,7 +25,19 @@ export interface RegionInfo {
   regions: { name: string, url: string, self: boolean, state: 'up' | 'down', nodes?: { name: string, url: string }[], meshNode?: string }[]
   peers: PeerInfo[]
   /** This relay's namespace rules: their digest (peers compare theirs), and each active-passive namespace's writer. */
-  policy: { digest: string, namespaces: { match: string, mode: string, writer?: string | null }[] }
+  policy: {
+    digest: string
+    namespaces: {
+      match: string
+      mode: string
+      /** The regions the rule allows (every region when it names none). */
+      regions: string[]
+      ack?: string
+      primary?: string | undefined
+      standby?: string[]
+      writer?: string | null
+    }[]
+  }
 }
 
 export interface HttpOptions {

@@ -346,10 +346,13 @@ export class Relay extends EventEmitter<RelayEvents> {
       peers,
       policy: {
         digest: this.placement.digest,
+        // Each rule as an operator wrote it (so residency can be checked here), and who writes now.
         namespaces: this.placement.rules.map((rule, i) => ({
           match: rule.match,
           mode: rule.mode ?? 'active-active',
-          ...(rule.mode === 'active-passive' ? { writer: this.placement.writerFor(i) ?? null } : {}),
+          regions: rule.regions ?? [this.config.region, ...this.config.peers.map(p => p.region)],
+          ...(rule.ack === undefined ? {} : { ack: rule.ack }),
+          ...(rule.mode === 'active-passive' ? { primary: rule.primary, standby: rule.standby ?? [], writer: this.placement.writerFor(i) ?? null } : {}),
         })),
       },
     }
