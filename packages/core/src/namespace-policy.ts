@@ -26,6 +26,11 @@ export interface NamespaceRule {
   ack?: AckLevel
   /** How long the primary must be unreachable before a standby takes over. */
   promoteAfterMs?: number
+  /**
+   * active-passive: regions that do not write serve sessions of the document (reads, sync,
+   * presence) and pass their writes on to the writer, instead of redirecting them there.
+   */
+  standbyReads?: boolean
 }
 
 export interface ResolvedPolicy {
@@ -37,6 +42,7 @@ export interface ResolvedPolicy {
   standby: string[]
   ack: AckLevel
   promoteAfterMs: number
+  standbyReads: boolean
 }
 
 export const DEFAULT_PROMOTE_AFTER_MS = 10_000
@@ -105,6 +111,7 @@ export const compilePolicies = (
         standby: [...(rule?.standby ?? [])],
         ack: rule?.ack ?? 'local',
         promoteAfterMs: rule?.promoteAfterMs ?? DEFAULT_PROMOTE_AFTER_MS,
+        standbyReads: mode === 'active-passive' && rule?.standbyReads === true,
       }
     },
   }
@@ -129,8 +136,8 @@ const checkRules = (rules: readonly NamespaceRule[], allRegions: readonly string
         if (!allowed.has(region)) problems.push({ path: `${at}.standby.${j}`, message: `"${region}" is not among the allowed regions` })
         if (region === rule.primary) problems.push({ path: `${at}.standby.${j}`, message: `"${region}" is the primary; a standby must be another region` })
       }
-    } else if (rule.primary !== undefined || rule.standby !== undefined) {
-      problems.push({ path: `${at}.mode`, message: 'primary and standby only apply to mode "active-passive"' })
+    } else if (rule.primary !== undefined || rule.standby !== undefined || rule.standbyReads !== undefined) {
+      problems.push({ path: `${at}.mode`, message: 'primary, standby and standbyReads only apply to mode "active-passive"' })
     }
     if (rule.ack !== undefined && !ACK_LEVELS.includes(rule.ack)) problems.push({ path: `${at}.ack`, message: `must be one of ${ACK_LEVELS.join(', ')}` })
     if (rule.promoteAfterMs !== undefined && (!Number.isInteger(rule.promoteAfterMs) || rule.promoteAfterMs < 100)) {
@@ -156,6 +163,8 @@ export const canonicalRules = (rules: readonly NamespaceRule[]): string => JSON.
     standby: mode === 'active-passive' ? rule.standby ?? [] : [],
     ack: rule.ack ?? 'local',
     promoteAfterMs: rule.promoteAfterMs ?? DEFAULT_PROMOTE_AFTER_MS,
+    // Only when set: the rules of earlier versions keep their canonical text (and digest).
+    ...(rule.standbyReads === true ? { standbyReads: true } : {}),
   }
 }))
 
@@ -176,6 +185,7 @@ export const parseCanonicalRules = (text: string): NamespaceRule[] => {
       && (r.mode === 'active-active' || r.mode === 'active-passive') && (r.regions === null || isStringArray(r.regions))
       && (r.primary === null || typeof r.primary === 'string') && isStringArray(r.standby)
       && ACK_LEVELS.includes(r.ack as AckLevel) && typeof r.promoteAfterMs === 'number'
+      && (r.standbyReads === undefined || r.standbyReads === true)
     if (!ok) throw new PolicyError([{ path: `namespaces.${i}`, message: 'not a canonical rule' }])
     return {
       match: r.match as string,
@@ -185,6 +195,7 @@ export const parseCanonicalRules = (text: string): NamespaceRule[] => {
       standby: r.standby as string[],
       ack: r.ack as AckLevel,
       promoteAfterMs: r.promoteAfterMs as number,
+      ...(r.standbyReads === true ? { standbyReads: true } : {}),
     }
   })
 }

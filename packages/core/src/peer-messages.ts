@@ -54,6 +54,8 @@ export const PeerMessageType = {
   Erased: 10,
   Pull: 11,
   Pulled: 12,
+  Forward: 13,
+  Forwarded: 14,
 } as const
 
 /** Per origin region, an origin sequence number. */
@@ -85,6 +87,10 @@ export type PeerMessage =
   | { type: 'erased', docNames: string[] }
   | { type: 'pull', nonce: number, docName: string, stateVector: Uint8Array }
   | { type: 'pulled', nonce: number, docName: string, update: Uint8Array }
+  /** A readable standby passes a client's write on to the document's writer… */
+  | { type: 'forward', nonce: number, docName: string, update: Uint8Array, level: number }
+  /** …which says each level it is durable at (0 local, 1 majority, 2 all), or why not (`error`). */
+  | { type: 'forwarded', nonce: number, level: number, error: string }
 
 // fromEntries, not assignment: a region named `__proto__` must stay an own key.
 const readMarks = (r: FrameReader): Marks =>
@@ -231,6 +237,31 @@ const CODECS: { readonly [T in PeerMessage['type']]: Codec<MessageOf<T>> } = {
       encoding.writeVarUint8Array(e, m.stateVector)
     },
     read: r => ({ type: 'pull', nonce: r.uint('nonce'), docName: r.string('document name'), stateVector: r.bytes('state vector') }),
+  },
+  forward: {
+    number: PeerMessageType.Forward,
+    write: (e, m) => {
+      encoding.writeVarUint(e, m.nonce)
+      encoding.writeVarString(e, m.docName)
+      encoding.writeVarUint8Array(e, m.update)
+      encoding.writeVarUint(e, m.level)
+    },
+    read: r => ({
+      type: 'forward',
+      nonce: r.uint('nonce'),
+      docName: r.string('document name'),
+      update: r.bytes('update'),
+      level: r.uint('ack level'),
+    }),
+  },
+  forwarded: {
+    number: PeerMessageType.Forwarded,
+    write: (e, m) => {
+      encoding.writeVarUint(e, m.nonce)
+      encoding.writeVarUint(e, m.level)
+      encoding.writeVarString(e, m.error)
+    },
+    read: r => ({ type: 'forwarded', nonce: r.uint('nonce'), level: r.uint('ack level'), error: r.string('error') }),
   },
   pulled: {
     number: PeerMessageType.Pulled,

@@ -1,5 +1,8 @@
 import { describe, expect, it } from '@jest/globals'
-import { MAX_GLOB_LENGTH, MAX_RULES, PolicyError, compileGlob, compilePolicies, type NamespaceRule } from '@georelay/core'
+import {
+  MAX_GLOB_LENGTH, MAX_RULES, PolicyError, canonicalRules, compileGlob, compilePolicies, parseCanonicalRules,
+  type NamespaceRule,
+} from '@georelay/core'
 
 const REGIONS = ['us-east', 'eu-west', 'eu-central', 'ap-south']
 
@@ -75,7 +78,7 @@ describe('compilePolicies', () => {
 
   it('resolves by the first rule that matches, with defaults filled in', () => {
     const policies = compilePolicies(rules, REGIONS)
-    expect(policies.resolve('eu/notes/42')).toEqual({ rule: 0, mode: 'active-active', regions: ['eu-west', 'eu-central'], primary: null, standby: [], ack: 'majority', promoteAfterMs: 10_000 })
+    expect(policies.resolve('eu/notes/42')).toEqual({ rule: 0, mode: 'active-active', regions: ['eu-west', 'eu-central'], primary: null, standby: [], ack: 'majority', promoteAfterMs: 10_000, standbyReads: false })
     expect(policies.resolve('billing/invoices/7')).toMatchObject({ rule: 1, mode: 'active-passive', primary: 'us-east', standby: ['eu-west'], regions: REGIONS, promoteAfterMs: 5000 })
     expect(policies.resolve('notes/1')).toMatchObject({ rule: 2, mode: 'active-active', regions: REGIONS, ack: 'local' })
   })
@@ -96,7 +99,7 @@ describe('compilePolicies', () => {
       'namespaces.0.regions.1: unknown region "mars-1" (regions: us-east, eu-west, eu-central, ap-south)',
       'namespaces.1.primary: "us-east" is not among the allowed regions (eu-west)',
       'namespaces.2.primary: active-passive needs a primary region',
-      'namespaces.3.mode: primary and standby only apply to mode "active-passive"',
+      'namespaces.3.mode: primary, standby and standbyReads only apply to mode "active-passive"',
       'namespaces.4.standby.0: "us-east" is the primary; a standby must be another region',
       'namespaces.5.promoteAfterMs: must be a whole number of milliseconds, at least 100',
     ])
@@ -109,5 +112,17 @@ describe('compilePolicies', () => {
     expect(problemsOf([{ match: 'eu/*' }, { match: 'eu/x' }])).toHaveLength(1)
     // Overlap that still leaves names for the later rule is fine.
     expect(problemsOf([{ match: 'eu/*' }, { match: 'eu/**' }])).toEqual([])
+  })
+})
+
+describe('canonical rules', () => {
+  it('carry standbyReads only when it is set, so that the rules of earlier versions keep their digest', () => {
+    const rule: NamespaceRule = { match: 'billing/**', mode: 'active-passive', primary: 'us-east', standby: ['eu-west'] }
+    expect(canonicalRules([rule])).not.toContain('standbyReads')
+    const readable = canonicalRules([{ ...rule, standbyReads: true }])
+    expect(readable).toContain('"standbyReads":true')
+    expect(parseCanonicalRules(readable)[0]?.standbyReads).toBe(true)
+    expect(compilePolicies(parseCanonicalRules(readable), REGIONS).resolve('billing/1').standbyReads).toBe(true)
+    expect(compilePolicies([rule], REGIONS).resolve('billing/1').standbyReads).toBe(false)
   })
 })

@@ -61,6 +61,8 @@ const messages = {
   erased: fc.record({ type: fc.constant('erased' as const), docNames: fc.array(name, few) }),
   pull: fc.record({ type: fc.constant('pull' as const), nonce: seq, docName: name, stateVector: bytes }),
   pulled: fc.record({ type: fc.constant('pulled' as const), nonce: seq, docName: name, update: bytes }),
+  forward: fc.record({ type: fc.constant('forward' as const), nonce: seq, docName: name, update: bytes, level: seq }),
+  forwarded: fc.record({ type: fc.constant('forwarded' as const), nonce: seq, level: seq, error: name }),
 } satisfies { [T in PeerMessage['type']]: fc.Arbitrary<Extract<PeerMessage, { type: T }>> }
 const anyMessage: fc.Arbitrary<PeerMessage> = fc.oneof(...Object.values(messages))
 
@@ -78,6 +80,8 @@ const wireType: Record<PeerMessage['type'], number> = {
   erased: PeerMessageType.Erased,
   pull: PeerMessageType.Pull,
   pulled: PeerMessageType.Pulled,
+  forward: PeerMessageType.Forward,
+  forwarded: PeerMessageType.Forwarded,
 }
 
 /** A frame field: a varUint, a varString, or a varUint8Array (also how bad strings are written). */
@@ -141,7 +145,7 @@ describe('peer-messages', () => {
   it.each<[string, number[], ProtocolErrorCode]>([
     ['an empty frame', [], 'ERR_EMPTY_FRAME'],
     ['a message type cut inside its varint', [0x80], 'ERR_TRUNCATED'],
-    ['message type 13', [13], 'ERR_UNKNOWN_MESSAGE_TYPE'],
+    ['message type 15', [15], 'ERR_UNKNOWN_MESSAGE_TYPE'],
     ['message type 128 (two-byte varint)', [0x80, 0x01], 'ERR_UNKNOWN_MESSAGE_TYPE'],
     ['message type 2^53 - 1', MAX_VARINT, 'ERR_UNKNOWN_MESSAGE_TYPE'],
     ['a batch claiming 127 entries with no bytes left', [1, 0x7f], 'ERR_LENGTH_EXCEEDS_FRAME'],

@@ -302,6 +302,8 @@ export const peerMessage: fc.Arbitrary<PeerMessage> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ type: fc.constant('erased' as const), docNames: fc.array(fuzzDocName, { maxLength: 3 }) }) },
   { weight: 1, arbitrary: fc.record({ type: fc.constant('pull' as const), nonce: num, docName: fuzzDocName, stateVector }) },
   { weight: 1, arbitrary: fc.record({ type: fc.constant('pulled' as const), nonce: num, docName: fuzzDocName, update: updatePayload }) },
+  { weight: 1, arbitrary: fc.record({ type: fc.constant('forward' as const), nonce: num, docName: fuzzDocName, update: updatePayload, level: fc.nat({ max: 3 }) }) },
+  { weight: 1, arbitrary: fc.record({ type: fc.constant('forwarded' as const), nonce: num, level: fc.nat({ max: 3 }), error: fc.string({ maxLength: 6 }) }) },
   { weight: 1, arbitrary: fc.record({ type: fc.constant('policy' as const), rules: fc.oneof(fc.constantFrom('[]', '[{"match":"*","mode":"active-active"}]', '[{"match":"fuzz/*","regions":["fuzz"]}]'), fc.json({ maxDepth: 2 }), fc.string({ maxLength: 12 })) }) },
 )
 

@@ -249,7 +249,8 @@ const peerDriver = (): EndpointDriver => {
     if (m.type === 'welcome' || m.type === 'ack' || m.type === 'sv-reply') return 'invalid' // not sent to an acceptor
     // The acceptor checks contents as strictly as a client's: every update must validate, and
     // no region may be empty (the store's name for its own writes).
-    const updates = m.type === 'batch' ? m.entries.map(e => e.update) : m.type === 'catch-up' || m.type === 'pulled' ? [m.update] : []
+    const updates = m.type === 'batch' ? m.entries.map(e => e.update)
+      : m.type === 'catch-up' || m.type === 'pulled' || m.type === 'forward' ? [m.update] : []
     for (const update of updates) validateUpdate(update)
     if (m.type === 'pull') validateStateVector(m.stateVector)
     if (m.type === 'awareness') readAwarenessUpdate(m.update)
@@ -259,7 +260,7 @@ const peerDriver = (): EndpointDriver => {
           : m.type === 'erase' ? m.tombstones.map(t => t.origin) : []
     // Document names from a peer follow the clients' rule.
     const names = m.type === 'batch' ? m.entries.map(e => e.docName)
-      : m.type === 'catch-up' || m.type === 'awareness' || m.type === 'pull' || m.type === 'pulled' ? [m.docName]
+      : m.type === 'catch-up' || m.type === 'awareness' || m.type === 'pull' || m.type === 'pulled' || m.type === 'forward' ? [m.docName]
         : m.type === 'sv-request' || m.type === 'erased' ? m.docNames
           : m.type === 'erase' ? m.tombstones.map(t => t.docName) : []
     if (names.some(name => docNameProblem(name) !== null || isReservedName(name))) return 'invalid'

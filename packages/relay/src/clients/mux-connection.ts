@@ -154,6 +154,13 @@ export class MuxConnection {
   }
 
   private write (doc: OpenDoc, docId: number, writeId: number, update: Uint8Array): void {
+    // At a readable standby the writer says each level itself (mesh/write-forwarding.ts).
+    const forwarded = doc.session.forwarding
+      ? {
+        level: doc.ack,
+        durable: (level: AckLevel) => { if (this.docs.get(docId) === doc) this.send({ type: 'ack', docId, writeId, level }) },
+      }
+      : undefined
     doc.session.write(update, seq => {
       // A document that failed meanwhile acknowledges nothing more: an ack covers every
       // earlier write, and one of those may be the write that failed.
@@ -165,7 +172,7 @@ export class MuxConnection {
           if (this.docs.get(docId) === doc) this.send({ type: 'ack', docId, writeId, level })
         }, doc.regions)
       }
-    })
+    }, forwarded)
   }
 
   private docOf (docId: number): OpenDoc {

@@ -90,6 +90,7 @@ export const relayConfigSchema = z.object({
     standby: z.array(regionName).optional(),
     ack: z.enum(['local', 'majority', 'all']).optional(),
     promoteAfterMs: z.number().int().optional(),
+    standbyReads: z.boolean().optional(),
   }).strict()).default([]),
   limits: z.object({
     /**

@@ -6,8 +6,8 @@
  * bounded amount), then run in order.
  */
 import {
-  CloseCode, EMPTY_UPDATE, ProtocolError, type YMessage, diffUpdate, encodeFrame, isEmptyUpdate, readAwarenessUpdate,
-  validateStateVector, validateUpdate,
+  type AckLevel, CloseCode, EMPTY_UPDATE, ProtocolError, type YMessage, diffUpdate, encodeFrame, isEmptyUpdate,
+  readAwarenessUpdate, validateStateVector, validateUpdate,
 } from '@georelay/core'
 import { type DocRegistry, erasedRefusal } from './doc-registry.js'
 import type { DocClient, LiveDoc } from './live-doc.js'
@@ -56,10 +56,23 @@ export interface SessionTransport {
   stored?(applied: boolean): void
 }
 
+/** A write passed on to the writer: up to which level, and who hears each level reached. */
+export interface ForwardLevels { level: AckLevel, durable: (level: AckLevel) => void }
+
+/** What the writer said of a write passed on to it: durable at a level, or refused. */
+export type ForwardedResult = { level: AckLevel } | { error: Error }
+
 /** Where documents belong (see placement.ts), as a session needs it. */
 export interface SessionPlacement {
   route(docName: string): Route
   urlOf(region: string): string
+  /**
+   * Passes a write of a readable standby's client to the document's writer; `result` is called
+   * for each level it becomes durable at, up to `level`, or once with the error.
+   */
+  forwardWrite?(
+    writer: string, docName: string, update: Uint8Array, level: AckLevel, result: (r: ForwardedResult) => void,
+  ): void
   /** Calls back when the writer of the document's namespace changes (active-passive only); returns the unsubscribe. */
   onRoles(docName: string, listener: () => void): () => void
 }
@@ -95,6 +108,8 @@ export class DocSession implements DocClient {
   private pending: Pending[] | null = []
   private pendingBytes = 0
   private closed = false
+  /** The writer that this readable standby passes writes on to (null: writes are stored here). */
+  private forwardTo: string | null = null
   /** Writes waiting for this region to become the document's writer (null: writes go through). */
   private held: { update: Uint8Array, done: (seq: number) => void }[] | null = null
   private heldBytes = 0
@@ -135,8 +150,10 @@ export class DocSession implements DocClient {
     }
     if (route.kind === 'hold') {
       this.held ??= []
+      this.forwardTo = null
       return true
     }
+    this.forwardTo = route.kind === 'read-here' ? route.region : null
     const held = this.held
     this.held = null
     this.heldBytes = 0
@@ -156,12 +173,38 @@ export class DocSession implements DocClient {
     else if (this.doc !== null) this.run(() => this.handle(this.doc as LiveDoc, messages))
   }
 
-  /** Stores a validated update durably; `done` gets its local sequence number. */
-  write (update: Uint8Array, done: (seq: number) => void): void {
+  /**
+   * Stores a validated update durably; `done` gets its local sequence number. At a readable
+   * standby the write goes to the writer instead, and `levels` (when given, else `done` with 0
+   * at `local`) hears each level the writer says it is durable at, up to `level`.
+   */
+  write (update: Uint8Array, done: (seq: number) => void, levels?: ForwardLevels): void {
     if (this.closed) return
     if (this.readOnly) return this.transport.refuseWrite('ERR_READ_ONLY', `read-only: this client may read "${this.docName}" but not write it`)
+    if (this.forwardTo !== null && this.pending === null) return this.forward(this.forwardTo, update, done, levels)
     if (this.pending !== null) this.wait({ kind: 'write', update, done }, update.length)
     else if (this.doc !== null) this.store(this.doc, update, done)
+  }
+
+  /** Whether this session passes its writes on to the writer (a readable standby). */
+  get forwarding (): boolean {
+    return this.forwardTo !== null
+  }
+
+  private forward (
+    writer: string, update: Uint8Array, done: (seq: number) => void, levels?: ForwardLevels,
+  ): void {
+    const forwardWrite = this.placement.forwardWrite
+    if (forwardWrite === undefined) {
+      return this.transport.fail(new RelayRefusal('ERR_NO_WRITER', CloseCode.TryAgainLater, 'this region cannot pass writes on; retry later'))
+    }
+    forwardWrite.call(this.placement, writer, this.docName, update, levels?.level ?? 'local', result => {
+      if (this.closed) return
+      // Not stored at the writer: the client still holds the edit, and sends it again when it reopens.
+      if ('error' in result) return this.transport.fail(result.error)
+      if (levels !== undefined) levels.durable(result.level)
+      else if (result.level === 'local') done(0)
+    })
   }
 
   /** The document was erased: the session ends, and its transport says why (4410). */
@@ -253,6 +296,7 @@ export class DocSession implements DocClient {
   }
 
   private store (doc: LiveDoc, update: Uint8Array, done: (seq: number) => void, refused: () => void = () => {}): void {
+    if (this.forwardTo !== null && !this.readOnly) return this.forward(this.forwardTo, update, done)
     if (this.readOnly) {
       this.transport.refuseWrite('ERR_READ_ONLY', `read-only: this client may read "${this.docName}" but not write it`)
       return refused()

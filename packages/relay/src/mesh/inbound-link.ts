@@ -115,6 +115,8 @@ export class InboundLink {
       case 'erased':
       case 'pull':
       case 'pulled':
+      case 'forward':
+      case 'forwarded':
         return this.ctx.control(message, this.region)
       case 'policy':
         placement.setPeerRules(this.region, message.rules)

@@ -16,6 +16,7 @@ import type { MeshView, PeerPolicyInfo, Placement } from '../placement/index.js'
 import type { ReplicationLog } from '../replication/index.js'
 import { Erasure } from './erasure.js'
 import { StrongReads } from './strong-read.js'
+import { type AcceptForward, WriteForwarding } from './write-forwarding.js'
 import { InboundLink } from './inbound-link.js'
 import type { LinkContext, MeshTiming, RefusedKind } from './link-context.js'
 import { LinkStateTable, LinkStateVersions, shouldForward } from './link-state.js'
@@ -43,6 +44,8 @@ export interface MeshOptions {
   logName(name: string): string
   /** An erasure asked in this region was applied here. */
   onErased?(docName: string): void
+  /** As a document's writer: takes a write a readable standby passed on (write-forwarding.ts). */
+  acceptForward?: AcceptForward
 }
 
 export interface PeerInfo {
@@ -109,6 +112,8 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
   readonly erasure: Erasure
   /** Clients' strong reads: what this region pulls from the others (strong-read.ts). */
   readonly strongReads: StrongReads
+  /** Writes of a readable standby's clients, passed on to the writer (write-forwarding.ts). */
+  readonly forwarding: WriteForwarding
 
   constructor (options: MeshOptions) {
     super()
@@ -159,6 +164,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
       neighbours: () => this.neighbours(),
       onErased: docName => options.onErased?.(docName),
     })
+    this.forwarding = new WriteForwarding((region, message) => this.sendTo(region, message), options.acceptForward)
     this.strongReads = new StrongReads({
       region: this.region,
       log: this.log,
@@ -208,6 +214,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
   }
 
   close (): void {
+    this.forwarding.close()
     this.log.off('append', this.onAppend)
     if (this.ticker !== null) clearInterval(this.ticker)
     if (this.awarenessTimer !== null) clearTimeout(this.awarenessTimer)
@@ -307,6 +314,8 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
   private handleControl (message: PeerMessage, from: string): void {
     if (message.type === 'erase' || message.type === 'erased') {
       this.erasure.receive(message, from)
+    } else if (message.type === 'forward' || message.type === 'forwarded') {
+      this.forwarding.receive(message, from)
     } else if (message.type === 'pull' || message.type === 'pulled') {
       this.strongReads.receive(message, from).catch(err => {
         this.logger.log('warn', 'could not answer a strong read\'s pull', { peer: from, error: (err as Error).message })

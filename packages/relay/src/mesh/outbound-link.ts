@@ -211,6 +211,8 @@ export class OutboundLink {
       case 'erased':
       case 'pull':
       case 'pulled':
+      case 'forward':
+      case 'forwarded':
         return this.ctx.control(message, this.region)
       default:
         return this.drop(`unexpected ${message.type} on an outbound link`, CloseCode.MalformedMessage, 'protocol')

@@ -68,8 +68,11 @@ export const checkPeerMessage = (message: PeerMessage): void => {
       checkDocName(message.docName)
       return validateStateVector(message.stateVector)
     case 'pulled':
+    case 'forward':
       checkDocName(message.docName)
       return validateUpdate(message.update)
+    case 'forwarded':
+      return
     case 'policy':
       return
   }

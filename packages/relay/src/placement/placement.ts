@@ -48,6 +48,11 @@ export type Route =
    * returns or a standby takes over.
    */
   | { kind: 'hold', region: string }
+  /**
+   * An active-passive document with `standbyReads`, written by `region`, which a link reaches:
+   * its sessions are served here and their writes passed on to the writer.
+   */
+  | { kind: 'read-here', region: string }
 
 export interface PlacementEvents {
   /** The writer of some active-passive namespace changed (by rule index). */
@@ -166,7 +171,8 @@ export class Placement extends EventEmitter<PlacementEvents> {
     if (policy.mode !== 'active-passive') return { kind: 'here' }
     const writer = this.writers.get(policy.rule) ?? this.writerOf(policy, undefined)
     if (writer === this.region) return { kind: 'here' }
-    return this.mesh?.linkUp(writer) === true ? { kind: 'elsewhere', region: writer } : { kind: 'hold', region: writer }
+    if (this.mesh?.linkUp(writer) !== true) return { kind: 'hold', region: writer }
+    return policy.standbyReads ? { kind: 'read-here', region: writer } : { kind: 'elsewhere', region: writer }
   }
 
   /** The writer of an active-passive namespace, as this relay sees it now. */

@@ -199,7 +199,8 @@ export class DocApi {
   /** Residency and active-passive writers: a redirect, or a wait, before any work. */
   private route (target: Target, writing: boolean): void {
     const route = this.ctx.placement.route(target.name)
-    if (route.kind === 'elsewhere') {
+    // A readable standby serves reads; an HTTP write is simply sent to the writer.
+    if (route.kind === 'elsewhere' || (route.kind === 'read-here' && writing)) {
       const url = this.ctx.urlOf(route.region)
       throw new DocApiError(307, 'ERR_MOVED', `"${target.name}" lives in ${route.region}: send the request to ${httpBase(url)}`, {
         location: `${httpBase(url)}${target.raw}`,

@@ -8,11 +8,11 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import os from 'node:os'
 import type { Registry } from 'prom-client'
-import type { DocStore, Tombstone } from '@georelay/core'
+import type { AckLevel, DocStore, Tombstone } from '@georelay/core'
 import { Authenticator } from '../auth/index.js'
 import type { RelayConfig } from '../config/index.js'
 import { DocRegistry, ErasedDocs, type SessionPlacement } from '../docs/index.js'
-import { Mesh, type PeerInfo } from '../mesh/index.js'
+import { type ForwardReply, Mesh, type PeerInfo } from '../mesh/index.js'
 import { type Logger, type RelayMetrics, createRelayMetrics, stderrLogger, throttledLogger } from '../observability/index.js'
 import { Placement } from '../placement/index.js'
 import { RegionNode } from '../region/index.js'
@@ -98,6 +98,8 @@ export class Relay extends EventEmitter<RelayEvents> {
     )
     const sessionPlacement: SessionPlacement = {
       route: docName => this.placement.route(docName),
+      forwardWrite: (writer, docName, update, level, result) =>
+        this.mesh.forwarding.forward(writer, docName, update, level, result),
       urlOf: region => this.endpoints().find(e => e.name === region)?.url ?? '',
       onRoles: (docName, listener) => {
         // Only active-passive documents change writers; the others need no listener.
@@ -136,6 +138,7 @@ export class Relay extends EventEmitter<RelayEvents> {
       erased,
       logName: name => this.logName(name),
       onErased: name => this.webhooks.deleted(name),
+      acceptForward: (docName, update, level, reply) => this.acceptForward(docName, update, level, reply),
     })
     const regions = [config.region, ...config.peers.map(p => p.region)]
     this.acks = new WriteAcks({
@@ -356,6 +359,25 @@ export class Relay extends EventEmitter<RelayEvents> {
         })),
       },
     }
+  }
+
+  /**
+   * A write a readable standby passed on: stored here as this region's own if this region
+   * writes the document now, and told at each level it reaches, up to `level`.
+   */
+  private acceptForward (docName: string, update: Uint8Array, level: AckLevel, reply: ForwardReply): void {
+    const route = this.placement.route(docName)
+    if (route.kind !== 'here') return reply({ error: `${this.config.region} does not write "${this.logName(docName)}" now` })
+    this.documents.acquire(docName)
+      .then(doc => doc.write(update, null))
+      .then(seq => {
+        reply({ level: 'local' })
+        const owner = {}
+        const regions = this.placement.allowedRegions(docName)
+        if (level === 'majority' || level === 'all') this.acks.whenDurable(seq, 'majority', owner, () => reply({ level: 'majority' }), regions)
+        if (level === 'all') this.acks.whenDurable(seq, 'all', owner, () => reply({ level: 'all' }), regions)
+      }, err => reply({ error: (err as Error).message }))
+      .finally(() => this.documents.release(docName))
   }
 
   /**
