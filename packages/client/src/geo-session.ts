@@ -209,10 +209,25 @@ export class GeoSession extends ObservableV2<SessionEvents> {
       }
       const timer = setTimeout(() => {
         this.off('ack', check)
-        reject(new Error(`flush timed out after ${timeoutMs} ms: writes up to ${target} are durable only up to ${this.acked[level]} at '${level}' (status ${this.status}); check the connection and the regions' health`))
+        reject(new Error(`flush timed out after ${timeoutMs} ms: writes up to ${target} are durable only up to ${this.acked[level]} at '${level}' (status ${this.status})${this.whereBehind(level)}; check the connection and the regions' health`))
       }, left)
       this.on('ack', check)
     })
+  }
+
+  /**
+   * What the relay last told of the document's other regions, for a flush that timed out: which
+   * lag behind (a region that does not hold this region's writes cannot count for majority).
+   */
+  private whereBehind (level: AckLevel): string {
+    const regions = Object.entries(this.lags)
+    if (regions.length === 0 || level === 'local') return ''
+    const behind = regions.filter(([, lag]) => lag.lagMs > 0 || lag.pending > 0)
+      .map(([region, lag]) => `${region}'s word ${lag.lagMs < 1000 ? `${lag.lagMs} ms` : `${(lag.lagMs / 1000).toFixed(1)} s`} old or behind`)
+    const count = regions.length + 1
+    const need = level === 'all' ? count : Math.floor(count / 2) + 1
+    const rule = count === 2 && level === 'majority' ? ' (with two regions, majority is both)' : ''
+    return `; '${level}' needs ${need} of the document's ${count} regions${rule}${behind.length === 0 ? '' : `; the relay last said: ${behind.join(', ')}`}`
   }
 
   /** Waits for the relay to tell the namespace's level (it does in answer to `open`). */

@@ -52,7 +52,7 @@ describe('consistency levels', () => {
     byDefault.doc.getText('t').insert(0, 'debit')
     explicit.doc.getText('t').insert(0, 'credit')
     await explicit.flush(5000)
-    await expect(byDefault.flush(500)).rejects.toThrow(/majority/)
+    await expect(byDefault.flush(500)).rejects.toThrow(/at 'majority' .*; 'majority' needs 2 of the document's 3 regions/)
     cluster.wan.healAll()
     await byDefault.flush(10_000)
   })
@@ -79,20 +79,28 @@ describe('consistency levels', () => {
     // `all` needs no other region: what was acknowledged at all is here already.
     await reader.refresh({ level: 'all' })
 
-    // The figure with real distances: b's nearest other region 40 ms away, the writer's 110 ms.
+    // The figures with real distances: b's nearest other region 40 ms away (the writer's 110 ms),
+    // then every region 110 ms from every other.
+    const measure = async (round: number): Promise<string> => {
+      const samples: number[] = []
+      for (let i = 0; i < 5; i++) {
+        writer.doc.getText('t').insert(0, `${round}.${i} `)
+        await writer.flush(5000)
+        const t0 = performance.now()
+        await reader.refresh({ level: 'majority', timeoutMs: 5000 })
+        samples.push(performance.now() - t0)
+        expect(reader.doc.getText('t').toString()).toContain(`${round}.${i} `)
+      }
+      const median = [...samples].sort((x, y) => x - y)[2] as number
+      return `median of 5 ${median.toFixed(1)} ms (${samples.map(x => x.toFixed(0)).join(', ')})`
+    }
     cluster.wan.setConditions('b', 'c', { delayMs: 40 })
     cluster.wan.setConditions('a', 'b', { delayMs: 110 })
-    const samples: number[] = []
-    for (let i = 0; i < 5; i++) {
-      writer.doc.getText('t').insert(0, `${i} `)
-      await writer.flush(5000)
-      const t0 = performance.now()
-      await reader.refresh({ level: 'majority', timeoutMs: 5000 })
-      samples.push(performance.now() - t0)
-      expect(reader.doc.getText('t').toString()).toContain(`${i} `)
-    }
-    const median = [...samples].sort((x, y) => x - y)[2] as number
-    console.log(`strong read at b, refresh({ level: 'majority' }): ${tookMs.toFixed(1)} ms with b–c 10 ms and a–b 1500 ms one way; median of 5 ${median.toFixed(1)} ms (${samples.map(x => x.toFixed(0)).join(', ')}) with b–c 40 ms and a–b 110 ms`)
+    const near = await measure(1)
+    cluster.wan.setConditions('b', 'c', { delayMs: 110 })
+    cluster.wan.setConditions('a', 'c', { delayMs: 110 })
+    const far = await measure(2)
+    console.log(`strong read at b, refresh({ level: 'majority' }): ${tookMs.toFixed(1)} ms with b–c 10 ms and a–b 1500 ms one way; ${near} with b–c 40 ms and a–b 110 ms; ${far} with 110 ms between every pair`)
   })
 
   it('refresh() waits through a partition, then fails naming the regions it could not hear from', async () => {
