@@ -7,7 +7,7 @@
  */
 import type WebSocket from 'ws'
 import { CloseCode, PEER_PROTOCOL_VERSION, type PeerMessage, stateVectorOf } from '@georelay/core'
-import type { LinkContext } from './link-context.js'
+import { type LinkContext, isControl } from './link-context.js'
 import { PeerSocket } from './peer-socket.js'
 
 export class InboundLink {
@@ -59,6 +59,7 @@ export class InboundLink {
   }
 
   private handle (message: PeerMessage): void {
+    if (isControl(message)) return this.ctx.control(message, this.region)
     const { log, documents, placement } = this.ctx
     switch (message.type) {
       case 'batch': {
@@ -109,15 +110,6 @@ export class InboundLink {
           }
           this.send({ type: 'sv-reply', docs })
         })
-      case 'link-state':
-      case 'awareness':
-      case 'erase':
-      case 'erased':
-      case 'pull':
-      case 'pulled':
-      case 'forward':
-      case 'forwarded':
-        return this.ctx.control(message, this.region)
       case 'policy':
         placement.setPeerRules(this.region, message.rules)
         return

@@ -44,6 +44,13 @@ export interface LinkDocuments {
   isErased(docName: string): boolean
 }
 
+/** What travels on any link, either way, for the mesh rather than the link: `LinkContext.control`. */
+export type ControlMessage = Extract<PeerMessage, { type: ControlType }>
+type ControlType = 'link-state' | 'awareness' | 'erase' | 'erased' | 'pull' | 'pulled' | 'forward' | 'forwarded'
+const CONTROL_TYPES: ReadonlySet<string> = new Set<ControlType>(['link-state', 'awareness', 'erase', 'erased', 'pull', 'pulled', 'forward', 'forwarded'])
+
+export const isControl = (message: PeerMessage): message is ControlMessage => CONTROL_TYPES.has(message.type)
+
 export type RefusedKind = 'update' | 'catch-up' | 'awareness' | 'sv-request'
 
 export interface LinkContext {
@@ -65,8 +72,8 @@ export interface LinkContext {
   linkChanged(peer: string): void
   /** `peer` acknowledged entries as durable. */
   acknowledged(peer: string): void
-  /** Link state and awareness, which the mesh handles whichever link they come on. */
-  control(message: PeerMessage, from: string): void
+  /** Link state, awareness, erasures, strong reads' pulls, forwarded writes: the mesh's, whichever link brings them. */
+  control(message: ControlMessage, from: string): void
   /** A peer sent something of a document that may not live here: dropped, counted, not logged by name. */
   refuse(peer: string, kind: RefusedKind): void
 }

@@ -18,7 +18,7 @@ import { Erasure } from './erasure.js'
 import { StrongReads } from './strong-read.js'
 import { type AcceptForward, WriteForwarding } from './write-forwarding.js'
 import { InboundLink } from './inbound-link.js'
-import type { LinkContext, MeshTiming, RefusedKind } from './link-context.js'
+import type { ControlMessage, LinkContext, MeshTiming, RefusedKind } from './link-context.js'
 import { LinkStateTable, LinkStateVersions, shouldForward } from './link-state.js'
 import { type LinkErrorKind, OutboundLink } from './outbound-link.js'
 
@@ -311,7 +311,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
   }
 
   /** Link state, awareness and erasures arrive on any link, in either direction. */
-  private handleControl (message: PeerMessage, from: string): void {
+  private handleControl (message: ControlMessage, from: string): void {
     if (message.type === 'erase' || message.type === 'erased') {
       this.erasure.receive(message, from)
     } else if (message.type === 'forward' || message.type === 'forwarded') {
@@ -403,21 +403,27 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
     })
   }
 
+  /**
+   * Ms since the oldest of this region's writes that `peer` has not acknowledged (0: none), by
+   * this node's link or, on a node not holding the mesh lease, as the holder relayed it.
+   */
+  private lagOf (peer: string, now: number): number {
+    const since = this.log.pendingSince(this.heldUpTo(peer))
+    return since === undefined ? 0 : now - since
+  }
+
   peerInfo (): PeerInfo[] {
     const now = Date.now()
     return this.peers.map(peer => {
       const link = this.links.get(peer.region)
-      // Through this node's link, or (a node not holding the mesh lease) as the holder relayed it.
-      const acked = this.heldUpTo(peer.region)
-      const since = this.log.pendingSince(acked)
       return {
         region: peer.region,
         url: peer.publicUrl ?? peer.url,
         state: link?.status ?? 'down',
         inbound: this.inbound.get(peer.region)?.open ?? false,
         reaches: this.linkStates.fresh(peer.region, now)?.reaches ?? [],
-        lagMs: since === undefined ? 0 : now - since,
-        pendingUpdates: this.log.pendingCount(acked),
+        lagMs: this.lagOf(peer.region, now),
+        pendingUpdates: this.log.pendingCount(this.heldUpTo(peer.region)),
         rttMs: link?.rttMs ?? null,
         policy: this.placement.peerPolicy(peer.region),
         ...(link?.lastErrorKind === undefined || link.status === 'up' ? {} : { error: link.lastErrorKind }),
@@ -454,11 +460,8 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
 
   private linkStateMessage (): PeerMessage {
     const now = Date.now()
-    // How far behind this region's writes each peer is, from its acknowledgements: what it needs to know its staleness.
-    const lags = Object.fromEntries(this.peers.map(p => {
-      const since = this.log.pendingSince(this.heldUpTo(p.region))
-      return [p.region, since === undefined ? 0 : now - since]
-    }))
+    // How far behind this region's writes each peer is: what it reads its staleness from.
+    const lags = Object.fromEntries(this.peers.map(p => [p.region, this.lagOf(p.region, now)]))
     return { type: 'link-state', region: this.region, version: this.versions.next(), reaches: this.reaches(), have: this.log.marks(), lags }
   }
 

@@ -8,7 +8,7 @@
 import WebSocket from 'ws'
 import { CloseCode, type PeerMessage, fullJitter } from '@georelay/core'
 import { CatchUp } from './catch-up.js'
-import type { LinkContext } from './link-context.js'
+import { type LinkContext, isControl } from './link-context.js'
 import { LogPump } from './log-pump.js'
 import { PeerSocket } from './peer-socket.js'
 
@@ -190,6 +190,7 @@ export class OutboundLink {
   }
 
   private handle (message: PeerMessage): void {
+    if (isControl(message)) return this.ctx.control(message, this.region)
     switch (message.type) {
       case 'welcome':
         if (message.region !== this.region) return this.drop(`expected region ${this.region} but ${message.region} answered`, CloseCode.Forbidden, 'wrong-region')
@@ -205,15 +206,6 @@ export class OutboundLink {
         return
       case 'sv-reply':
         return this.catchUp.reply(message.docs)
-      case 'link-state':
-      case 'awareness':
-      case 'erase':
-      case 'erased':
-      case 'pull':
-      case 'pulled':
-      case 'forward':
-      case 'forwarded':
-        return this.ctx.control(message, this.region)
       default:
         return this.drop(`unexpected ${message.type} on an outbound link`, CloseCode.MalformedMessage, 'protocol')
     }
