@@ -250,6 +250,9 @@ export class HocuspocusConnection {
       return this.refuse(key, `this token does not allow "${docName}"`)
     }
     const keyBytes = encodeHocuspocusKey(key)
+    // Every update is answered with one of these: encoded once per document, not per update.
+    const saved = encodeHocuspocusMessage({ type: 'sync-status', key, applied: true })
+    const refused = encodeHocuspocusMessage({ type: 'sync-status', key, applied: false })
     let opened: DocState | undefined
     const isCurrent = (): boolean => opened !== undefined && this.docs.get(key) === opened
     let moved = false
@@ -268,7 +271,7 @@ export class HocuspocusConnection {
         },
         // The refusal itself reaches the provider as SyncStatus 0 (stored, below).
         refuseWrite: code => this.ctx.metrics.rejected.inc({ code }),
-        stored: applied => { if (isCurrent()) this.sendMessage({ type: 'sync-status', key, applied }) },
+        stored: applied => { if (isCurrent()) this.send(applied ? saved : refused) },
         charge: cost => this.socket.charge(cost),
       },
     })

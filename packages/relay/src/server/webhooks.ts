@@ -48,6 +48,7 @@ type WebhookConfig = RelayConfig['webhooks'][number]
 
 interface Burst {
   firstAt: number
+  lastAt: number
   seq: number
   timer: NodeJS.Timeout
 }
@@ -74,12 +75,20 @@ class Receiver {
     if (this.closed || !this.hook.events.includes('change')) return
     const now = Date.now()
     const burst = this.bursts.get(doc)
-    if (burst !== undefined) clearTimeout(burst.timer)
-    const firstAt = burst?.firstAt ?? now
-    const wait = Math.max(0, Math.min(this.hook.debounceMs, firstAt + this.hook.maxWaitMs - now))
-    const timer = setTimeout(() => this.fire(doc), wait)
+    // A write within a burst only moves its end: the timer, when it fires, looks again.
+    if (burst !== undefined) {
+      burst.lastAt = now
+      burst.seq = Math.max(burst.seq, seq)
+      return
+    }
+    const timer = this.wake(doc, Math.min(this.hook.debounceMs, this.hook.maxWaitMs))
+    this.bursts.set(doc, { firstAt: now, lastAt: now, seq, timer })
+  }
+
+  private wake (doc: string, ms: number): NodeJS.Timeout {
+    const timer = setTimeout(() => this.fire(doc), ms)
     timer.unref()
-    this.bursts.set(doc, { firstAt, seq: Math.max(seq, burst?.seq ?? 0), timer })
+    return timer
   }
 
   deleted (doc: string): void {
@@ -99,9 +108,16 @@ class Receiver {
     if (this.retryTimer !== null) clearTimeout(this.retryTimer)
   }
 
+  /** A burst ends `debounceMs` after its last write or `maxWaitMs` after its first. */
   private fire (doc: string): void {
     const burst = this.bursts.get(doc)
     if (burst === undefined) return
+    const due = Math.min(burst.lastAt + this.hook.debounceMs, burst.firstAt + this.hook.maxWaitMs)
+    const now = Date.now()
+    if (now < due) {
+      burst.timer = this.wake(doc, due - now)
+      return
+    }
     this.bursts.delete(doc)
     this.enqueue({ event: 'change', doc, region: this.region, seq: burst.seq, at: Date.now() })
   }
