@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from '@jest/globals'
 import * as Y from 'yjs'
 import { SqliteStore } from '@georelay/store-sqlite'
 import { GeoClient, type GeoSession } from '@georelay/client'
-import { TestCluster, on, setFullCheck, waitUntil } from '@georelay/testkit'
+import { TestCluster, docOfStored, on, setFullCheck, waitUntil } from '@georelay/testkit'
 
 const PROMOTE_AFTER_MS = 1500
 const LEDGER = 'billing/ledger'
@@ -54,10 +54,7 @@ describe('active-passive namespaces', () => {
       const store = new SqliteStore(path.join(cluster.dataDir, region))
       const stored = await store.read(LEDGER)
       await store.close()
-      const doc = new Y.Doc()
-      if (stored.snapshot !== null) Y.applyUpdate(doc, stored.snapshot)
-      for (const entry of stored.log) Y.applyUpdate(doc, entry.update)
-      replicas[region] = doc
+      replicas[region] = docOfStored(stored)
     }
     return replicas
   }

@@ -13,7 +13,7 @@ import type { WebsocketProvider } from 'y-websocket'
 import { type LogLevel, streamLogger } from '@georelay/relay'
 import {
   TestCluster, type TestHocuspocusProvider, connectHocuspocus, connectProvider, destroyHocuspocus, destroyProvider,
-  every, nextEvent, on, waitSynced, waitUntil,
+  every, nextEvent, on, readStoredDoc, waitSynced, waitUntil,
 } from '@georelay/testkit'
 
 const REGIONS = ['us-east', 'eu-west', 'ap-south']
@@ -25,27 +25,8 @@ const filesUnder = (dir: string): string[] => fs.readdirSync(dir, { withFileType
 const httpOf = (wsUrl: string, route: string): string => wsUrl.replace(/^ws/, 'http') + route
 const docUrl = (wsUrl: string): string => httpOf(wsUrl, `/v1/docs/${encodeURIComponent(DOC)}`)
 
-const textIn = async (cluster: TestCluster, region: string): Promise<string> => {
-  const stored = await cluster.store(region).read(DOC)
-  const doc = new Y.Doc()
-  if (stored.snapshot !== null) Y.applyUpdate(doc, stored.snapshot)
-  for (const entry of stored.log) Y.applyUpdate(doc, entry.update)
-  return doc.getText('t').toString()
-}
-
-/** The next `event` of a lib0 Observable or a Hocuspocus emitter (on/off, no once). */
-type Listener = (...args: never[]) => void
-interface OnOff { on(event: string, f: Listener): unknown, off(event: string, f: Listener): unknown }
-const next = (emitter: OnOff, event: string, what: string, timeoutMs = 10_000): Promise<unknown[]> =>
-  new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs)
-    const listener = (...args: unknown[]): void => {
-      clearTimeout(timer)
-      emitter.off(event, listener)
-      resolve(args)
-    }
-    emitter.on(event, listener)
-  })
+const textIn = async (cluster: TestCluster, region: string): Promise<string> =>
+  (await readStoredDoc(cluster.store(region), DOC)).getText('t').toString()
 
 interface Answer { status: number, body: Record<string, unknown> }
 const call = async (url: string, init: RequestInit = {}): Promise<Answer> => {
@@ -91,9 +72,9 @@ describe('erasure', () => {
     expect(before.some(bytes => bytes.includes(MARKER))).toBe(true)
 
     await cluster.stopRegion('ap-south')
-    const writerClosed = next(writer, 'connection-close', 'the us-east client to be closed')
-    const readerClosed = next(reader, 'connection-close', 'the eu-west client to be closed')
-    const tiptapClosed = next(tiptap, 'close', 'the Tiptap provider to hear its document closed')
+    const writerClosed = nextEvent(writer, 'connection-close', { what: 'the us-east client to be closed' })
+    const readerClosed = nextEvent(reader, 'connection-close', { what: 'the eu-west client to be closed' })
+    const tiptapClosed = nextEvent(tiptap, 'close', { what: 'the Tiptap provider to hear its document closed' })
     const deleted = await call(docUrl(cluster.url('us-east')), { method: 'DELETE' })
     expect(deleted.status).toBe(202)
     expect(deleted.body).toMatchObject({ deleted: DOC, origin: 'us-east', complete: false })
@@ -128,7 +109,7 @@ describe('erasure', () => {
     await cluster.startRegion('ap-south')
     const returning = connectProvider(cluster.url('ap-south'), DOC)
     providers.push(returning)
-    const [returned] = await next(returning, 'connection-close', 'ap-south to refuse the erased document') as [{ code: number }]
+    const [returned] = await nextEvent(returning, 'connection-close', { what: 'ap-south to refuse the erased document' }) as [{ code: number }]
     expect(returned.code).toBe(4410)
     returning.shouldConnect = false
     expect(returning.doc.getText('t').toString()).toBe('')

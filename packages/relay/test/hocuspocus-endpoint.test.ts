@@ -10,7 +10,8 @@ import type { Relay } from '@georelay/relay'
 import {
   type HocuspocusOptions, type HocuspocusSocket, type HocuspocusVersion, TestCluster, type TestHocuspocusProvider,
   connectHocuspocus, connectProvider, destroyHocuspocus, destroyProvider, hocuspocusSocket, nextAuthFailure, on,
-  startTestRelay, storeOf, waitForText, waitHocuspocusSaved, waitHocuspocusSynced, waitSynced, waitUntil,
+  readStoredDoc, startTestRelay, storeOf, waitForText, waitHocuspocusSaved, waitHocuspocusSynced, waitSynced,
+  waitUntil,
 } from '@georelay/testkit'
 
 const SECRET = 'a-test-secret-of-at-least-32-chars!!'
@@ -19,13 +20,7 @@ const token = (docs: Record<string, 'ro' | 'rw'>): Promise<string> =>
 
 const hocuspocusUrl = (url: string): string => `${url}/v1/hocuspocus`
 
-const textIn = async (store: DocStore, name: string): Promise<string> => {
-  const stored = await store.read(name)
-  const doc = new Y.Doc()
-  if (stored.snapshot !== null) Y.applyUpdate(doc, stored.snapshot)
-  for (const entry of stored.log) Y.applyUpdate(doc, entry.update)
-  return doc.getText('t').toString()
-}
+const textIn = async (store: DocStore, name: string): Promise<string> => (await readStoredDoc(store, name)).getText('t').toString()
 const storedText = (relay: Relay, name: string): Promise<string> => textIn(storeOf(relay), name)
 
 describe.each([4, 3] as HocuspocusVersion[])('@hocuspocus/provider %s.x', version => {

@@ -6,7 +6,7 @@ import WebSocket from 'ws'
 import * as Y from 'yjs'
 import * as v4 from '@hocuspocus/provider'
 import * as v3 from 'hocuspocus-provider-3'
-import { on, waitUntil } from './wait-for.js'
+import { nextEvent, on, waitUntil } from './wait-for.js'
 
 export type HocuspocusVersion = 3 | 4
 
@@ -74,16 +74,12 @@ export const waitHocuspocusSaved = (provider: TestHocuspocusProvider, timeoutMs?
   waitUntil([on(provider, 'unsyncedChanges')], () => provider.unsyncedChanges === 0, { what: `Hocuspocus ${provider.version}.x provider's changes to be saved`, ...(timeoutMs === undefined ? {} : { timeoutMs }) })
 
 /** The reason of the provider's next `authenticationFailed`. */
-export const nextAuthFailure = (provider: TestHocuspocusProvider, timeoutMs = 10_000): Promise<string> =>
-  new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for the provider's authenticationFailed`)), timeoutMs)
-    const listener = ({ reason }: { reason: string }): void => {
-      clearTimeout(timer)
-      provider.off('authenticationFailed', listener as (payload: never) => void)
-      resolve(reason)
-    }
-    provider.on('authenticationFailed', listener as (payload: never) => void)
+export const nextAuthFailure = async (provider: TestHocuspocusProvider, timeoutMs?: number): Promise<string> => {
+  const [{ reason }] = await nextEvent<[{ reason: string }]>(provider, 'authenticationFailed', {
+    what: 'the provider\'s authenticationFailed', ...(timeoutMs === undefined ? {} : { timeoutMs }),
   })
+  return reason
+}
 
 export const destroyHocuspocus = (provider: TestHocuspocusProvider): void => {
   provider.destroy()

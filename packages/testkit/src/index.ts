@@ -1,6 +1,7 @@
 export { DEFAULT_TIMEOUT_MS, every, nextEvent, on, waitUntil, type Listenable, type Subscribe, type WaitOptions } from './wait-for.js'
 export { GEORELAY_BIN, startRelayProcess, type RelayProcess, type StartRelayOptions } from './relay-process.js'
 export { connectProvider, destroyProvider, waitForText, waitSynced } from './y-websocket-client.js'
+export { docOfStored, readStoredDoc } from './stored-doc.js'
 export {
   connectHocuspocus, destroyHocuspocus, hocuspocusSocket, nextAuthFailure, waitHocuspocusSaved, waitHocuspocusSynced,
   type HocuspocusOptions, type HocuspocusSocket, type HocuspocusVersion, type TestHocuspocusProvider,

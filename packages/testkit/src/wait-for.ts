@@ -94,20 +94,25 @@ export const on = (emitter: Listenable, event: string): Subscribe =>
     return () => { (emitter as EventEmitter).off(event, listener) }
   }
 
-/** Resolves with the arguments of the next `event`, or rejects on timeout. */
+/**
+ * Resolves with the arguments of the next `event`, or rejects on timeout. Any emitter with
+ * on/off will do (lib0's Observable and Hocuspocus's have no `once`).
+ */
 export const nextEvent = <A extends unknown[]>(
-  emitter: EventEmitter,
+  emitter: Listenable,
   event: string,
   { what, timeoutMs = DEFAULT_TIMEOUT_MS }: WaitOptions,
 ): Promise<A> =>
   new Promise<A>((resolve, reject) => {
+    const target = emitter as EventEmitter
     const listener = (...args: unknown[]): void => {
       clearTimeout(timer)
+      target.off(event, listener)
       resolve(args as A)
     }
     const timer = setTimeout(() => {
-      emitter.off(event, listener)
+      target.off(event, listener)
       reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`))
     }, timeoutMs)
-    emitter.once(event, listener)
+    target.on(event, listener)
   })

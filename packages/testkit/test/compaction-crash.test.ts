@@ -4,7 +4,7 @@ import * as Y from 'yjs'
 import { type StoredDoc } from '@georelay/core'
 import { SqliteStore } from '@georelay/store-sqlite'
 import { GeoClient } from '@georelay/client'
-import { TestCluster, connectProvider, destroyProvider, on, setFullCheck, waitSynced, waitUntil } from '@georelay/testkit'
+import { TestCluster, connectProvider, destroyProvider, docOfStored, on, setFullCheck, waitSynced, waitUntil } from '@georelay/testkit'
 
 /** Compaction starts with the append that brings a document's log to this many entries. */
 const THRESHOLD = 2000
@@ -22,12 +22,7 @@ const onDisk = async (cluster: TestCluster, docName: string): Promise<StoredDoc>
   }
 }
 
-const contentOf = (stored: StoredDoc): string[] => {
-  const doc = new Y.Doc()
-  if (stored.snapshot !== null) Y.applyUpdate(doc, stored.snapshot)
-  for (const entry of stored.log) Y.applyUpdate(doc, entry.update)
-  return doc.getArray<string>('set').toArray()
-}
+const contentOf = (stored: StoredDoc): string[] => docOfStored(stored).getArray<string>('set').toArray()
 
 describe('a relay killed (-9) while it compacts a document', () => {
   let cluster: TestCluster
