@@ -10,7 +10,10 @@
  */
 import type * as Y from 'yjs'
 import { ObservableV2 } from 'lib0/observable'
-import { CloseCode, type MuxMessage, type RegionEndpoint, decodeMuxMessage, encodeMuxMessage, fullJitter, parseMovedReason } from '@georelay/core'
+import {
+  CloseCode, type MuxMessage, type RegionEndpoint, decodeMuxMessage, docNameProblem, encodeMuxMessage, fullJitter,
+  isReservedName, parseMovedReason,
+} from '@georelay/core'
 import { createOfflineStore, type OfflineStoreSpec } from './create-offline-store.js'
 import { GeoSession, type SessionOptions } from './geo-session.js'
 import type { OfflineStore } from './offline-store.js'
@@ -155,6 +158,9 @@ export class GeoClient extends ObservableV2<GeoClientEvents> {
   open (name: string, doc: Y.Doc, options: SessionOptions = {}): GeoSession {
     if (this.closed) throw new Error('this GeoClient is closed')
     if (this.sessions.has(name)) throw new Error(`"${name}" is already open on this client: use its session, or close it first`)
+    // The relay would refuse it (4400); saying it here names the call that was wrong.
+    const problem = docNameProblem(name) ?? (isReservedName(name) ? `"${name}" is reserved for the relay's endpoints` : null)
+    if (problem !== null) throw new TypeError(`open(${JSON.stringify(name)}): ${problem} (docs/protocol.md, document names)`)
     const session = new GeoSession(name, doc, this.nextDocId++, this.storeProxy, s => this.forget(s), options)
     this.sessions.set(name, session)
     this.byId.set(session.docId, session)

@@ -18,16 +18,31 @@ describe('parseRequestPath', () => {
     expect(parseRequestPath('/caf%C3%A9%20menu')).toEqual({ kind: 'doc', name: 'café menu' })
   })
 
-  it('decodes only after cutting the query, so an encoded "?" stays in the name', () => {
-    expect(parseRequestPath('/what%3Fnow?token=t')).toEqual({ kind: 'doc', name: 'what?now' })
+  it('decodes only after cutting the query, and then refuses the "?" a name may not hold', () => {
+    expect(parseRequestPath('/what%3Fnow?token=t')).toEqual({ kind: 'invalid', reason: expect.stringMatching(/holds "\?"/) })
   })
 
-  it('refuses broken percent-encoding', () => {
-    for (const url of ['/%E0%A4%A', '/%', '/a%zzb', '/%C3']) {
-      const target = parseRequestPath(url)
-      expect(target.kind).toBe('invalid')
-      expect(target).toMatchObject({ reason: expect.stringMatching(/percent-encoding/) })
+  it('reads a "%" that is not followed by two hex digits as itself, as a stock provider sends it', () => {
+    expect(parseRequestPath('/100%/x')).toEqual({ kind: 'doc', name: '100%/x' })
+    expect(parseRequestPath('/50%off?token=t')).toEqual({ kind: 'doc', name: '50%off' })
+    expect(parseRequestPath('/%')).toEqual({ kind: 'doc', name: '%' })
+    expect(parseRequestPath('/a%zzb')).toEqual({ kind: 'doc', name: 'a%zzb' })
+    expect(parseRequestPath('/caf%C3%A9 100%')).toEqual({ kind: 'doc', name: 'café 100%' })
+  })
+
+  it('refuses escapes that do not decode to UTF-8, and names whose decoding holds an escape', () => {
+    for (const url of ['/%E0%A4%A', '/%C3', '/%FF']) {
+      expect(parseRequestPath(url)).toEqual({ kind: 'invalid', reason: expect.stringMatching(/not valid percent-encoding/) })
     }
+    // %252F decodes to "%2F": a name holding an escape would be another document to a provider.
+    expect(parseRequestPath('/a%252Fb')).toEqual({ kind: 'invalid', reason: expect.stringMatching(/holds "%2F"/) })
+  })
+
+  it('refuses a query that is not name=value pairs: the sign of a "?" in a stock provider\'s room name', () => {
+    for (const url of ['/notes/?q?token=t', '/notes/?q', '/notes?a=1?b=2']) {
+      expect(parseRequestPath(url)).toEqual({ kind: 'invalid', reason: expect.stringMatching(/not name=value pairs: did the document name hold "\?"\?/) })
+    }
+    expect(parseRequestPath('/notes?token=t&x=&y=2')).toEqual({ kind: 'doc', name: 'notes' })
   })
 
   it('refuses an empty name, with the URL shape in the reason', () => {

@@ -155,10 +155,12 @@ describe('HTTP endpoints', () => {
     ['broken percent-encoding', '/%E0%A4%A', /not valid percent-encoding/],
     ['a control character', '/a%00b', /control characters/],
     ['a name over 512 bytes', '/' + 'n'.repeat(513), /longer than 512 bytes/],
-  ])('refuses an upgrade with %s with HTTP 400 and the reason', async (_what, path, reason) => {
-    const { status, body } = await refusedUpgrade(`${relay.url}${path}`)
-    expect(status).toBe(400)
-    expect(body).toMatch(reason)
+    ['a "?" in the name, as a stock provider sends it', '/notes/?q?token=t', /did the document name hold "\?"\?/],
+  ])('closes a socket for %s with 4400 and the reason', async (_what, path, reason) => {
+    const ws = new WebSocket(`${relay.url}${path}`)
+    const [code, why] = await nextEvent(ws, 'close', { what: `the relay to close ${path}` }) as [number, Buffer]
+    expect(code).toBe(4400)
+    expect(why.toString()).toMatch(reason)
   })
 })
 

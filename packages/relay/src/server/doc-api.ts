@@ -28,6 +28,7 @@ import type { Logger, RelayMetrics } from '../observability/index.js'
 import type { Placement } from '../placement/index.js'
 import type { WriteAcks } from '../replication/index.js'
 import { corsHeaders } from './cors.js'
+import { decodePathName } from './doc-path.js'
 
 export const DOCS_PATH = '/v1/docs/'
 
@@ -76,12 +77,8 @@ interface Target {
 const parseTarget = (url: string): Target => {
   const at = url.indexOf('?')
   const path = at === -1 ? url : url.slice(0, at)
-  let name: string
-  try {
-    name = decodeURIComponent(path.slice(DOCS_PATH.length))
-  } catch {
-    throw new DocApiError(400, 'ERR_BAD_NAME', 'the document name is not valid percent-encoding')
-  }
+  const name = decodePathName(path.slice(DOCS_PATH.length))
+  if (name === null) throw new DocApiError(400, 'ERR_BAD_NAME', 'the document name is not valid percent-encoding: an escape (%XX) does not decode to UTF-8')
   if (name === '') throw new DocApiError(400, 'ERR_BAD_NAME', 'no document name: use /v1/docs/<document name>')
   const problem = docNameProblem(name) ?? (isReservedName(name) ? `"${name}" is a reserved name` : null)
   if (problem !== null) throw new DocApiError(400, 'ERR_BAD_NAME', problem)

@@ -132,7 +132,9 @@ export class UpgradeRouter {
     if (target.kind === 'reserved' && target.path === 'v1/peer') return this.upgradePeer(req, socket, head)
     if (target.kind === 'invalid') {
       this.ctx.metrics.rejected.inc({ code: 'ERR_BAD_NAME' })
-      return refuseUpgrade(socket, 400, 'Bad Request', target.reason)
+      // A close with the reason, not an HTTP 400: a stock provider shows a close's reason, and
+      // only "Unexpected server response: 400" for a refused upgrade.
+      return this.refuseClient(req, socket, head, CloseCode.MalformedMessage, target.reason)
     }
     if (target.kind === 'reserved' && target.path !== 'v1/mux' && target.path !== 'v1/hocuspocus') return refuseUpgrade(socket, 404, 'Not Found', `/${target.path} is reserved and not a WebSocket endpoint of this relay`)
     // Hocuspocus providers authenticate each document in its own Auth message, not the socket.
