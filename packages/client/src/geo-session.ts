@@ -117,8 +117,19 @@ export class GeoSession extends ObservableV2<SessionEvents> {
   private lastKept: Promise<void> = Promise.resolve()
   private retry: ReturnType<typeof setTimeout> | null = null
   private retries = 0
-  /** The relay refused with a code that a retry cannot fix; set until a new token arrives. */
-  private refused = false
+  /**
+   * The relay refused with a code that a retry cannot fix, until a new token arrives: writes stay
+   * pending and are not sent (each would be refused the same way).
+   */
+  private refusedWith: (Error & { code: number }) | null = null
+  /**
+   * The refusal answered the open (it came before the relay's step 2): the relay closed the
+   * document, so later sockets do not open it again until a new token, and a socket already in
+   * use here sends nothing more for it. A refused write (read-only) leaves the document open.
+   */
+  private refusedOpen = false
+  /** The socket a document refused at open is kept for, to open it there once a new token comes. */
+  private parked: Outbox | null = null
   private restored = false
   /** Local edits made before the restore finished. */
   private readonly early: Uint8Array[] = []
@@ -277,6 +288,10 @@ export class GeoSession extends ObservableV2<SessionEvents> {
   ): Promise<void> {
     await this.ready
     if (this.closed) return
+    if (this.refusedOpen) {
+      this.parked = outbox
+      return
+    }
     this.outbox = outbox
     this.maxMessageBytes = maxMessageBytes
     this.relayVersion = relayVersion
@@ -290,7 +305,12 @@ export class GeoSession extends ObservableV2<SessionEvents> {
     if (this.awareness.getLocalState() !== null) {
       this.sendFrame({ type: 'awareness', update: awarenessProtocol.encodeAwarenessUpdate(this.awareness, [this.doc.clientID]) })
     }
-    for (const [writeId, update] of this.pending) this.sendWrite(writeId, update)
+    if (this.refusedWith === null) for (const [writeId, update] of this.pending) this.sendWrite(writeId, update)
+  }
+
+  /** Why the relay refused this document or its writes (see the error event), until a new token. */
+  get refusal (): (Error & { code: number }) | null {
+    return this.refusedWith
   }
 
   /**
@@ -299,7 +319,7 @@ export class GeoSession extends ObservableV2<SessionEvents> {
    * Sending it would only get the socket closed, and every reconnect would send it again.
    */
   private sendWrite (writeId: number, update: Uint8Array): void {
-    if (this.outbox === null) return
+    if (this.outbox === null || this.refusedWith !== null) return
     if (this.fits(update.length)) {
       this.tooLarge.delete(writeId)
       this.outbox({ type: 'write', docId: this.docId, writeId, update })
@@ -321,14 +341,18 @@ export class GeoSession extends ObservableV2<SessionEvents> {
 
   /** The client has a new token: a document it refused may be allowed now. */
   tokenChanged (): void {
-    if (!this.refused) return
-    this.refused = false
-    if (this.outbox !== null && !this.closed) void this.attach(this.outbox)
+    if (this.refusedWith === null) return
+    this.refusedWith = null
+    this.refusedOpen = false
+    const outbox = this.outbox ?? this.parked
+    this.parked = null
+    if (outbox !== null && !this.closed) void this.attach(outbox)
   }
 
   /** The relay is gone; edits go on locally and wait. */
   detach (): void {
     this.outbox = null
+    this.parked = null
     this.cancelRetry()
     if (!this.closed) this.setStatus('offline')
   }
@@ -354,8 +378,13 @@ export class GeoSession extends ObservableV2<SessionEvents> {
       case 'error': {
         const error = Object.assign(new Error(`the relay refused document "${this.name}": ${message.reason} (${message.code})`), { code: message.code })
         this.emit('error', [error])
-        if (NOT_RETRIED.includes(message.code)) this.refused = true
-        else this.retryLater()
+        if (!NOT_RETRIED.includes(message.code)) return this.retryLater()
+        this.refusedWith = error
+        if (!this.syncedNow) {
+          this.refusedOpen = true
+          this.parked = this.outbox
+          this.outbox = null
+        }
         return
       }
       default:

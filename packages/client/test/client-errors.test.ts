@@ -7,7 +7,7 @@ import { SignJWT } from 'jose'
 import * as Y from 'yjs'
 import { GeoClient, type OfflineInfo } from '@georelay/client'
 import type { Relay } from '@georelay/relay'
-import { startTestRelay } from '@georelay/testkit'
+import { nextEvent, startTestRelay, waitForText, waitUntil, on } from '@georelay/testkit'
 import { freePort } from '@georelay/cluster'
 
 const SECRET = 'a-test-secret-of-at-least-32-chars!!'
@@ -59,6 +59,73 @@ describe('the SDK, as a newcomer meets it', () => {
     client.setToken(await token({ 'notes/**': 'rw' }))
     await session.synced
     expect(session.status).toBe('synced')
+  })
+
+  it('tells a document the token does not allow once: nothing more is sent for it, on this socket or the next, until setToken()', async () => {
+    const lines: string[] = []
+    const capture = { log: (_level: string, message: string, fields?: Record<string, unknown>) => { lines.push(`${message} ${JSON.stringify(fields)}`) } }
+    const auth = { jwtSecret: SECRET, anonymous: 'none' as const }
+    relay = await startTestRelay({ config: { region: 'eu', auth }, logger: capture })
+    const second = await startTestRelay({ config: { region: 'us', auth } })
+    const first = relay
+    try {
+      const client = new GeoClient({
+        regions: [{ name: 'eu', url: first.url }, { name: 'us', url: second.url }], preferRegion: 'eu',
+        token: await token({ 'other/**': 'rw' }), probeIntervalMs: 0, failoverJitterMs: 0,
+      })
+      clients.push(client)
+      const errors: (Error & { code: number })[] = []
+      const session = client.open('notes/1', new Y.Doc())
+      session.on('error', e => errors.push(e))
+      const allowed = client.open('other/1', new Y.Doc())
+      await allowed.synced
+      await waitUntil([on(session, 'error')], () => errors.length > 0, { what: 'the refusal' })
+      expect(errors.map(e => [e.code, e.message])).toEqual([[4403, 'the relay refused document "notes/1": this token does not allow "notes/1" (4403)']])
+      expect(session.refusal?.code).toBe(4403)
+      // Edits of the refused document, and a move to another region, send nothing for it.
+      session.doc.getText('t').insert(0, 'kept')
+      const moved = nextEvent(client, 'region', { what: 'the client to move to us' })
+      await first.close()
+      relay = undefined
+      await moved
+      allowed.doc.getText('t').insert(0, 'x')
+      await allowed.flush()
+      const rejected = async (r: Relay): Promise<Record<string, number>> => {
+        const { values } = await (r.metrics.getSingleMetric('georelay_messages_rejected_total') as { get(): Promise<{ values: { labels: Record<string, string>, value: number }[] }> }).get()
+        return Object.fromEntries(values.map(v => [v.labels.code, v.value]))
+      }
+      expect(await rejected(second)).toEqual({})
+      expect(lines.filter(l => l.startsWith('document refused'))).toEqual([expect.stringContaining('"code":"ERR_FORBIDDEN","reason":"this token does not allow \\"notes/1\\""')])
+      expect(errors).toHaveLength(1)
+      expect(session.pendingWrites).toBeGreaterThan(0)
+      // A token that allows it: the document opens where the client is, and the kept edit is stored.
+      client.setToken(await token({ '**': 'rw' }))
+      await session.flush()
+      expect(session.refusal).toBeNull()
+    } finally {
+      await second.close()
+    }
+  })
+
+  it('tells a read-only refusal once, keeps the edits pending and the document open for reading', async () => {
+    relay = await startTestRelay({ config: { auth: { jwtSecret: SECRET, anonymous: 'none' } } })
+    const reader = new GeoClient({ regions: [{ name: 'test', url: relay.url }], token: await token({ 'notes/**': 'ro' }), probeIntervalMs: 0 })
+    const writer = new GeoClient({ regions: [{ name: 'test', url: relay.url }], token: await token({ 'notes/**': 'rw' }), probeIntervalMs: 0 })
+    clients.push(reader, writer)
+    const errors: (Error & { code: number })[] = []
+    const session = reader.open('notes/ro', new Y.Doc())
+    session.on('error', e => errors.push(e))
+    await session.synced
+    session.doc.getText('t').insert(0, 'a')
+    await waitUntil([on(session, 'error')], () => errors.length > 0, { what: 'the read-only refusal' })
+    session.doc.getText('t').insert(0, 'b')
+    const written = writer.open('notes/ro', new Y.Doc())
+    written.doc.getText('w').insert(0, 'from the writer')
+    await written.flush()
+    await waitForText(session.doc, t => t === 'from the writer', 'the reader to receive the writer\'s edit', 'w')
+    expect(errors.map(e => e.code)).toEqual([4403])
+    expect(errors[0]?.message).toMatch(/read-only: this client may read "notes\/ro" but not write it/)
+    expect(session.pendingWrites).toBe(2)
   })
 
   it('says in `offline` why every region failed and when it tries again', async () => {

@@ -34,6 +34,8 @@ export interface MuxContext {
   registry: DocRegistry
   metrics: RelayMetrics
   logger: Logger
+  /** For refusals a client can repeat at will (a document its token does not allow): throttled. */
+  refusalLog?: Logger
   acks: WriteAcks
   maxDocs: number
   /** The largest frame the relay takes, told to the client in the welcome. */
@@ -212,7 +214,9 @@ export class MuxConnection {
     if (access === 'none') {
       this.ctx.metrics.rejected.inc({ code: 'ERR_FORBIDDEN' })
       this.forget(docId)
-      return this.send({ type: 'error', docId, code: CloseCode.Forbidden, reason: `this token does not allow "${docName}"` })
+      const reason = `this token does not allow "${docName}"`
+      ;(this.ctx.refusalLog ?? this.ctx.logger).log('info', 'document refused on a mux socket', { docId, code: 'ERR_FORBIDDEN', reason })
+      return this.send({ type: 'error', docId, code: CloseCode.Forbidden, reason })
     }
     if (this.docs.size >= this.ctx.maxDocs) {
       this.ctx.metrics.rejected.inc({ code: 'ERR_TOO_MANY_DOCS' })

@@ -180,7 +180,9 @@ export class DocSession implements DocClient {
    */
   write (update: Uint8Array, done: (seq: number) => void, levels?: ForwardLevels): void {
     if (this.closed) return
-    if (this.readOnly) return this.transport.refuseWrite('ERR_READ_ONLY', `read-only: this client may read "${this.docName}" but not write it`)
+    // While the document loads, the refusal waits behind the sync: a client then hears its
+    // step 2 first, and knows that the document stays open (a refused open has no step 2).
+    if (this.readOnly && this.pending === null) return this.transport.refuseWrite('ERR_READ_ONLY', `read-only: this client may read "${this.docName}" but not write it`)
     if (this.forwardTo !== null && this.pending === null) return this.forward(this.forwardTo, update, done, levels)
     if (this.pending !== null) this.wait({ kind: 'write', update, done }, update.length)
     else if (this.doc !== null) this.store(this.doc, update, done)

@@ -275,6 +275,7 @@ export class UpgradeRouter {
         ? new ClientConnection(ws, { ...shared, docName: target.name, grants, logName: name => this.ctx.logName(name) })
         : new MuxConnection(ws, {
           ...shared,
+          refusalLog: this.ctx.refusalLog,
           acks: this.ctx.acks,
           maxDocs: config.limits.maxDocsPerConnection,
           maxMessageBytes: config.limits.maxMessageBytes,
