@@ -61,6 +61,20 @@ describe('peer links', () => {
     expect(body.peers).toEqual([expect.objectContaining({ region: 'a', state: expect.stringMatching(/^(down|connecting)$/), error: 'refused-secret' })])
   })
 
+  it('a refused link says why in the discovery view too, as a kind', async () => {
+    cluster = await TestCluster.start({
+      regions: ['a', 'b'],
+      configFor: region => region === 'b' ? { meshSecret: 'another-secret-of-at-least-32-bytes', http: { regions: 'discovery' } } : {},
+    })
+    await waitUntil([on(cluster.relay('b'), 'peers'), every(100)], () => cluster.relay('b').regionInfo().peers[0]?.error === 'refused-secret', { what: 'b to see its link refused' })
+    const body = await (await fetch(`${cluster.url('b').replace('ws:', 'http:')}/v1/regions`)).json() as Record<string, unknown>
+    expect(body.peers).toBeUndefined()
+    expect(body.regions).toEqual([
+      expect.objectContaining({ name: 'b', self: true, state: 'up' }),
+      { name: 'a', url: cluster.url('a'), self: false, state: 'down', error: 'refused-secret' },
+    ])
+  })
+
   it('drop the presence of a region that went silent', async () => {
     cluster = await TestCluster.start({ regions: ['a', 'b'] })
     const [a, b] = [connectProvider(cluster.url('a'), 'room'), connectProvider(cluster.url('b'), 'room')]

@@ -151,8 +151,14 @@ describe('data residency', () => {
     await waitUntil([on(euWest, 'peers')], () => euWest.peers().every(p => p.pendingUpdates === 0), { what: 'us-east to acknowledge eu-west\'s entries' })
 
     for (const [region, peer] of [['eu-west', 'us-east'], ['us-east', 'eu-west']] as const) {
-      const regions = await (await fetch(httpOf(cluster.url(region), '/v1/regions'))).json() as { peers: { region: string, policy: { agreement: string } }[] }
+      const regions = await (await fetch(httpOf(cluster.url(region), '/v1/regions'))).json() as {
+        peers: { region: string, policy: { agreement: string } }[]
+        regions: { name: string, policy?: string }[]
+      }
       expect(regions.peers.find(p => p.region === peer)?.policy.agreement).toBe('mismatch')
+      // Also in the regions anyone may see.
+      expect(regions.regions.find(r => r.name === peer)?.policy).toBe('mismatch')
+      expect(regions.regions.find(r => r.name === region)?.policy).toBeUndefined()
       const metrics = await (await fetch(httpOf(cluster.url(region), '/metrics'))).text()
       expect(metrics).toMatch(new RegExp(`georelay_policy_mismatch\\{peer="${peer}",region="${region}"\\} 1`))
     }

@@ -137,7 +137,7 @@ export class TestCluster {
       ...(own.meshSecret === undefined ? {} : { meshSecret: own.meshSecret }),
       replication: { ...TEST_REPLICATION, ...config.replication },
       // Tests read every link's state from /v1/regions, as an operator would.
-      http: { regions: 'full', ...config.http },
+      http: { regions: 'full', ...config.http, ...own.http },
     }
   }
 

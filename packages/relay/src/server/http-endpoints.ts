@@ -11,7 +11,7 @@
 import crypto from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Registry } from 'prom-client'
-import type { PeerInfo } from '../mesh/index.js'
+import type { LinkErrorKind, PeerInfo } from '../mesh/index.js'
 import { corsHeaders } from './cors.js'
 import { DOCS_PATH } from './doc-api.js'
 
@@ -22,7 +22,18 @@ export interface RegionInfo {
    * Every region; this relay's own lists its live nodes when it is one of several, and which of
    * them holds the mesh lease (dials the peers) when the region has peers.
    */
-  regions: { name: string, url: string, self: boolean, state: 'up' | 'down', nodes?: { name: string, url: string }[], meshNode?: string }[]
+  regions: {
+    name: string
+    url: string
+    self: boolean
+    state: 'up' | 'down'
+    /** Why this relay's link to it is down (its `peers[].error`), when it knows. */
+    error?: LinkErrorKind
+    /** Its namespace rules differ from this relay's. */
+    policy?: 'mismatch'
+    nodes?: { name: string, url: string }[]
+    meshNode?: string
+  }[]
   peers: PeerInfo[]
   /** This relay's namespace rules: their digest (peers compare theirs), and each active-passive namespace's writer. */
   policy: {

@@ -344,7 +344,18 @@ export class Relay extends EventEmitter<RelayEvents> {
           ...(this.meshNode === null ? {} : { meshNode: this.meshNode }),
         },
         // On a node that does not hold the mesh lease, a peer is up when its own link to us is.
-        ...peers.map(p => ({ name: p.region, url: p.url, self: false, state: p.state === 'up' || p.inbound ? 'up' as const : 'down' as const })),
+        ...peers.map(p => {
+          const state = p.state === 'up' || p.inbound ? 'up' as const : 'down' as const
+          // Why, in a word, where anyone can see it: a refused link is an operator's to fix.
+          return {
+            name: p.region,
+            url: p.url,
+            self: false,
+            state,
+            ...(state === 'down' && p.error !== undefined ? { error: p.error } : {}),
+            ...(p.policy.agreement === 'mismatch' ? { policy: 'mismatch' as const } : {}),
+          }
+        }),
       ],
       peers,
       policy: {
