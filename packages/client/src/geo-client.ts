@@ -161,7 +161,9 @@ export class GeoClient extends ObservableV2<GeoClientEvents> {
     // The relay would refuse it (4400); saying it here names the call that was wrong.
     const problem = docNameProblem(name) ?? (isReservedName(name) ? `"${name}" is reserved for the relay's endpoints` : null)
     if (problem !== null) throw new TypeError(`open(${JSON.stringify(name)}): ${problem} (docs/protocol.md, document names)`)
-    const session = new GeoSession(name, doc, this.nextDocId++, this.storeProxy, s => this.forget(s), options)
+    const session = new GeoSession(
+      name, doc, this.nextDocId++, this.storeProxy, s => this.forget(s), options, () => this.region,
+    )
     this.sessions.set(name, session)
     this.byId.set(session.docId, session)
     if (this.socket !== null && this.region !== null) {

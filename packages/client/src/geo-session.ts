@@ -141,6 +141,8 @@ export class GeoSession extends ObservableV2<SessionEvents> {
     private readonly store: OfflineStore,
     private readonly onClose: (session: GeoSession) => void,
     options: SessionOptions = {},
+    /** The region of the relay in use (for messages). */
+    private readonly regionInUse: () => string | null = () => null,
   ) {
     super()
     this.requested = options.ack ?? null
@@ -220,25 +222,39 @@ export class GeoSession extends ObservableV2<SessionEvents> {
       }
       const timer = setTimeout(() => {
         this.off('ack', check)
-        reject(new Error(`flush timed out after ${timeoutMs} ms: writes up to ${target} are durable only up to ${this.acked[level]} at '${level}' (status ${this.status})${this.whereBehind(level)}; check the connection and the regions' health`))
+        reject(new Error(`flush of "${this.name}" timed out after ${timeoutMs} ms: ${this.whereDurable(level, target)}`))
       }, left)
       this.on('ack', check)
     })
   }
 
   /**
-   * What the relay last told of the document's other regions, for a flush that timed out: which
-   * lag behind (a region that does not hold this region's writes cannot count for majority).
+   * Where the edits of a flush that timed out are, in regions: the relay in use has them or not,
+   * how many regions the level needs, and which other regions the relay last heard of late (a
+   * region it has no fresh word from cannot be counted).
    */
-  private whereBehind (level: AckLevel): string {
+  private whereDurable (level: AckLevel, target: number): string {
+    const missing = target - this.acked[level]
+    const edits = `${missing} edit${missing === 1 ? '' : 's'}`
+    const here = this.regionInUse() ?? 'the region in use'
+    if (this.tooLarge.size > 0) {
+      const n = this.tooLarge.size
+      return `${n} edit${n === 1 ? ' is' : 's are'} larger than the relay takes in one message (the 4413 error): kept here, not sent, and waited for (status ${this.status})`
+    }
+    if (this.acked.local < target) {
+      const why = this.refusedWith !== null ? `the relay refused them (${this.refusedWith.code}: see session.refusal)`
+        : this.outbox === null ? 'no relay is reachable' : `the relay of ${here} has not stored them yet`
+      return `${edits} not yet durable in any region: ${why} (status ${this.status}); they are kept here and sent again on the next connection`
+    }
     const regions = Object.entries(this.lags)
-    if (regions.length === 0 || level === 'local') return ''
-    const behind = regions.filter(([, lag]) => lag.lagMs > 0 || lag.pending > 0)
-      .map(([region, lag]) => `${region}'s word ${lag.lagMs < 1000 ? `${lag.lagMs} ms` : `${(lag.lagMs / 1000).toFixed(1)} s`} old or behind`)
+    if (regions.length === 0) return `${edits} durable in ${here} only, not yet at '${level}'; check the other regions' health`
     const count = regions.length + 1
     const need = level === 'all' ? count : Math.floor(count / 2) + 1
     const rule = count === 2 && level === 'majority' ? ' (with two regions, majority is both)' : ''
-    return `; '${level}' needs ${need} of the document's ${count} regions${rule}${behind.length === 0 ? '' : `; the relay last said: ${behind.join(', ')}`}`
+    const seconds = (ms: number): string => ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`
+    const others = regions.map(([region, lag]) => lag.lagMs > 0 || lag.pending > 0 ? `${region} (no fresh word from it for ${seconds(lag.lagMs)})` : region)
+    const waiting = need - 1 === others.length ? others.join(' and ') : `${need - 1} of ${others.join(', ')}`
+    return `${edits} durable in 1 of the document's ${count} regions (${here}); '${level}' needs ${need}${rule}; waiting for ${waiting}`
   }
 
   /** Waits for the relay to tell the namespace's level (it does in answer to `open`). */
@@ -251,7 +267,8 @@ export class GeoSession extends ObservableV2<SessionEvents> {
       }
       const timer = setTimeout(() => {
         this.off('ackLevel', known)
-        reject(new Error(`flush timed out after ${timeoutMs} ms: writes up to ${target} are durable only up to ${this.acked.local} at 'local', and no relay has told "${this.name}"'s level yet, its namespace's (status ${this.status})`))
+        const where = this.acked.local >= target ? `its edits are durable in ${this.regionInUse() ?? 'the region in use'}` : this.whereDurable('local', target)
+        reject(new Error(`flush of "${this.name}" timed out after ${timeoutMs} ms: no relay has told the ack level of its namespace yet; ${where}`))
       }, timeoutMs)
       this.on('ackLevel', known)
     })

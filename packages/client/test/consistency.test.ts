@@ -52,9 +52,22 @@ describe('consistency levels', () => {
     byDefault.doc.getText('t').insert(0, 'debit')
     explicit.doc.getText('t').insert(0, 'credit')
     await explicit.flush(5000)
-    await expect(byDefault.flush(500)).rejects.toThrow(/at 'majority' .*; 'majority' needs 2 of the document's 3 regions/)
+    await expect(byDefault.flush(500)).rejects.toThrow(/^flush of "ledger\/1" timed out after 500 ms: 1 edit durable in 1 of the document's 3 regions \(a\); 'majority' needs 2; waiting for 1 of b, c$/)
     cluster.wan.healAll()
     await byDefault.flush(10_000)
+  })
+
+  it('says where a flush that timed out got, in regions: two regions, the other silent', async () => {
+    cluster = await TestCluster.start({ regions: ['a', 'b'], delayMs: () => 10 })
+    await Promise.all(['a', 'b'].map(linked))
+    const writer = session('a', 'two/1', { ack: 'majority' })
+    await writer.synced
+    cluster.wan.partition('b')
+    await waitUntil([on(writer as never, 'staleness')], () => (writer.staleness.b?.lagMs ?? 0) > 0, { what: 'a to tell the session it has no fresh word from b', timeoutMs: 15_000 })
+    writer.doc.getText('t').insert(0, 'x')
+    await expect(writer.flush(300)).rejects.toThrow(
+      /^flush of "two\/1" timed out after 300 ms: 1 edit durable in 1 of the document's 2 regions \(a\); 'majority' needs 2 \(with two regions, majority is both\); waiting for b \(no fresh word from it for [\d.]+ m?s\)$/,
+    )
   })
 
   it('refresh({ level: majority }) pulls what this region lacks from the nearest other region, past a slow direct link', async () => {
