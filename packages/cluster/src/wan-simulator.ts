@@ -527,6 +527,9 @@ export class WanSimulator extends EventEmitter<WanEvents> implements SimulatorCo
         if (socket.destroyed) continue
         if (socket.connecting || socket.readyState === 'closed') socket.destroy()
         else socket.resetAndDestroy()
+        // resetAndDestroy does nothing to a socket whose handle is gone though it is not
+        // destroyed yet (its FIN still being written): then no 'close' would ever come.
+        socket.destroy()
       }
     }
     await Promise.all(closing)

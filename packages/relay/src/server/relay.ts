@@ -6,6 +6,7 @@
 import { EventEmitter } from 'node:events'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
+import type { Duplex } from 'node:stream'
 import os from 'node:os'
 import type { Registry } from 'prom-client'
 import type { AckLevel, DocStore, Tombstone } from '@georelay/core'
@@ -52,6 +53,9 @@ const defaultNodeName = (): string => `${os.hostname().replace(/[^A-Za-z0-9._-]/
 const redactedRedis = (url: string): string => url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@')
 
 /** A request's path without its query (which may hold a token), for logs. */
+/** A stop step that takes longer than this is named in the log. */
+const SLOW_STOP_MS = 5000
+
 const pathOf = (url: string | undefined): string => (url ?? '/').split('?')[0] as string
 
 export class Relay extends EventEmitter<RelayEvents> {
@@ -71,6 +75,7 @@ export class Relay extends EventEmitter<RelayEvents> {
   private boundPort = 0
   private draining = false
   private closing: Promise<void> | null = null
+  private readonly sockets = new Set<Duplex>()
 
   private constructor (
     readonly config: RelayConfig,
@@ -232,6 +237,7 @@ export class Relay extends EventEmitter<RelayEvents> {
     })
     server.on('upgrade', (req, socket, head) => relay.upgrades.handle(req, socket, head))
     server.on('clientError', (_err, socket) => socket.destroy())
+    server.on('connection', socket => relay.track(socket))
     try {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject)
@@ -408,21 +414,45 @@ export class Relay extends EventEmitter<RelayEvents> {
     return this.closing
   }
 
+  /** Every TCP connection the server took, upgraded or not: closing ends those still open. */
+  private track (socket: Duplex): void {
+    this.sockets.add(socket)
+    socket.once('close', () => this.sockets.delete(socket))
+  }
+
   private async drain (): Promise<void> {
     this.draining = true
+    const slow = this.slowStage()
     this.webhooks.close()
     this.mesh.close()
-    await this.regionNode?.close()
+    await slow('the region node', this.regionNode?.close())
     this.placement.close()
     this.acks.close()
     const stopped = new Promise<void>(resolve => this.server.close(() => resolve()))
     this.server.closeIdleConnections()
-    await this.upgrades.drain()
+    await slow('the client and peer sockets', this.upgrades.drain())
     this.server.closeAllConnections()
-    await stopped
-    await this.store.close()
-    await this.documents.closeAll()
+    // Upgraded sockets are not the HTTP server's to close: whatever the drain left (a refused
+    // upgrade still writing, a socket mid-upgrade) would hold server.close() forever.
+    for (const socket of this.sockets) socket.destroy()
+    await slow('the HTTP server', stopped)
+    await slow('the store', this.store.close())
+    await slow('the documents', this.documents.closeAll())
     this.logger.log('info', 'relay stopped', { region: this.config.region })
+  }
+
+  /** Waits for a step of the drain, and says which one when it takes long (a stop that hangs). */
+  private slowStage (): (what: string, step: Promise<void> | undefined) => Promise<void> {
+    return async (what, step) => {
+      if (step === undefined) return
+      const timer = setTimeout(() => this.logger.log('warn', 'stopping the relay is slow', { waitingFor: what, seconds: SLOW_STOP_MS / 1000 }), SLOW_STOP_MS)
+      timer.unref()
+      try {
+        await step
+      } finally {
+        clearTimeout(timer)
+      }
+    }
   }
 
   /** Null when ready; otherwise why not, for /readyz. */
