@@ -15,7 +15,7 @@ const HELP = `Usage: npm run bench -- [options]
                         for every workload; default a seeded synthetic trace
   --seed N              seed of the synthetic trace (default 1)
   --only LIST           workloads to run, comma-separated: ${WORKLOADS.join(',')}
-  --contenders LIST     fan-out servers: ywss,hocuspocus,echo,georelay,georelay-memory
+  --contenders LIST     fan-out servers: ywss,hocuspocus,hocuspocus-sqlite,echo,georelay,georelay-memory
                         (experiments: merge-echo, merge-echo-5ms)
   --docs N              fan-out documents (default 4), each 1 writer + --readers readers (default 16)
   --rate N              paced fan-out updates/s per writer (default 500)

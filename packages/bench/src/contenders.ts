@@ -12,12 +12,14 @@ import { GEORELAY_BIN } from '@georelay/testkit'
 import { type ProcSample, sampleProcess } from './proc-stats.js'
 import type { Framing } from './wire.js'
 
-export type ContenderKind = 'ywss' | 'hocuspocus' | 'echo' | 'georelay' | 'georelay-memory' | 'merge-echo' | 'merge-echo-5ms'
+export type ContenderKind =
+  | 'ywss' | 'hocuspocus' | 'hocuspocus-sqlite' | 'echo' | 'georelay' | 'georelay-memory' | 'merge-echo' | 'merge-echo-5ms'
 
 /** `speaksFirst`: the server greets a new client (sync step 1), so a socket is ready once that arrives. */
 export const CONTENDERS: Record<ContenderKind, { label: string, framing: Framing, speaksFirst: boolean }> = {
   ywss: { label: '@y/websocket-server', framing: 'y-websocket', speaksFirst: true },
   hocuspocus: { label: '@hocuspocus/server', framing: 'hocuspocus', speaksFirst: true },
+  'hocuspocus-sqlite': { label: '@hocuspocus/server + extension-sqlite', framing: 'hocuspocus', speaksFirst: true },
   echo: { label: 'bare ws echo', framing: 'y-websocket', speaksFirst: false },
   georelay: { label: 'georelay (sqlite)', framing: 'y-websocket', speaksFirst: true },
   'georelay-memory': { label: 'georelay (memory store)', framing: 'y-websocket', speaksFirst: true },
@@ -92,6 +94,7 @@ const commandOf = (
     return [GEORELAY_BIN, 'relay', '--config', config, '--region', 'bench', '--port', '0', '--log-level', 'warn', ...store, ...relayArgs]
   }
   if (kind === 'merge-echo-5ms') return [SERVER_CHILD, 'merge-echo', '5']
+  if (kind === 'hocuspocus-sqlite') return [SERVER_CHILD, kind, dataDir]
   return [SERVER_CHILD, kind]
 }
 

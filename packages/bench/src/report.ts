@@ -76,6 +76,23 @@ export const goalRows = (report: BenchReport): GoalRow[] => {
       ratio: relative / factor,
     })
   }
+  // Like with like: each store beside Hocuspocus keeping documents the same way or not at all.
+  const pairs: [ContenderKind, ContenderKind][] = [['georelay-memory', 'hocuspocus'], [GEORELAY, 'hocuspocus-sqlite']]
+  for (const [ours, theirs] of pairs) {
+    const [a, b] = [fanOutOf(report, ours), fanOutOf(report, theirs)]
+    if (a?.paced == null || b?.paced == null) continue
+    for (const phase of ['paced', 'saturated'] as const) {
+      const [x, y] = [a[phase], b[phase]]
+      if (x == null || y == null) continue
+      const relative = x.cpuPer10k / y.cpuPer10k
+      rows.push({
+        what: `fan-out CPU per delivered update, ${a.label} vs ${b.label} (${phase})`,
+        measured: `${fmt(x.cpuPer10k, 3)} vs ${fmt(y.cpuPer10k, 3)} s/10k = ${fmt(relative)}×`,
+        goal: '≤ 0.8 ×',
+        ratio: relative / 0.8,
+      })
+    }
+  }
   if (geo?.saturated != null) {
     const others = report.fanOut.filter(r => r.kind !== GEORELAY && r.kind !== 'georelay-memory' && r.saturated !== null && r.error === undefined)
     const best = others.reduce<FanOutResult | undefined>(

@@ -60,7 +60,7 @@ export const defaultOptions = (quick: boolean): BenchOptions => ({
   quick,
   seed: 1,
   workloads: [...WORKLOADS],
-  contenders: quick ? ['ywss', 'hocuspocus', 'echo', 'georelay'] : ['ywss', 'hocuspocus', 'echo', 'georelay', 'georelay-memory'],
+  contenders: quick ? ['ywss', 'hocuspocus', 'echo', 'georelay'] : ['ywss', 'hocuspocus', 'hocuspocus-sqlite', 'echo', 'georelay', 'georelay-memory'],
   docs: 4,
   readersPerDoc: 16,
   pacedRate: 500,

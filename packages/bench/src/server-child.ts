@@ -5,6 +5,9 @@
  *
  *   ywss        `@y/websocket-server` 0.1.1 as its own bin sets it up (no persistence)
  *   hocuspocus  `@hocuspocus/server` with its defaults (per-turn merge of updates)
+ *   hocuspocus-sqlite DIR  the same with `@hocuspocus/extension-sqlite` storing in DIR: its
+ *               way to keep documents (the whole state, debounced: 2 s after a change, at most
+ *               10 s), beside georelay on SQLite (every update appended before its ack)
  *   echo        a bare `ws` broadcast echo: every message goes as it came to the document's
  *               other sockets; the ceiling for a relay written in Node on `ws`
  *   merge-echo [MS]  an experiment, not a product: the echo, but the sync updates of a document
@@ -40,6 +43,18 @@ const startYwss = async (): Promise<number> => {
 const startHocuspocus = async (): Promise<number> => {
   const { Server } = await import('@hocuspocus/server')
   const server = new Server({ port: 0, address: HOST, quiet: true, stopOnSignals: false })
+  await server.listen()
+  return server.address.port
+}
+
+const startHocuspocusSqlite = async (): Promise<number> => {
+  const { Server } = await import('@hocuspocus/server')
+  const { SQLite } = await import('@hocuspocus/extension-sqlite')
+  const dir = process.argv[3]
+  if (dir === undefined) throw new Error('usage: server-child.js hocuspocus-sqlite DIR')
+  const server = new Server({
+    port: 0, address: HOST, quiet: true, stopOnSignals: false, extensions: [new SQLite({ database: `${dir}/hocuspocus.sqlite` })],
+  })
   await server.listen()
   return server.address.port
 }
@@ -111,7 +126,9 @@ const startMergeEcho = (): Promise<number> => {
   })
 }
 
-const starters: Record<string, () => Promise<number>> = { ywss: startYwss, hocuspocus: startHocuspocus, echo: startEcho, 'merge-echo': startMergeEcho }
+const starters: Record<string, () => Promise<number>> = {
+  ywss: startYwss, hocuspocus: startHocuspocus, 'hocuspocus-sqlite': startHocuspocusSqlite, echo: startEcho, 'merge-echo': startMergeEcho,
+}
 
 const kind = process.argv[2] ?? ''
 const start = starters[kind]
