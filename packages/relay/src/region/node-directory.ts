@@ -18,6 +18,9 @@ export const NODE_TTL_MS = 3000
 const setKey = (region: string): string => `georelay:{${region}}:nodes`
 const nodeKey = (region: string, name: string): string => `georelay:{${region}}:node:${name}`
 
+/** How long a stopping node waits to withdraw its entry from Redis. */
+const CLOSE_WAIT_MS = 1000
+
 export class NodeDirectory {
   private live: LiveNode[]
   private timer: NodeJS.Timeout | null = null
@@ -52,7 +55,12 @@ export class NodeDirectory {
   /** Stops announcing and removes this node's key, so that its siblings stop listing it at once. */
   async close (): Promise<void> {
     if (this.timer !== null) clearInterval(this.timer)
-    await this.redis.del(nodeKey(this.region, this.self.name)).catch(() => {})
+    // Bounded: with Redis unreachable (or a connection gone silent, which ioredis does not time
+    // out) a stop would wait forever; the key expires with its TTL anyway.
+    let timer: NodeJS.Timeout | undefined
+    const gaveUp = new Promise<void>(resolve => { timer = setTimeout(resolve, CLOSE_WAIT_MS) })
+    await Promise.race([this.redis.del(nodeKey(this.region, this.self.name)).catch(() => {}), gaveUp])
+    clearTimeout(timer)
   }
 
   private async renew (): Promise<void> {
