@@ -422,36 +422,33 @@ export class Relay extends EventEmitter<RelayEvents> {
 
   private async drain (): Promise<void> {
     this.draining = true
-    const slow = this.slowStage()
     this.webhooks.close()
     this.mesh.close()
-    await slow('the region node', this.regionNode?.close())
+    await this.slow('the region node', this.regionNode?.close())
     this.placement.close()
     this.acks.close()
     const stopped = new Promise<void>(resolve => this.server.close(() => resolve()))
     this.server.closeIdleConnections()
-    await slow('the client and peer sockets', this.upgrades.drain())
+    await this.slow('the client and peer sockets', this.upgrades.drain())
     this.server.closeAllConnections()
     // Upgraded sockets are not the HTTP server's to close: whatever the drain left (a refused
     // upgrade still writing, a socket mid-upgrade) would hold server.close() forever.
     for (const socket of this.sockets) socket.destroy()
-    await slow('the HTTP server', stopped)
-    await slow('the store', this.store.close())
-    await slow('the documents', this.documents.closeAll())
+    await this.slow('the HTTP server', stopped)
+    await this.slow('the store', this.store.close())
+    await this.slow('the documents', this.documents.closeAll())
     this.logger.log('info', 'relay stopped', { region: this.config.region })
   }
 
   /** Waits for a step of the drain, and says which one when it takes long (a stop that hangs). */
-  private slowStage (): (what: string, step: Promise<void> | undefined) => Promise<void> {
-    return async (what, step) => {
-      if (step === undefined) return
-      const timer = setTimeout(() => this.logger.log('warn', 'stopping the relay is slow', { waitingFor: what, seconds: SLOW_STOP_MS / 1000 }), SLOW_STOP_MS)
-      timer.unref()
-      try {
-        await step
-      } finally {
-        clearTimeout(timer)
-      }
+  private async slow (what: string, step: Promise<void> | undefined): Promise<void> {
+    if (step === undefined) return
+    const timer = setTimeout(() => this.logger.log('warn', 'stopping the relay is slow', { waitingFor: what, seconds: SLOW_STOP_MS / 1000 }), SLOW_STOP_MS)
+    timer.unref()
+    try {
+      await step
+    } finally {
+      clearTimeout(timer)
     }
   }
 
