@@ -21,7 +21,7 @@ const fail = (why: string): never => {
   throw new ProtocolError('ERR_INVALID_AWARENESS', `invalid awareness update: ${why}`)
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true })
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
 export const readAwarenessUpdate = (update: Uint8Array): AwarenessEntry[] => {
   const decoder = decoding.createDecoder(update)

@@ -7,7 +7,8 @@
 import * as decoding from 'lib0/decoding'
 import { ProtocolError } from './protocol-error.js'
 
-const utf8 = new TextDecoder('utf-8', { fatal: true })
+// ignoreBOM: a leading U+FEFF is part of the string (a name may start with one), not a mark to drop.
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
 export class FrameReader {
   private readonly decoder: decoding.Decoder

@@ -14,7 +14,7 @@ export type PathTarget =
   | { kind: 'invalid', reason: string }
 
 const ESCAPES = /(?:%[0-9a-fA-F]{2})+/g
-const utf8 = new TextDecoder('utf-8', { fatal: true })
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 /** A document's query is what y-websocket sends: `name=value` pairs (its `params`, the token). */
 const PARAMS = /^(?:[^=&?]+=[^&?]*(?:&|$))*$/
 
