@@ -11,6 +11,7 @@ import type { Logger } from '../observability/index.js'
 import type { RelayMetrics } from '../observability/index.js'
 import { type ReadGate, gateOf } from '../limits/index.js'
 import { describeFailure } from './client-failure.js'
+import { frameWriterOf } from './ws-frame.js'
 
 /** How long a closed socket has to answer the close frame before it is cut. */
 export const CLOSE_HANDSHAKE_MS = 1000
@@ -50,6 +51,7 @@ export class ClientSocket {
   /** Bound once: looking labels up on every frame is a measurable share of fan-out. */
   private readonly bytesOut: { inc(value: number): void }
   private readonly limits: ConnectionLimits | null
+  private readonly write: (payload: Uint8Array) => void
 
   constructor (
     readonly ws: WebSocket,
@@ -58,6 +60,7 @@ export class ClientSocket {
   ) {
     this.limits = options.limits ?? null
     this.gate = gateOf(ws)
+    this.write = frameWriterOf(ws)
     this.bytesOut = options.metrics.bytesOut.labels({ target: 'client' })
     options.metrics.connections.inc({ endpoint: options.endpoint })
     ws.on('message', (data, isBinary) => this.receive(data, isBinary))
@@ -72,7 +75,7 @@ export class ClientSocket {
 
   send (frame: Uint8Array): void {
     if (this.closed || this.ws.readyState !== this.ws.OPEN) return
-    this.ws.send(frame)
+    this.write(frame)
     this.bytesOut.inc(frame.length)
     const overrun = this.limits?.checkBuffer(this.ws)
     if (overrun != null) this.overrun(overrun)

@@ -10,7 +10,7 @@ import type { Duplex } from 'node:stream'
 import { type WebSocket, WebSocketServer } from 'ws'
 import { CloseCode, closeReason } from '@georelay/core'
 import { AuthError, type Authenticator, type Grants, tokenOf } from '../auth/index.js'
-import { CLOSE_HANDSHAKE_MS, ClientConnection, HocuspocusConnection, MuxConnection } from '../clients/index.js'
+import { CLOSE_HANDSHAKE_MS, ClientConnection, HocuspocusConnection, MuxConnection, writeFramesDirectly } from '../clients/index.js'
 import type { RelayConfig } from '../config/index.js'
 import type { DocRegistry, SessionPlacement } from '../docs/index.js'
 import { BucketsByKey, ConnectionLimits, ReceiveBudget } from '../limits/index.js'
@@ -245,6 +245,7 @@ export class UpgradeRouter {
       return this.refuseClient(req, socket, head, CloseCode.Forbidden, `this token does not allow "${target.name}"`)
     }
     this.wss.handleUpgrade(req, socket, head, ws => {
+      writeFramesDirectly(ws, socket)
       this.wss.emit('connection', ws, req)
       this.receiveBudget.track(ws, socket, () => this.alive.add(ws))
       const shared = {
