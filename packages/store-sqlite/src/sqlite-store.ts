@@ -2,13 +2,15 @@
  * The embedded default store: one SQLite file per relay (better-sqlite3, WAL).
  *
  * Appends are group-committed: every append of one event-loop turn goes into one transaction,
- * and each promise resolves only after that transaction committed. With `synchronous: 'full'`
- * (the default) the commit waits for fsync, so an acknowledged append survives a process crash
- * and a power cut; with `'normal'` (WAL) it survives a process crash (kill -9) but the last
- * commits may be lost with the machine, and a commit costs microseconds instead of an fsync.
- * better-sqlite3 is
- * synchronous, which keeps each step simple; the only long step, merging a big log into a
- * snapshot, runs between transactions in capped batches that yield to the event loop.
+ * and each promise resolves only after that transaction is durable. With `synchronous: 'full'`
+ * (the default) that is after an fsync of the WAL, which runs off the event loop (wal-sync.ts),
+ * so an acknowledged append survives a process crash and a power cut; with `'normal'` it is
+ * right after the commit, which survives a process crash (kill -9) but may lose the last
+ * commits with the machine. Entries committed but not yet durable are not read out for
+ * replication or compaction: a crash could still take them, and their numbers with them.
+ * better-sqlite3 is synchronous, which keeps each step simple; the only long step, merging a
+ * big log into a snapshot, runs between transactions in capped batches that yield to the
+ * event loop.
  */
 import fs from 'node:fs'
 import path from 'node:path'
@@ -18,10 +20,13 @@ import {
   yieldToEventLoop, type DocStore, type LogEntry, type Origin, type OriginRead, type PendingAppend, type SinceRead,
   type StoreOptions, type StoredDoc, type Tombstone, type Yield,
 } from '@georelay/core'
+import { type Fdatasync, WalSync } from './wal-sync.js'
 
 export interface SqliteStoreOptions extends StoreOptions {
-  /** When a commit returns: after fsync (`full`, the default) or after the WAL write (`normal`). */
+  /** When an append resolves: after an fsync of the WAL (`full`, the default) or after its write (`normal`). */
   synchronous?: 'full' | 'normal'
+  /** How the WAL is synced with `full` (default fs.fdatasync in the thread pool; tests inject a gate here). */
+  fdatasync?: Fdatasync
 }
 
 export const SQLITE_FILE = 'georelay.sqlite'
@@ -70,6 +75,21 @@ export class SqliteStore implements DocStore {
   private queue: PendingAppend[] = []
   private readonly generations = new Map<string, number>()
   private flushing: Promise<void> | null = null
+  /** The newest batch's wait for the disk (batches become durable in order). */
+  private settling: Promise<void> = Promise.resolve()
+  /**
+   * Batches committed and waiting for their fsync. Appends meanwhile are not committed each
+   * turn but together when the batch is durable: they could not be acknowledged sooner (the
+   * next fsync starts then anyway), and one transaction per fsync round costs less than one per turn.
+   */
+  private batchesAtDisk = 0
+  private readonly insertBatch: (items: PendingAppend[]) => number[]
+  /** Makes commits durable; null with `synchronous: 'normal'`, where a commit is as durable as it gets. */
+  private readonly walSync: WalSync | null
+  /** The highest log seq known durable: reads for replication and compaction stop there. */
+  private durableSeq: number
+  /** Set when an fsync failed: what was written since may be gone, so nothing more is taken. */
+  private failed: StoreError | null = null
   private closed = false
   /** Names of erased documents, read at open: appends of them are refused before any SQL. */
   private readonly erased = new Set<string>()
@@ -80,7 +100,9 @@ export class SqliteStore implements DocStore {
     fs.mkdirSync(dataDir, { recursive: true })
     this.db = new Database(path.join(dataDir, SQLITE_FILE))
     this.db.pragma('journal_mode = WAL')
-    this.db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`)
+    // NORMAL in WAL mode: a commit writes the WAL without fsync; `full` then syncs it off the event loop.
+    this.db.pragma('synchronous = NORMAL')
+    this.walSync = options.synchronous === 'normal' ? null : new WalSync(path.join(dataDir, `${SQLITE_FILE}-wal`), options.fdatasync)
     this.db.pragma('busy_timeout = 5000')
     // Deleted rows are overwritten with zeros, so that an erased document (and what compaction
     // folded away) does not linger in free pages of the file.
@@ -104,14 +126,17 @@ export class SqliteStore implements DocStore {
       lastSeq: this.db.prepare<[string], { seq: number | null }>('SELECT max(seq) AS seq FROM log WHERE doc = ?'),
       putSnapshot: this.db.prepare<[string, Uint8Array, number, string]>(
         'INSERT INTO snapshots (doc, data, seq, folded) VALUES (?, ?, ?, ?) ON CONFLICT (doc) DO UPDATE SET data = excluded.data, seq = excluded.seq, folded = excluded.folded'),
-      localAfter: this.db.prepare<[number, number], { seq: number, doc: string, data: Uint8Array }>(
-        "SELECT seq, doc, data FROM log WHERE origin = '' AND seq > ? ORDER BY seq LIMIT ?"),
-      originAfter: this.db.prepare<[string, number, number], { origin_seq: number, doc: string, data: Uint8Array }>(
+      localAfter: this.db.prepare<[number, number, number], { seq: number, doc: string, data: Uint8Array }>(
+        "SELECT seq, doc, data FROM log WHERE origin = '' AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?"),
+      originAfter: this.db.prepare<
+        [string, number, number, number],
+        { origin_seq: number, doc: string, data: Uint8Array }
+      >(
         // `origin <> ''` lets the planner use the partial index log_by_origin (else: a full scan and a sort).
-        "SELECT origin_seq, doc, data FROM log WHERE origin = ? AND origin <> '' AND origin_seq > ? ORDER BY origin_seq LIMIT ?"),
+        "SELECT origin_seq, doc, data FROM log WHERE origin = ? AND origin <> '' AND origin_seq > ? AND seq <= ? ORDER BY origin_seq LIMIT ?"),
       // Cursors come as one JSON object {doc: seq}: any number of documents, one statement.
-      since: this.db.prepare<[string, number], { seq: number, doc: string, data: Uint8Array }>(
-        'SELECT l.seq, l.doc, l.data FROM json_each(?) AS c JOIN log l ON l.doc = c.key AND l.seq > c.value ORDER BY l.seq LIMIT ?'),
+      since: this.db.prepare<[string, number, number], { seq: number, doc: string, data: Uint8Array }>(
+        'SELECT l.seq, l.doc, l.data FROM json_each(?) AS c JOIN log l ON l.doc = c.key AND l.seq > c.value WHERE l.seq <= ? ORDER BY l.seq LIMIT ?'),
       foldedSince: this.db.prepare<[string], { doc: string }>(
         'SELECT s.doc FROM json_each(?) AS c JOIN snapshots s ON s.doc = c.key WHERE s.seq > c.value'),
       foldedOf: this.db.prepare<[string], { seq: number }>('SELECT seq FROM folded WHERE origin = ?'),
@@ -130,7 +155,15 @@ export class SqliteStore implements DocStore {
       putErased: this.db.prepare<[string, number, string]>('INSERT INTO erased (doc, at, origin) VALUES (?, ?, ?) ON CONFLICT (doc) DO NOTHING'),
       erasedAll: this.db.prepare<[], { doc: string, at: number, origin: string }>('SELECT doc, at, origin FROM erased ORDER BY doc'),
     }
+    this.insertBatch = this.db.transaction((items: PendingAppend[]) => items.map(item => {
+      const { docName, update, origin } = item
+      const region = origin?.region ?? LOCAL_ORIGIN
+      const { lastInsertRowid } = this.stmt.insert.run(docName, update, region, origin?.seq ?? null)
+      return Number(lastInsertRowid)
+    }))
     for (const row of this.stmt.erasedAll.all()) this.erased.add(row.doc)
+    // What the file holds at open is as durable as it will get.
+    this.durableSeq = this.stmt.lastSeqEver.get()?.seq ?? 0
     this.pause = options.pause ?? yieldToEventLoop
     this.scheduler = new CompactionScheduler(
       options.compaction ?? DEFAULT_COMPACTION,
@@ -142,10 +175,13 @@ export class SqliteStore implements DocStore {
   append (docName: string, update: Uint8Array, origin?: Origin): Promise<number> {
     if (this.closed) return Promise.reject(storeClosed())
     if (this.erased.has(docName)) return Promise.reject(docErased(docName))
+    if (this.failed !== null) return Promise.reject(this.failed)
     return new Promise((resolve, reject) => {
       // Copied: the caller may reuse its buffer before the batch is written.
       this.queue.push({ docName, update: new Uint8Array(update), origin, resolve, reject })
-      if (this.flushing === null) this.flushing = new Promise(done => setImmediate(() => { this.flush(); done() }))
+      if (this.flushing === null && this.batchesAtDisk === 0) {
+        this.flushing = new Promise(done => setImmediate(() => { this.flush(); done() }))
+      }
     })
   }
 
@@ -174,9 +210,9 @@ export class SqliteStore implements DocStore {
     limit = Math.min(limit, Number.MAX_SAFE_INTEGER) // SQLite refuses LIMIT Infinity
     return this.db.transaction(() => {
       const entries = origin === LOCAL_ORIGIN
-        ? this.stmt.localAfter.all(after, limit)
+        ? this.stmt.localAfter.all(after, this.durableSeq, limit)
           .map(row => ({ docName: row.doc, originSeq: row.seq, update: new Uint8Array(row.data) }))
-        : this.stmt.originAfter.all(origin, after, limit)
+        : this.stmt.originAfter.all(origin, after, this.durableSeq, limit)
           .map(row => ({ docName: row.doc, originSeq: row.origin_seq, update: new Uint8Array(row.data) }))
       return {
         entries,
@@ -195,7 +231,7 @@ export class SqliteStore implements DocStore {
     if (this.closed) throw storeClosed()
     const json = JSON.stringify(Object.fromEntries(cursors))
     return this.db.transaction(() => ({
-      entries: this.stmt.since.all(json, Math.min(limit, Number.MAX_SAFE_INTEGER))
+      entries: this.stmt.since.all(json, this.durableSeq, Math.min(limit, Number.MAX_SAFE_INTEGER))
         .map(row => ({ docName: row.doc, seq: row.seq, update: new Uint8Array(row.data) })),
       folded: this.stmt.foldedSince.all(json).map(row => row.doc),
     }))()
@@ -213,6 +249,7 @@ export class SqliteStore implements DocStore {
     } catch (err) {
       throw asStoreError(err)
     }
+    await this.durable()
   }
 
   async lastSeq (): Promise<number> {
@@ -229,7 +266,7 @@ export class SqliteStore implements DocStore {
   async erase ({ docName, at, origin }: Tombstone): Promise<void> {
     if (this.closed) throw storeClosed()
     // Appends queued before the erasure are written now, then deleted with the rest.
-    if (this.queue.length > 0) this.flush()
+    if (this.queue.length > 0) this.flush(true)
     this.erased.add(docName)
     try {
       this.db.transaction(() => {
@@ -243,6 +280,7 @@ export class SqliteStore implements DocStore {
     } catch (err) {
       throw asStoreError(err)
     }
+    await this.durable()
   }
 
   async readErased (): Promise<Tombstone[]> {
@@ -253,48 +291,74 @@ export class SqliteStore implements DocStore {
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
-    await this.flushing
+    while (this.flushing !== null || this.batchesAtDisk > 0) {
+      await this.flushing
+      await this.settling
+    }
     await this.scheduler.settled()
+    this.walSync?.close()
     this.db.close()
   }
 
-  private flush (): void {
+  /** Commits the queued appends (`now`: even while a batch waits for the disk). */
+  private flush (now = false): void {
+    this.flushing = null
+    if (this.batchesAtDisk > 0 && !now) return
     // A document erased after its append was queued takes nothing more.
     const batch = this.queue.filter(item => {
-      if (!this.erased.has(item.docName)) return true
-      item.reject(docErased(item.docName))
+      const refusal = this.failed ?? (this.erased.has(item.docName) ? docErased(item.docName) : null)
+      if (refusal === null) return true
+      item.reject(refusal)
       return false
     })
     this.queue = []
-    this.flushing = null
+    if (batch.length === 0) return
+    let seqs: number[]
     try {
-      const seqs = this.db.transaction((items: PendingAppend[]) => items.map(item => {
-        const { lastInsertRowid } = this.stmt.insert.run(
-          item.docName,
-          item.update,
-          item.origin?.region ?? LOCAL_ORIGIN,
-          item.origin?.seq ?? null,
-        )
-        return Number(lastInsertRowid)
-      }))(batch)
+      seqs = this.insertBatch(batch)
+    } catch (err) {
+      const error = asStoreError(err)
+      for (const item of batch) item.reject(error)
+      return
+    }
+    const upTo = seqs[seqs.length - 1] as number
+    this.batchesAtDisk++
+    this.settling = this.durable().then(() => {
+      if (upTo > this.durableSeq) this.durableSeq = upTo
       batch.forEach((item, i) => {
         this.scheduler.noteAppend(item.docName, item.update.length)
         item.resolve(seqs[i] as number)
       })
+    }, (err: unknown) => {
+      for (const item of batch) item.reject(err)
+    }).finally(() => {
+      this.batchesAtDisk--
+      if (this.batchesAtDisk === 0 && this.queue.length > 0) this.flush()
+    })
+  }
+
+  /** Resolves once every commit so far is durable; a failed fsync fails the store for writes. */
+  private async durable (): Promise<void> {
+    if (this.failed !== null) throw this.failed
+    if (this.walSync === null) return
+    try {
+      await this.walSync.durable()
     } catch (err) {
-      const error = asStoreError(err)
-      for (const item of batch) item.reject(error)
+      this.failed ??= new StoreError('ERR_STORE_IO', `the store could not make its writes durable (fdatasync of the WAL: ${(err as Error).message}); it takes no more writes: check the disk, then restart the relay`, { cause: err })
+      throw this.failed
     }
   }
 
   private async fold (docName: string): Promise<{ count: number, bytes: number }> {
     // Read a consistent cut: the snapshot and every log entry up to the newest one now.
+    // Only durable entries: a snapshot must not hold what a crash could still take from the log.
     const cut = this.db.transaction(() => {
-      const upTo = this.stmt.lastSeq.get(docName)?.seq ?? null
-      if (upTo === null) return null
+      const last = this.stmt.lastSeq.get(docName)?.seq ?? null
+      if (last === null) return null
+      const upTo = Math.min(last, this.durableSeq)
       return { upTo, snapshot: this.stmt.snapshot.get(docName), log: this.stmt.logUpTo.all(docName, upTo) }
     })()
-    if (cut === null) return { count: 0, bytes: 0 }
+    if (cut === null || cut.log.length === 0) return { count: 0, bytes: 0 }
     const parts = cut.snapshot === undefined ? [] : [new Uint8Array(cut.snapshot.data)]
     const merged = await mergeUpdatesInBatches(
       [...parts, ...cut.log.map(row => new Uint8Array(row.data))],
