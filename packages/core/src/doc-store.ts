@@ -148,8 +148,12 @@ export interface DocStore {
   writeHave(origin: string, seq: number): Promise<void>
   /** The highest local sequence number ever given (0 for a new store), compacted or not. */
   lastSeq(): Promise<number>
-  /** Names of every stored document. */
-  listDocs(): Promise<string[]>
+  /**
+   * Names of every stored document, or of those that begin with `prefix`: a store with an
+   * index on names answers that from a range of it, so listing one namespace does not cost a
+   * walk over the whole store.
+   */
+  listDocs(prefix?: string): Promise<string[]>
   /**
    * Erases a document: its log entries and snapshot are deleted (appends made before the call
    * included) and the tombstone is kept, in one transaction. Later appends of the document are

@@ -35,6 +35,7 @@ export {
   regionChannel, type NodeMessage, type RegionMessage,
 } from './node-messages.js'
 export { GlobError, MAX_GLOB_LENGTH, compileGlob, type Glob } from './glob.js'
+export { globPrefix, prefixEnd } from './name-prefix.js'
 export { MAX_DOC_NAME_BYTES, RESERVED_NAMES, docNameProblem, isReservedName } from './doc-name.js'
 export {
   DEFAULT_PROMOTE_AFTER_MS, MAX_RULES, PolicyError, canonicalRules, compilePolicies, parseCanonicalRules,

@@ -117,9 +117,10 @@ export class MemoryStore implements DocStore {
     return this.seq
   }
 
-  async listDocs (): Promise<string[]> {
+  async listDocs (prefix = ''): Promise<string[]> {
     if (this.closed) throw storeClosed()
-    return [...new Set([...this.snapshots.keys(), ...this.log.map(e => e.docName)])]
+    const names = new Set([...this.snapshots.keys(), ...this.log.map(e => e.docName)])
+    return [...names].filter(name => name.startsWith(prefix))
   }
 
   async erase (tombstone: Tombstone): Promise<void> {

@@ -60,6 +60,20 @@ describe('Placement: residency', () => {
     expect(lines.some(l => /cannot read/.test(l))).toBe(true)
   })
 
+  it('names where a peer\'s restricted documents begin, so a link-up lists only those', () => {
+    const rules: NamespaceRule[] = [
+      { match: 'eu/**/archive', regions: ['eu-west', 'us-east'] },
+      ...RULES,
+      { match: 'all/**', regions: REGIONS },
+    ]
+    const { placement } = placementAt('eu-west', rules)
+    expect(placement.restrictedPrefixes('eu-central')).toEqual(['eu/'])
+    // Two rules that begin alike are looked up once; a rule allowing every region restricts nothing.
+    expect(placement.restrictedPrefixes('us-east')).toEqual(['eu/'])
+    expect(placement.restrictedPrefixes('ap-south')).toEqual([])
+    expect(placementAt('eu-west', [{ match: '*/private', regions: ['eu-west', 'ap-south'] }]).placement.restrictedPrefixes('ap-south')).toEqual([''])
+  })
+
   it('counts only the allowed regions for acknowledgements', () => {
     const { placement } = placementAt('eu-west')
     expect(placement.allowedRegions('eu/a')).toEqual(['eu-west', 'eu-central'])

@@ -235,9 +235,14 @@ export class PostgresStore implements DocStore, LeaseStore {
     return result.rows[0]?.seq ?? 0
   }
 
-  async listDocs (): Promise<string[]> {
+  async listDocs (prefix = ''): Promise<string[]> {
     if (this.closed) throw storeClosed()
-    const result = await this.query<{ doc: string }>(`SELECT doc FROM ${this.s}.snapshots UNION SELECT DISTINCT doc FROM ${this.s}.log`)
+    // starts_with, not a range: under the database's collation (not C) text order is not prefix order.
+    const where = prefix === '' ? '' : ' WHERE starts_with(doc, $1)'
+    const result = await this.query<{ doc: string }>(
+      `SELECT doc FROM ${this.s}.snapshots${where} UNION SELECT DISTINCT doc FROM ${this.s}.log${where}`,
+      prefix === '' ? [] : [prefix],
+    )
     return result.rows.map(row => row.doc)
   }
 

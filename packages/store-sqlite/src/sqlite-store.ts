@@ -16,7 +16,8 @@ import fs from 'node:fs'
 import path from 'node:path'
 import Database from 'better-sqlite3'
 import {
-  CompactionScheduler, DEFAULT_COMPACTION, LOCAL_ORIGIN, StoreError, docErased, mergeUpdatesInBatches, storeClosed,
+  CompactionScheduler, DEFAULT_COMPACTION, LOCAL_ORIGIN, StoreError, docErased, mergeUpdatesInBatches, prefixEnd,
+  storeClosed,
   yieldToEventLoop, type DocStore, type LogEntry, type Origin, type OriginRead, type PendingAppend, type SinceRead,
   type StoreOptions, type StoredDoc, type Tombstone, type Yield,
 } from '@georelay/core'
@@ -150,6 +151,11 @@ export class SqliteStore implements DocStore {
         'INSERT INTO have (origin, seq) VALUES (?, ?) ON CONFLICT (origin) DO UPDATE SET seq = max(seq, excluded.seq)'),
       dropLog: this.db.prepare<[string, number]>('DELETE FROM log WHERE doc = ? AND seq <= ?'),
       docs: this.db.prepare<[], { doc: string }>('SELECT doc FROM snapshots UNION SELECT DISTINCT doc FROM log'),
+      // A range of the primary key and of log_by_doc: every name from the prefix up to prefixEnd.
+      docsBetween: this.db.prepare<[{ from: string, to: string }], { doc: string }>(
+        'SELECT doc FROM snapshots WHERE doc >= @from AND doc < @to UNION SELECT DISTINCT doc FROM log WHERE doc >= @from AND doc < @to'),
+      docsFrom: this.db.prepare<[{ from: string }], { doc: string }>(
+        'SELECT doc FROM snapshots WHERE doc >= @from UNION SELECT DISTINCT doc FROM log WHERE doc >= @from'),
       eraseLog: this.db.prepare<[string]>('DELETE FROM log WHERE doc = ?'),
       eraseSnapshot: this.db.prepare<[string]>('DELETE FROM snapshots WHERE doc = ?'),
       putErased: this.db.prepare<[string, number, string]>('INSERT INTO erased (doc, at, origin) VALUES (?, ?, ?) ON CONFLICT (doc) DO NOTHING'),
@@ -258,9 +264,14 @@ export class SqliteStore implements DocStore {
     return this.stmt.lastSeqEver.get()?.seq ?? 0
   }
 
-  async listDocs (): Promise<string[]> {
+  async listDocs (prefix = ''): Promise<string[]> {
     if (this.closed) throw storeClosed()
-    return this.stmt.docs.all().map(row => row.doc)
+    if (prefix === '') return this.stmt.docs.all().map(row => row.doc)
+    const to = prefixEnd(prefix)
+    const rows = to === null
+      ? this.stmt.docsFrom.all({ from: prefix })
+      : this.stmt.docsBetween.all({ from: prefix, to })
+    return rows.map(row => row.doc)
   }
 
   async erase ({ docName, at, origin }: Tombstone): Promise<void> {

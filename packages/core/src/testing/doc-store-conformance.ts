@@ -168,6 +168,18 @@ export const describeDocStore = (
     expect((await store.listDocs()).sort()).toEqual([...names].sort())
   })
 
+  it('lists the documents under a prefix, and only those', async () => {
+    const store = await open()
+    const names = ['eu/a', 'eu/b/c', 'eu', 'eu0', 'eu.x', 'EU/a', 'e', 'us/a', 'eu/\u{10FFFF}', 'eu\u{10FFFF}', 'ünï/a', 'ünï', 'ünïx/a']
+    const { updates } = typedUpdates(names.length)
+    await Promise.all(names.map((docName, i) => store.append(docName, updates[i] as Uint8Array)))
+    await store.compact('eu/a') // one of them from a snapshot
+    const under = async (prefix: string): Promise<string[]> => (await store.listDocs(prefix)).sort()
+    const expected = (prefix: string): string[] => names.filter(n => n.startsWith(prefix)).sort()
+    for (const prefix of ['eu/', 'eu', 'ünï/', 'ünï', 'eu\u{10FFFF}', 'us/a', 'none/']) expect(await under(prefix)).toEqual(expected(prefix))
+    expect(await under('')).toEqual([...names].sort())
+  })
+
   it('compact() folds the log into the snapshot without changing the content', async () => {
     const store = await open()
     const { updates, doc } = typedUpdates(40)

@@ -47,12 +47,18 @@ export class CatchUp {
     await this.sendMissing(docNames)
   }
 
-  /** Restricted documents the peer may hold: brought up to date each time the link comes up. */
+  /**
+   * Restricted documents the peer may hold: brought up to date each time the link comes up.
+   * Only the names under the rules that concern the peer are looked up, not the whole store.
+   */
   async restricted (): Promise<void> {
     const { placement, documents, peer } = this.options
-    if (!placement.restricts) return
-    const docNames = (await documents.listDocs())
-      .filter(docName => placement.restricted(docName) && placement.mayReceive(docName, peer))
+    const prefixes = placement.restrictedPrefixes(peer)
+    // A rule starting with a wildcard concerns every name: one listing covers the others.
+    const lookups = prefixes.includes('') ? [''] : prefixes
+    const names = new Set<string>()
+    for (const prefix of lookups) for (const name of await documents.listDocs(prefix)) names.add(name)
+    const docNames = [...names].filter(docName => placement.restricted(docName) && placement.mayReceive(docName, peer))
     if (docNames.length > 0) await this.sendMissing(docNames)
   }
 

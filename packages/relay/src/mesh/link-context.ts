@@ -27,8 +27,8 @@ export interface LinkPlacement {
   allowsHere(docName: string): boolean
   /** Whether the document may go to `peer` (both sides' rules allow it). */
   mayReceive(docName: string, peer: string): boolean
-  /** Whether any rule restricts documents to some regions. */
-  readonly restricts: boolean
+  /** Where restricted documents `peer` may hold begin (see Placement.restrictedPrefixes). */
+  restrictedPrefixes(peer: string): string[]
   /** Whether the document is restricted to some of the regions (and so cannot be forwarded through the others). */
   restricted(docName: string): boolean
 }
@@ -39,7 +39,8 @@ export interface LinkDocuments {
   stateOf(docName: string): Promise<Uint8Array>
   /** An update became durable in the store: loaded documents send it to their clients. */
   applyDurable(docName: string, update: Uint8Array): void
-  listDocs(): Promise<string[]>
+  /** Stored documents whose names begin with `prefix`. */
+  listDocs(prefix: string): Promise<string[]>
   /** Erased documents take nothing more from peers. */
   isErased(docName: string): boolean
 }

@@ -138,7 +138,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
       documents: {
         stateOf: name => registry.stateOf(name),
         applyDurable: (name, update) => registry.applyDurable(name, update),
-        listDocs: () => this.log.store.listDocs(),
+        listDocs: prefix => this.log.store.listDocs(prefix),
         isErased: name => registry.isErased(name),
       },
       placement: this.placement,

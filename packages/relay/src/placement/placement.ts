@@ -15,7 +15,10 @@
  */
 import crypto from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import { type CompiledPolicies, type NamespaceRule, type ResolvedPolicy, canonicalRules, compilePolicies, parseCanonicalRules } from '@georelay/core'
+import {
+  type CompiledPolicies, type NamespaceRule, type ResolvedPolicy, canonicalRules, compilePolicies, globPrefix,
+  parseCanonicalRules,
+} from '@georelay/core'
 import type { Logger } from '../observability/index.js'
 
 /** What the placement needs to know of the mesh. */
@@ -131,6 +134,17 @@ export class Placement extends EventEmitter<PlacementEvents> {
   /** Whether the document may live in only some of the regions (so it cannot be forwarded through the others). */
   restricted (docName: string): boolean {
     return this.resolve(docName).regions.length < this.regions.length
+  }
+
+  /**
+   * Where the restricted documents that `peer` may hold can be found: the literal start of each
+   * rule that keeps its documents to some regions, `peer` among them (a document such a rule
+   * matches begins with it). Empty when there are none, so a link-up looks nothing up.
+   */
+  restrictedPrefixes (peer: string): string[] {
+    return [...new Set(this.policies.rules
+      .filter(rule => rule.regions?.includes(peer) === true && rule.regions.length < this.regions.length)
+      .map(rule => globPrefix(rule.match)))]
   }
 
   /** The regions a write of this document must reach for `majority` and `all`. */
