@@ -1,6 +1,16 @@
 import { describe, expect, it } from '@jest/globals'
-import { Receiver, Sender } from 'ws'
+import * as ws from 'ws'
 import { binaryFrame, sharedFrame } from '../src/clients/ws-frame.js'
+
+// ws's own framer and parser: exported, but not in @types/ws.
+interface WsInternals {
+  Sender: { frame(data: Buffer, options: Record<string, unknown>): Buffer[] }
+  Receiver: new (options: { isServer: boolean }) => NodeJS.WritableStream & {
+    on(event: 'message', listener: (data: Buffer, isBinary: boolean) => void): void
+    on(event: 'error', listener: (err: Error) => void): void
+  }
+}
+const { Receiver, Sender } = ws as unknown as WsInternals
 
 // Each length class of RFC 6455's header: 7-bit, 16-bit (126..65535) and 64-bit.
 const SIZES = [0, 1, 125, 126, 127, 65_535, 65_536, 200_000]
