@@ -33,7 +33,7 @@ const runCli = async (args: string[], env?: NodeJS.ProcessEnv): Promise<CliResul
   }
 }
 
-const RELAY_FLAGS = ['--config', '--region', '--host', '--port', '--data', '--store', '--public-url', '--peer', '--mesh-secret', '--log-level']
+const RELAY_FLAGS = ['--config', '--region', '--host', '--port', '--data', '--store', '--public-url', '--peer', '--mesh-secret', '--log-level', '--log-format']
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'georelay-cli-'))
 afterAll(() => { fs.rmSync(tmp, { recursive: true, force: true }) })
@@ -93,6 +93,15 @@ describe('georelay command line', () => {
     const { code, stderr } = await runCli(['relay', '--region', 'x', '--log-level', 'chatty'])
     expect(code).toBe(2)
     expect(stderr).toMatch(/--log-level must be debug, info, warn or error, not "chatty"/)
+  })
+
+  it.concurrent('a bad --log-format (flag or environment) exits 2, naming the choices', async () => {
+    const fromFlag = await runCli(['relay', '--region', 'x', '--log-format', 'xml'])
+    expect(fromFlag.code).toBe(2)
+    expect(fromFlag.stderr).toMatch(/--log-format must be text or json, not "xml"/)
+    const fromEnv = await runCli(['relay', '--region', 'x'], { GEORELAY_LOG_FORMAT: 'logfmt' })
+    expect(fromEnv.code).toBe(2)
+    expect(fromEnv.stderr).toMatch(/--log-format must be text or json, not "logfmt"/)
   })
 
   it.concurrent('a missing --config file exits 2, naming the file', async () => {

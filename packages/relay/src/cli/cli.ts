@@ -1,11 +1,14 @@
 /**
  * The `georelay` command. Exit codes: 0 done, 1 runtime failure, 2 bad usage or configuration.
  */
+import os from 'node:os'
 import { parseArgs } from 'node:util'
 import { isRegionName } from '@georelay/core'
-import { ConfigError, type ConfigOverrides, MIN_SECRET_BYTES, loadRelayConfig } from '../config/index.js'
-import { type Logger, stderrLogger, type LogLevel } from '../observability/index.js'
+import { ConfigError, type ConfigOverrides, MIN_SECRET_BYTES, type RelayConfig, loadRelayConfig } from '../config/index.js'
+import { LOG_FORMATS, type LogFormat, type Logger, type LogLevel, stderrLogger } from '../observability/index.js'
 import { Relay } from '../server/index.js'
+import { runBackup, runRestore } from './backup.js'
+import { runStatus } from './status.js'
 
 /**
  * `georelay cluster` runs this package, loaded only by that command: it depends on this one (and
@@ -46,6 +49,9 @@ export const HELP = `georelay — multi-region, active-active sync for Yjs docum
 Usage:
   georelay relay [--config FILE] [flags]   run one region's relay
   georelay cluster [flags]                 run a local multi-region cluster
+  georelay status --url URL [--url URL...] the mesh as its relays see it
+  georelay backup --data DIR --out FILE    online backup of a relay's SQLite store
+  georelay restore --from FILE --data DIR  put a backup in place (relay stopped)
   georelay --help                          this text
 
 georelay relay
@@ -91,6 +97,9 @@ georelay relay
                        or normal (after the WAL write: survives
                        kill -9, not a power cut; much faster acks)
   --log-level LEVEL    debug, info (default), warn or error       GEORELAY_LOG_LEVEL
+  --log-format FORMAT  text (default: time level message k=v)     GEORELAY_LOG_FORMAT
+                       or json (one object per line: time, level,
+                       event, msg, region, node and the fields)
                        GEORELAY_CONFIG names a configuration file like --config.
 
 georelay cluster
@@ -114,13 +123,36 @@ georelay cluster
   --mesh-secret SECRET mesh secret (default: random for this run)
   --log-level LEVEL    debug, info, warn (default) or error
 
+georelay status
+  Reads /v1/regions of each relay given and prints one row per relay and peer:
+  link state, lag and pending entries, policy agreement, and why a link or a
+  relay is down. \`georelay status --help\` for its flags and exit codes.
+
+  --url URL            a relay's URL; repeat per relay
+  --token TOKEN        the relays' http.adminToken, for lag and   GEORELAY_ADMIN_TOKEN
+                       pending counts
+  --json               JSON instead of a table
+
+georelay backup, georelay restore
+  backup copies a running relay's SQLite store to one file, consistently,
+  while it writes; restore puts one back with the relay stopped.
+  \`georelay backup --help\` for their flags.
+
+  --data DIR           the relay's data directory                 GEORELAY_DATA
+  --out FILE           backup: the file to write (--force replaces it)
+  --from FILE          restore: the backup to put in place
+
 Examples:
   georelay relay --region eu-west --port 4001
   georelay relay --config relay.json --port 5001
   georelay cluster --regions us-east,eu-west,ap-south --latency eu-west:us-east=40
   georelay cluster --nodes-per-region 2 --store postgres --postgres-url URL --redis-url redis://127.0.0.1:6379
+  georelay status --url wss://eu-west.example.com --url wss://us-east.example.com
+  georelay backup --data /var/lib/georelay --out /backups/georelay-$(date +%F).sqlite
 
 Exit codes: 0 stopped cleanly, 1 failed while running, 2 bad command line or configuration.
+georelay status: 0 every relay answered and every link is up with agreeing rules,
+1 a relay did not answer, a link is down or rules differ, 2 bad command line.
 `
 
 const LOG_LEVELS = new Set(['debug', 'info', 'warn', 'error'])
@@ -130,17 +162,32 @@ const usage = (message: string): number => {
   return 2
 }
 
+const isLogFormat = (text: string): text is LogFormat => (LOG_FORMATS as readonly string[]).includes(text)
+
+/**
+ * The node name a relay of a region of several goes by (the relay's own default, `<hostname>-<pid>`,
+ * when none is given), so that every JSON log line names it, those written while starting too.
+ * Undefined for the region's only relay, which is no node.
+ */
+const nodeNameOf = (config: RelayConfig): string | undefined => {
+  if (config.redis.url === undefined) return undefined
+  return config.node ?? `${os.hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 50)}-${process.pid}`
+}
+
+const failOnStderr = (message: string): void => { process.stderr.write(`georelay: ${message}\n`) }
+
 /** Runs until SIGTERM or SIGINT, then stops cleanly: exit code 0, or 1 if stopping failed. */
 const untilSignal = (
   what: string,
   stop: () => Promise<void>,
   onSignal: (signal: string) => void = () => {},
+  fail: (message: string, fields: Record<string, string>) => void = failOnStderr,
 ): Promise<number> =>
   new Promise(resolve => {
     const handle = (signal: string): void => {
       onSignal(signal)
       stop().then(() => resolve(0), err => {
-        process.stderr.write(`georelay: ${what} failed (${(err as Error).message})\n`)
+        fail(`${what} failed (${(err as Error).message})`, { event: `${what.replace(/\W+/g, '_')}_failed` })
         resolve(1)
       })
     }
@@ -174,20 +221,24 @@ const runRelay = async (args: string[]): Promise<number> => {
         'redis-url': { type: 'string' },
         'redis-cluster': { type: 'boolean' },
         'log-level': { type: 'string' },
+        'log-format': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     })
   } catch (err) {
     return usage((err as Error).message)
   }
-  const { config: file, help, 'log-level': logLevelFlag, ...flags } = parsed.values
+  const { config: file, help, 'log-level': logLevelFlag, 'log-format': logFormatFlag, ...flags } = parsed.values
   if (help === true) {
     process.stdout.write(HELP)
     return 0
   }
   const logLevel = logLevelFlag ?? process.env.GEORELAY_LOG_LEVEL ?? 'info'
   if (!LOG_LEVELS.has(logLevel)) return usage(`--log-level must be debug, info, warn or error, not "${logLevel}"`)
-  let config
+  // An empty variable counts as unset, as for every other GEORELAY_* variable.
+  const logFormat = logFormatFlag ?? (process.env.GEORELAY_LOG_FORMAT || 'text')
+  if (!isLogFormat(logFormat)) return usage(`--log-format must be text or json, not "${logFormat}"`)
+  let config: RelayConfig
   try {
     config = loadRelayConfig({
       ...(file === undefined ? {} : { file }),
@@ -198,7 +249,14 @@ const runRelay = async (args: string[]): Promise<number> => {
     if (err instanceof ConfigError) return usage(err.message)
     throw err
   }
-  const logger = stderrLogger(logLevel as LogLevel)
+  const node = nodeNameOf(config)
+  if (node !== undefined) config = { ...config, node }
+  const logger = stderrLogger(logLevel as LogLevel, { format: logFormat, context: { region: config.region, node } })
+  // In JSON, every line of stderr must parse: the CLI's own failures become log lines too.
+  const fail = (message: string, fields: Record<string, string> = {}): void => {
+    if (logFormat === 'json') logger.log('error', message, fields)
+    else process.stderr.write(`georelay: ${message}\n`)
+  }
   if (flags['mesh-secret'] !== undefined) {
     logger.log('warn', 'the mesh secret is on the command line, where any user of this machine can read it (ps); use --mesh-secret-file or GEORELAY_MESH_SECRET', {})
   }
@@ -208,11 +266,11 @@ const runRelay = async (args: string[]): Promise<number> => {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     const hint = code === 'EADDRINUSE' ? `: port ${config.listen.port} is taken; pick another with --port` : ''
-    process.stderr.write(`georelay: the relay could not start (${(err as Error).message})${hint}\n`)
+    fail(`the relay could not start (${(err as Error).message})${hint}`, { event: 'relay_could_not_start' })
     return 1
   }
   process.stdout.write(`georelay relay ${config.region} listening on ${relay.url} (store: ${relay.storeLocation})\n`)
-  return untilSignal('drain', () => relay.close(), signal => logger.log('info', 'draining', { signal }))
+  return untilSignal('drain', () => relay.close(), signal => logger.log('info', 'draining', { signal }), fail)
 }
 
 /** @georelay/cluster, or null once it said why it cannot be loaded. */
@@ -318,5 +376,8 @@ export const main = async (argv: string[]): Promise<number> => {
   }
   if (command === 'relay') return runRelay(rest)
   if (command === 'cluster') return runCluster(rest)
+  if (command === 'status') return runStatus(rest, usage)
+  if (command === 'backup') return runBackup(rest, usage)
+  if (command === 'restore') return runRestore(rest, usage)
   return usage(`unknown command "${command}"`)
 }
