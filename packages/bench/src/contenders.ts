@@ -54,8 +54,12 @@ export interface Contender {
 export interface StartContenderOptions {
   /** Node flags for the child, like `--cpu-prof`. */
   nodeFlags?: string[]
+  /** The child's data directory (a store prepared beforehand); default a fresh one. Removed when it exits. */
+  dataDir?: string
   /** Extra arguments for georelay's CLI (peers, region…). */
   relayArgs?: string[]
+  /** Fields added to georelay's configuration file (namespaces, http…). */
+  extraConfig?: Record<string, unknown>
   /** Kind `georelay` on the Postgres store of this database, instead of SQLite… */
   postgresUrl?: string
   /** …in this schema (default the relay's, `georelay`). */
@@ -77,6 +81,7 @@ const installExitHook = (): void => {
 
 const commandOf = (
   kind: ContenderKind, dataDir: string, relayArgs: string[], postgresUrl?: string, postgresSchema?: string,
+  extraConfig: Record<string, unknown> = {},
 ): string[] => {
   if (kind === 'georelay' || kind === 'georelay-memory') {
     const store = kind === 'georelay-memory'
@@ -90,6 +95,7 @@ const commandOf = (
       auth: { anonymous: 'rw' },
       limits: { messagesPerSecond: { rate: 0, burst: 0 }, maxConnections: 100_000 },
       ...(postgresSchema === undefined ? {} : { storage: { postgres: { schema: postgresSchema } } }),
+      ...extraConfig,
     }))
     return [GEORELAY_BIN, 'relay', '--config', config, '--region', 'bench', '--port', '0', '--log-level', 'warn', ...store, ...relayArgs]
   }
@@ -100,10 +106,12 @@ const commandOf = (
 
 export const startContender = (
   kind: ContenderKind,
-  { nodeFlags = [], relayArgs = [], postgresUrl, postgresSchema, timeoutMs = 20_000 }: StartContenderOptions = {},
+  {
+    nodeFlags = [], relayArgs = [], postgresUrl, postgresSchema, timeoutMs = 20_000, dataDir: given, extraConfig,
+  }: StartContenderOptions = {},
 ): Promise<Contender> => {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `georelay-bench-${kind}-`))
-  const command = commandOf(kind, dataDir, relayArgs, postgresUrl, postgresSchema)
+  const dataDir = given ?? fs.mkdtempSync(path.join(os.tmpdir(), `georelay-bench-${kind}-`))
+  const command = commandOf(kind, dataDir, relayArgs, postgresUrl, postgresSchema, extraConfig)
   const child: ChildProcess = spawn(process.execPath, [...nodeFlags, ...command], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NODE_ENV: 'production' },

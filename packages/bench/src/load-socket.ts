@@ -26,7 +26,7 @@ export interface OpenOptions {
  * arrived (the document is set up on the server then, so nothing sent later is missed).
  */
 export const openLoadSocket = (
-  contender: Contender,
+  contender: Pick<Contender, 'label' | 'framing' | 'speaksFirst' | 'url'>,
   docName: string,
   { onFrame, greet = true, timeoutMs = 15_000 }: OpenOptions = {},
 ): Promise<LoadSocket> =>

@@ -14,7 +14,10 @@ import type { FanOutResult, PhaseResult } from './workloads/fan-out.js'
 import {
   FIRST_SYNC_CASES, FIRST_SYNC_MODES, type FirstSyncResult, type FirstSyncRun, type SyncTimes,
 } from './workloads/first-sync.js'
+import type { ManyDocsResult } from './workloads/many-docs.js'
 import type { MemoryResult } from './workloads/memory.js'
+import type { IdleRun, ReadersRun } from './workloads/scale-on-one-node.js'
+import type { StoredDocsResult } from './workloads/stored-docs.js'
 import type { RegionNodesResult } from './workloads/region-nodes.js'
 
 export interface BenchReport {
@@ -26,6 +29,12 @@ export interface BenchReport {
   settings: Record<string, number | string>
   fanOut: FanOutResult[]
   convergence: ConvergenceResult | null
+  /** Many documents with a human-pace typist each (absent from reports written before it existed). */
+  manyDocs?: ManyDocsResult | null
+  /** How cost grows on one relay (absent from reports written before they existed). */
+  readersScale?: ReadersRun[] | null
+  idleConnections?: IdleRun[] | null
+  storedDocs?: StoredDocsResult | null
   memory: MemoryResult[]
   durableAck: DurableAckResult | null
   /** The same on the Postgres store (null where no PostgreSQL is installed). */
@@ -118,6 +127,30 @@ export const goalRows = (report: BenchReport): GoalRow[] => {
   }
   if (conv?.fast != null) {
     rows.push({ what: 'cross-region bytes per client update byte, fast typing replay', measured: fmt(conv.fast.bytesRatio, 3), goal: '≤ 0.5', ratio: conv.fast.bytesRatio / 0.5 })
+  }
+  const many = report.manyDocs
+  if (many != null) {
+    rows.push({
+      what: `cross-region bytes per client update byte, ${many.docs} documents, a typist each every ${many.intervalMs} ms`,
+      measured: fmt(many.bytesRatio, 3),
+      goal: '≤ 1.0',
+      ratio: many.bytesRatio,
+    })
+  }
+  const idle = report.idleConnections?.filter(r => r.error === undefined).at(-1)
+  if (idle !== undefined) {
+    rows.push({ what: `relay RSS with ${idle.connections} idle connections`, measured: mb(idle.rssBytes), goal: idle.connections >= 10_000 ? '≤ 1 GB' : '≤ 1 GB at 10,000', ratio: idle.rssBytes / 2 ** 30 * Math.max(1, 10_000 / idle.connections) })
+  }
+  const stored = report.storedDocs?.runs.filter(r => r.error === undefined) ?? []
+  const [fewest, most] = [stored[0], stored.at(-1)]
+  if (fewest !== undefined && most !== undefined && most !== fewest) {
+    const grows = (what: string, of: (r: StoredDocsResult['runs'][number]) => number): GoalRow => ({
+      what: `${what}, ${most.docs} stored documents vs ${fewest.docs}`,
+      measured: `${fmt(of(most), 1)} vs ${fmt(of(fewest), 1)} ms`,
+      goal: 'independent of the count (≤ 1.5×, for noise)',
+      ratio: of(most) / of(fewest) / 1.5,
+    })
+    rows.push(grows('relay start', r => r.startMs), grows('peer link up', r => r.linkUpMs), grows('/v1/regions p50', r => r.regionsMs.p50))
   }
   const geoMem = report.memory.find(m => m.kind === GEORELAY && m.error === undefined)
   const ywssMem = report.memory.find(m => m.kind === 'ywss' && m.error === undefined)
@@ -266,6 +299,34 @@ export const markdownReport = (report: BenchReport): string => {
       table(['typing pace', 'keystrokes', 'latency − delay p50 / p99 / max ms', 'cross-region bytes / client update bytes', 'ratio'], rows) +
       (conv.error === undefined ? '' : `\n\nFailed: ${conv.error}`))
   }
+  const many = report.manyDocs
+  if (many != null) {
+    const kinds = Object.entries(many.byKind).sort((a, b) => b[1] - a[1])
+    parts.push(`## Cross-region bytes over many documents\n\nThree regions, ${many.docs} documents in region a, one typist each ` +
+      `(a keystroke every ${many.intervalMs} ms, phases spread; each continues the trace from its own point), ` +
+      `${fmt(many.seconds, 1)} s, ${many.keystrokes} keystrokes, ${many.clientUpdateBytes} bytes of client updates; ` +
+      `the mesh carried ${many.crossRegionBytes} bytes = ${fmt(many.bytesRatio, 3)} per client byte.\n\n` +
+      table(['direction', 'MB per hour at this rate'], Object.entries(many.perPairPerHour).map(([pair, b]) => [pair, fmt(b / 2 ** 20, 1)])) +
+      '\n\n' + table(['what the mesh carried', 'bytes', 'share'], kinds.map(([kind, b]) => [kind, String(b), `${fmt(100 * b / many.crossRegionBytes, 1)} %`])))
+  }
+  const readers = report.readersScale
+  if (readers != null && readers.length > 0) {
+    parts.push(`## Cost as readers grow\n\nOne georelay (SQLite) process, one document, its writer paced at ${s['pacedRate']} updates/s; each row a fresh document.\n\n` +
+      table(['readers', 'paced delivered', 'paced CPU s/10k', 'paced latency p50 / p99 ms', 'paced CPU share'],
+        readers.map(r => [String(r.readers), ...(r.paced === null ? [`failed: ${r.error ?? ''}`, '', '', ''] : phaseCells(r.paced))])))
+  }
+  const idleRuns = report.idleConnections
+  if (idleRuns != null && idleRuns.length > 0) {
+    parts.push('## Idle connections\n\nOne georelay (SQLite) process; y-websocket connections, ten per document, opened in steps and left idle.\n\n' +
+      table(['connections', 'RSS', 'CPU share while idle', 'time to open this step'],
+        idleRuns.map(r => [String(r.connections), r.error === undefined ? mb(r.rssBytes) : `failed: ${r.error}`, fmt(r.idleCpuShare, 3), `${fmt(r.openSeconds, 1)} s`])))
+  }
+  const storedRuns = report.storedDocs?.runs
+  if (storedRuns != null && storedRuns.length > 0) {
+    parts.push('## A relay over a large store\n\nA SQLite store filled beforehand (a tenth of the documents in a namespace kept to this region), then a georelay process started on it and an empty region joining it.\n\n' +
+      table(['stored documents', 'start (spawn to listening)', '/v1/regions p50 / p99', 'joining region: link up', 'first entry there'],
+        storedRuns.map(r => r.error !== undefined ? [String(r.docs), `failed: ${r.error}`, '', '', ''] : [String(r.docs), `${fmt(r.startMs, 0)} ms`, `${fmt(r.regionsMs.p50, 2)} / ${fmt(r.regionsMs.p99, 2)} ms`, `${fmt(r.linkUpMs, 0)} ms`, `${fmt(r.firstEntryMs, 0)} ms`])))
+  }
   if (report.memory.length > 0) {
     parts.push(`## Memory\n\n` + table(['server', 'documents', 'document size', 'RSS before', 'RSS with all open', 'peak RSS', 'load time'],
       report.memory.map(r => [r.label, String(r.docs), `${(r.docBytes / 1024).toFixed(1)} KB`, mb(r.baseRssBytes), r.error === undefined ? mb(r.rssBytes) : `failed: ${r.error}`, mb(r.peakRssBytes), `${fmt(r.loadSeconds, 1)} s`])))
@@ -339,6 +400,34 @@ export const charts = (report: BenchReport): Record<string, string> => {
       title: 'Delivered updates per second at saturation (higher is better)',
       unit: '/s',
       bars: withSat.map(r => ({ label: r.label, value: (r.saturated as PhaseResult).deliveredPerSecond, highlight: isGeorelay(r.kind), ...(loadGenBound(r.saturated) ? { note: 'load generator bound' } : {}) })),
+    })
+  }
+  const readersRuns = report.readersScale?.filter(r => r.paced !== null) ?? []
+  if (readersRuns.length > 0) {
+    out['readers-cpu.svg'] = barChart({
+      title: 'Relay CPU per 10,000 delivered updates as readers per document grow (paced)',
+      unit: 's',
+      bars: readersRuns.map(r => ({ label: `${r.readers} readers`, value: (r.paced as PhaseResult).cpuPer10k, highlight: true })),
+    })
+  }
+  const idleOk = report.idleConnections?.filter(r => r.error === undefined) ?? []
+  if (idleOk.length > 0) {
+    out['idle-connections.svg'] = barChart({
+      title: 'Relay RSS with idle connections (lower is better)',
+      unit: 'MB',
+      bars: idleOk.map(r => ({ label: `${r.connections} connections`, value: r.rssBytes / 2 ** 20, highlight: true })),
+      goal: { value: 1024, label: 'goal: 1 GB at 10,000' },
+    })
+  }
+  const storedOk = report.storedDocs?.runs.filter(r => r.error === undefined) ?? []
+  if (storedOk.length > 0) {
+    out['stored-docs.svg'] = barChart({
+      title: 'Start and link-up over a large store (flat is the goal)',
+      unit: 'ms',
+      bars: storedOk.flatMap(r => [
+        { label: `start, ${r.docs} docs`, value: r.startMs, highlight: true },
+        { label: `link up, ${r.docs} docs`, value: r.linkUpMs },
+      ]),
     })
   }
   const mem = report.memory.filter(r => r.error === undefined)

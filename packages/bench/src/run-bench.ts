@@ -15,10 +15,15 @@ import { runDurableAck } from './workloads/durable-ack.js'
 import { runFailover } from './workloads/failover.js'
 import { runFanOut } from './workloads/fan-out.js'
 import { runFirstSync } from './workloads/first-sync.js'
+import { runManyDocs } from './workloads/many-docs.js'
+import { runIdleConnections, runReadersScale } from './workloads/scale-on-one-node.js'
+import { runStoredDocs } from './workloads/stored-docs.js'
 import { runMemory } from './workloads/memory.js'
 import { runRegionNodes } from './workloads/region-nodes.js'
 
-export const WORKLOADS = ['fanout', 'convergence', 'memory', 'ack', 'failover', 'nodes', 'first-sync'] as const
+export const WORKLOADS = [
+  'fanout', 'convergence', 'many-docs', 'memory', 'ack', 'failover', 'nodes', 'first-sync', 'readers', 'idle', 'stored-docs',
+] as const
 export type Workload = typeof WORKLOADS[number]
 
 export interface BenchOptions {
@@ -45,8 +50,17 @@ export interface BenchOptions {
 
 /** How long each workload runs in quick and full mode. */
 const SIZES = {
-  quick: { pacedCount: 1500, saturatedCount: 3000, fastUpdates: 1000, humanUpdates: 60, memoryKeystrokes: 20000, ackSeconds: 3, memoryContenders: ['ywss', 'georelay'] as ContenderKind[] },
-  full: { pacedCount: 5000, saturatedCount: 10000, fastUpdates: 3000, humanUpdates: 200, memoryKeystrokes: 40000, ackSeconds: 10, memoryContenders: ['echo', 'ywss', 'hocuspocus', 'georelay'] as ContenderKind[] },
+  quick: {
+    pacedCount: 1500, saturatedCount: 3000, fastUpdates: 1000, humanUpdates: 60, memoryKeystrokes: 20000, ackSeconds: 3,
+    memoryContenders: ['ywss', 'georelay'] as ContenderKind[], manyDocs: { docs: 100, seconds: 4 },
+    readers: [1, 16, 64], idle: { counts: [1000], seconds: 2 }, storedDocs: [1000, 10_000],
+  },
+  full: {
+    pacedCount: 5000, saturatedCount: 10000, fastUpdates: 3000, humanUpdates: 200, memoryKeystrokes: 40000,
+    ackSeconds: 10,
+    memoryContenders: ['echo', 'ywss', 'hocuspocus', 'georelay'] as ContenderKind[], manyDocs: { docs: 1000, seconds: 20 },
+    readers: [1, 4, 16, 64, 256], idle: { counts: [1000, 5000, 10_000], seconds: 5 }, storedDocs: [1000, 100_000],
+  },
 }
 /** Time to first sync: connects one at a time, bursts of connects at once, provider versions. */
 const FIRST_SYNC = {
@@ -54,6 +68,7 @@ const FIRST_SYNC = {
   full: { sequential: 50, concurrent: 20, bursts: 3, versions: [4, 3] as HocuspocusVersion[] },
 }
 const HUMAN_INTERVAL_MS = 150
+const fmt3 = (n: number): string => n.toFixed(3)
 const WINDOW = 64
 
 export const defaultOptions = (quick: boolean): BenchOptions => ({
@@ -102,6 +117,10 @@ export const runBench = async (options: BenchOptions): Promise<{ report: BenchRe
     settings: { docs: options.docs, readersPerDoc: options.readersPerDoc, pacedRate: options.pacedRate, pacedCount: size.pacedCount, saturatedCount: size.saturatedCount, window: WINDOW, delayMs: options.delayMs, humanIntervalMs: HUMAN_INTERVAL_MS, profiled: options.cpuProf ? 'yes (CPU figures include the profiler)' : 'no' },
     fanOut: [],
     convergence: null,
+    manyDocs: null,
+    readersScale: null,
+    idleConnections: null,
+    storedDocs: null,
     memory: [],
     durableAck: null,
     durableAckPostgres: null,
@@ -135,6 +154,36 @@ export const runBench = async (options: BenchOptions): Promise<{ report: BenchRe
       humanIntervalMs: HUMAN_INTERVAL_MS,
     })
     if (report.convergence.error !== undefined) log(`  failed: ${report.convergence.error}`)
+  }
+  if (has('many-docs')) {
+    const { docs, seconds } = size.manyDocs
+    log(`cross-region bytes: ${docs} documents, one typist each every ${HUMAN_INTERVAL_MS} ms, 3 regions, ${seconds} s…`)
+    try {
+      report.manyDocs = await runManyDocs({ trace, docs, seconds, intervalMs: HUMAN_INTERVAL_MS, delayMs: options.delayMs, onProgress: line => log(`  ${line}`) })
+      log(`  ${fmt3(report.manyDocs.bytesRatio)} cross-region bytes per client update byte`)
+    } catch (err) {
+      log(`  failed: ${(err as Error).message}`)
+    }
+  }
+  if (has('readers')) {
+    log(`cost as readers grow: one document, ${size.readers.join(' → ')} readers, paced at ${options.pacedRate}/s…`)
+    report.readersScale = await runReadersScale({
+      counts: size.readers,
+      keystrokes: keystrokeUpdates(trace, size.pacedCount),
+      pacedRate: options.pacedRate,
+      pacedCount: size.pacedCount,
+    })
+    for (const run of report.readersScale) if (run.error !== undefined) log(`  ${run.readers} readers failed: ${run.error}`)
+  }
+  if (has('idle')) {
+    log(`idle connections: ${size.idle.counts.join(' → ')}…`)
+    report.idleConnections = await runIdleConnections(size.idle.counts, size.idle.seconds)
+    for (const run of report.idleConnections) if (run.error !== undefined) log(`  ${run.connections} failed: ${run.error}`)
+  }
+  if (has('stored-docs')) {
+    log(`a relay over a large store: ${size.storedDocs.join(' and ')} documents…`)
+    report.storedDocs = await runStoredDocs(size.storedDocs, line => log(`  ${line}`))
+    for (const run of report.storedDocs.runs) if (run.error !== undefined) log(`  ${run.docs} failed: ${run.error}`)
   }
   // The document of the memory and first-sync workloads: the trace's, or a synthetic one of a real size.
   const documentState = (): Uint8Array =>

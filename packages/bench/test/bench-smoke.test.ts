@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals'
 import { startRedis, syntheticTrace, testSchema } from '@georelay/testkit'
 import {
   type BenchReport, charts, finalStateOf, firstSyncTable, keystrokeUpdates, machineInfo, markdownReport, runFanOut,
-  runFirstSync, runRegionNodes,
+  runFirstSync, runIdleConnections, runManyDocs, runReadersScale, runRegionNodes, runStoredDocs,
 } from '@georelay/bench'
 
 // One tiny fan-out per kind of child (a server of ours, georelay's CLI) keeps the harness
@@ -96,5 +96,50 @@ describe('benchmark harness', () => {
     })
     expect(markdown).toContain('## Time to first sync, Hocuspocus provider')
     expect(markdown).toContain('| empty, a fresh name each | 3 one at a time | 4.x |')
+  })
+
+  it('measures what the mesh carries for many typists, by message kind and direction', async () => {
+    const trace = syntheticTrace(400, 7)
+    const result = await runManyDocs({ trace, docs: 8, seconds: 1.5, intervalMs: 150, delayMs: 5 })
+    // 8 typists, a keystroke each every 150 ms for 1.5 s: about 80, each counted once.
+    expect(result.keystrokes).toBeGreaterThanOrEqual(70)
+    expect(result.keystrokes).toBeLessThanOrEqual(8 * 11)
+    expect(result.clientUpdateBytes).toBeGreaterThan(0)
+    expect(result.byKind['batch']).toBeGreaterThan(0)
+    expect(result.crossRegionBytes).toBe(Object.values(result.byKind).reduce((n, b) => n + b, 0))
+    // The writers are in a: it sends the batches, b and c only acknowledge and announce.
+    expect(result.perPairPerHour['a→b']).toBeGreaterThan(result.perPairPerHour['b→a'] as number)
+    const markdown = markdownReport({
+      startedAt: new Date().toISOString(), durationSeconds: 1, machine: machineInfo(), mode: 'quick', trace: 'synthetic',
+      settings: {}, fanOut: [], convergence: null, manyDocs: result, memory: [], durableAck: null,
+      durableAckPostgres: null, failover: null, regionNodes: null,
+    })
+    expect(markdown).toContain('## Cross-region bytes over many documents')
+    expect(markdown).toMatch(/\| batch \| \d+ \|/)
+  })
+
+  it('measures how one relay\'s cost grows: readers, idle connections, stored documents', async () => {
+    const readersScale = await runReadersScale({ counts: [1, 3], keystrokes, pacedRate: 1000, pacedCount: 60 })
+    expect(readersScale.map(r => [r.readers, r.error])).toEqual([[1, undefined], [3, undefined]])
+    expect(readersScale[1]?.paced?.delivered).toBeGreaterThanOrEqual(55 * 3)
+    const idleConnections = await runIdleConnections([20, 40], 0.2)
+    expect(idleConnections.map(r => [r.connections, r.error])).toEqual([[20, undefined], [40, undefined]])
+    for (const r of idleConnections) expect(r.rssBytes).toBeGreaterThan(0)
+    const storedDocs = await runStoredDocs([50, 500])
+    for (const run of storedDocs.runs) {
+      expect(run.error).toBeUndefined()
+      expect(run.startMs).toBeGreaterThan(0)
+      // The joining region gets an entry only after its link is up.
+      expect(run.firstEntryMs).toBeGreaterThanOrEqual(run.linkUpMs)
+      expect(run.regionsMs.count).toBeGreaterThan(0)
+    }
+    const report: BenchReport = {
+      startedAt: new Date().toISOString(), durationSeconds: 1, machine: machineInfo(), mode: 'quick', trace: 'synthetic',
+      settings: { pacedRate: 1000 }, fanOut: [], convergence: null, memory: [], durableAck: null,
+      durableAckPostgres: null, failover: null, regionNodes: null, readersScale, idleConnections, storedDocs,
+    }
+    const markdown = markdownReport(report)
+    for (const heading of ['## Cost as readers grow', '## Idle connections', '## A relay over a large store']) expect(markdown).toContain(heading)
+    expect(Object.keys(charts(report)).sort()).toEqual(['idle-connections.svg', 'readers-cpu.svg', 'stored-docs.svg'])
   })
 })

@@ -10,6 +10,8 @@ import zlib from 'node:zlib'
 export interface CapturedMessage {
   opcode: number
   payload: Buffer
+  /** What the message took on the wire: its frames, headers included, compressed as sent. */
+  wireBytes: number
 }
 
 const headerEnd = (bytes: Buffer, from: number): number => {
@@ -53,6 +55,7 @@ export const decodeWsCapture = (bytes: Buffer): CapturedMessage[] => {
     const compressed: { index: number, payload: Buffer }[] = []
     const connection: CapturedMessage[] = []
     let fragments: Buffer[] = []
+    let fragmentsWire = 0
     let fragmentOpcode = 0
     let fragmentCompressed = false
     while (at < bytes.length) {
@@ -76,11 +79,12 @@ export const decodeWsCapture = (bytes: Buffer): CapturedMessage[] => {
       if (mask !== null) {
         for (let i = 0; i < payload.length; i++) payload[i] = (payload[i] as number) ^ (mask[i % 4] as number)
       }
+      const wireBytes = offset + length - at
       at = offset + length
       const fin = (b0 & 0x80) !== 0
       const opcode = b0 & 0x0f
       if (opcode >= 8) {
-        connection.push({ opcode, payload })
+        connection.push({ opcode, payload, wireBytes })
         if (opcode === 8) break
         continue
       }
@@ -89,11 +93,13 @@ export const decodeWsCapture = (bytes: Buffer): CapturedMessage[] => {
         fragmentCompressed = (b0 & 0x40) !== 0
       }
       fragments.push(payload)
+      fragmentsWire += wireBytes
       if (!fin) continue
       const whole = Buffer.concat(fragments)
       fragments = []
       if (fragmentCompressed) compressed.push({ index: connection.length, payload: whole })
-      connection.push({ opcode: fragmentOpcode, payload: whole })
+      connection.push({ opcode: fragmentOpcode, payload: whole, wireBytes: fragmentsWire })
+      fragmentsWire = 0
     }
     const inflated = inflateInOrder(compressed.map(c => c.payload))
     compressed.forEach((c, i) => { (connection[c.index] as CapturedMessage).payload = inflated[i] as Buffer })

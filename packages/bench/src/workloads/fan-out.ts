@@ -59,7 +59,7 @@ export interface FanOutServers {
   all: Contender[]
 }
 
-const single = (contender: Contender): FanOutServers =>
+export const single = (contender: Contender): FanOutServers =>
   ({ writer: contender, readerOf: () => ({ server: contender, name: contender.label }), all: [contender] })
 
 export interface FanOutResult {
