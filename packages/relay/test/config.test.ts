@@ -73,7 +73,7 @@ describe('parseRelayConfig', () => {
       limits: { maxMessageBytes: 64 * 1024 * 1024 + 64 * 1024, ...DEFAULT_LIMITS },
       storage: { compactAfterUpdates: 500, compactAfterBytes: 1024 * 1024, synchronous: 'full', postgres: { schema: 'georelay', poolSize: 10, statementTimeoutMs: 10_000 } },
       replication: { batchWindowMs: 5, heartbeatMs: 1000, linkTimeoutMs: 3000, compress: true, erasureWaitMs: 2000 },
-      fanoutWindowMs: 5,
+      fanoutWindowMs: 0,
       idleReleaseMs: 30_000,
       http: { regions: 'discovery', allowOrigins: ['*'] },
       redis: { pollMs: 1000, cluster: false },
