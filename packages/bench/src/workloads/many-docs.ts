@@ -55,7 +55,7 @@ interface Typist {
 const PAIRS = REGIONS.flatMap(from => REGIONS.filter(to => to !== from).map(to => [from, to] as const))
 
 export const runManyDocs = async (options: ManyDocsOptions): Promise<ManyDocsResult> => {
-  const { trace, docs, seconds, intervalMs, delayMs, spread = 7, batchWindowMs, onProgress = () => {} } = options
+  const { trace, docs, seconds, intervalMs, delayMs, spread = 3, batchWindowMs, onProgress = () => {} } = options
   const cluster = await TestCluster.start({
     regions: [...REGIONS],
     delayMs: () => delayMs,
