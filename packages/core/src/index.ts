@@ -36,6 +36,7 @@ export {
 } from './node-messages.js'
 export { GlobError, MAX_GLOB_LENGTH, compileGlob, type Glob } from './glob.js'
 export { globPrefix, prefixEnd } from './name-prefix.js'
+export { COMPACT_BATCH_TYPE, CompactBatchReader, CompactBatchWriter, MAX_LINK_NAMES, type Batch } from './link-batch-codec.js'
 export { MAX_DOC_NAME_BYTES, RESERVED_NAMES, docNameProblem, isReservedName } from './doc-name.js'
 export {
   DEFAULT_PROMOTE_AFTER_MS, MAX_RULES, PolicyError, canonicalRules, compilePolicies, parseCanonicalRules,

@@ -36,9 +36,14 @@
  */
 import * as encoding from 'lib0/encoding'
 import { FrameReader } from './frame-reader.js'
+import { COMPACT_BATCH_TYPE, type CompactBatchReader, type CompactBatchWriter } from './link-batch-codec.js'
 import { ProtocolError } from './protocol-error.js'
 
-export const PEER_PROTOCOL_VERSION = 1
+/**
+ * 2: the acceptor reads compact batches (link-batch-codec.ts), so a dialer whose peer's welcome
+ * says 2 sends them. Older dialers keep sending plain batches, which every version reads.
+ */
+export const PEER_PROTOCOL_VERSION = 2
 
 export const PeerMessageType = {
   Welcome: 0,
@@ -278,10 +283,16 @@ const BY_NUMBER = new Map<number, Codec<PeerMessage>>(
   Object.values(CODECS).map(codec => [codec.number, codec as Codec<PeerMessage>]),
 )
 
-export const decodePeerMessage = (frame: Uint8Array): PeerMessage => {
+/** Decodes one frame; `link`, the receiving end's state of its link, reads compact batches too. */
+export const decodePeerMessage = (frame: Uint8Array, link?: CompactBatchReader): PeerMessage => {
   if (frame.length === 0) throw new ProtocolError('ERR_EMPTY_FRAME', 'empty peer message frame')
   const r = new FrameReader(frame, 'peer message')
   const type = r.uint('message type')
+  if (type === COMPACT_BATCH_TYPE && link !== undefined) {
+    const batch = link.read(r)
+    r.end()
+    return { type: 'batch', ...batch }
+  }
   const codec = BY_NUMBER.get(type)
   if (codec === undefined) throw new ProtocolError('ERR_UNKNOWN_MESSAGE_TYPE', `unknown peer message type ${type}`)
   const message = codec.read(r)
@@ -289,7 +300,12 @@ export const decodePeerMessage = (frame: Uint8Array): PeerMessage => {
   return message
 }
 
-export const encodePeerMessage = (message: PeerMessage): Uint8Array => {
+/** Encodes one message; with `link`, the sending end's state, a batch goes compact when it can. */
+export const encodePeerMessage = (message: PeerMessage, link?: CompactBatchWriter): Uint8Array => {
+  if (message.type === 'batch' && link !== undefined) {
+    const compact = link.encode(message)
+    if (compact !== null) return compact
+  }
   const codec = CODECS[message.type] as Codec<PeerMessage>
   const e = encoding.createEncoder()
   encoding.writeVarUint(e, codec.number)

@@ -14,6 +14,7 @@ export type ProtocolErrorCode =
   | 'ERR_UNEXPECTED_MESSAGE'
   | 'ERR_TEXT_FRAME'
   | 'ERR_TRAILING_BYTES'
+  | 'ERR_UNKNOWN_DOC_NUMBER'
 
 /**
  * A message broke the protocol. Carries the close code for the socket it arrived on and a

@@ -2,8 +2,8 @@ import { describe, expect, it } from '@jest/globals'
 import fc from 'fast-check'
 import * as encoding from 'lib0/encoding'
 import {
-  CloseCode, PEER_PROTOCOL_VERSION, PeerMessageType, ProtocolError, decodePeerMessage, encodePeerMessage,
-  type Marks, type PeerMessage, type ProtocolErrorCode,
+  CloseCode, CompactBatchWriter, PEER_PROTOCOL_VERSION, PeerMessageType, ProtocolError, decodePeerMessage,
+  encodePeerMessage, type Marks, type PeerMessage, type ProtocolErrorCode,
 } from '@georelay/core'
 
 /** Decodes `frame`, which must fail with a ProtocolError; returns it. */
@@ -111,9 +111,12 @@ describe('peer-messages', () => {
 
   it('writes the documented layout', () => {
     expect(encodePeerMessage({ type: 'welcome', version: PEER_PROTOCOL_VERSION, region: 'eu', have: { us: 300 } }))
-      .toEqual(frameOf([0, 1, { s: 'eu' }, 1, { s: 'us' }, 300]))
+      .toEqual(frameOf([0, 2, { s: 'eu' }, 1, { s: 'us' }, 300]))
     expect(encodePeerMessage({ type: 'batch', entries: [{ docName: 'd', origin: 'us', originSeq: 7, update: new Uint8Array([0, 0]) }], upTo: { us: 7 } }))
       .toEqual(frameOf([1, 1, { s: 'd' }, { s: 'us' }, 7, { b: [0, 0] }, 1, { s: 'us' }, 7]))
+    // The compact form (link-batch-codec.ts), on a fresh link: origin once, the name numbered, numbers as differences.
+    expect(encodePeerMessage({ type: 'batch', entries: [{ docName: 'd', origin: 'us', originSeq: 7, update: new Uint8Array([0, 0]) }], upTo: { us: 9 } }, new CompactBatchWriter()))
+      .toEqual(frameOf([15, { s: 'us' }, 1, 0, { s: 'd' }, 7, { b: [0, 0] }, 2]))
     expect(encodePeerMessage({ type: 'link-state', region: 'eu', version: 3, reaches: ['us', 'ap'], have: {} }))
       .toEqual(frameOf([6, { s: 'eu' }, 3, 2, { s: 'us' }, { s: 'ap' }, 0]))
   })

@@ -4,7 +4,7 @@
  * constructed with `capture: true`. What is left of a direction's bytes after its frames is
  * the HTTP upgrade of each connection.
  */
-import { decodePeerMessage } from '@georelay/core'
+import { CompactBatchReader, decodePeerMessage } from '@georelay/core'
 import type { WanSimulator } from '@georelay/cluster'
 import { decodeWsCapture } from './ws-capture.js'
 
@@ -12,10 +12,11 @@ export type MeshBytes = Record<string, number>
 
 const CONTROL: Record<number, string> = { 8: 'close', 9: 'ping', 10: 'pong' }
 
-const kindOf = (opcode: number, payload: Buffer): string => {
+/** `link`: the connection's compact-batch state, read in order as the receiver does. */
+const kindOf = (opcode: number, payload: Buffer, link: CompactBatchReader): string => {
   if (opcode !== 2) return CONTROL[opcode] ?? `opcode ${opcode}`
   try {
-    return decodePeerMessage(new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength)).type
+    return decodePeerMessage(new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength), link).type
   } catch {
     return 'undecodable'
   }
@@ -27,8 +28,9 @@ export const directionBytesByKind = (wan: WanSimulator, from: string, to: string
   const add = (kind: string, n: number): void => { bytes[kind] = (bytes[kind] ?? 0) + n }
   for (const connection of wan.captureByConnection(from, to)) {
     let framed = 0
+    const link = new CompactBatchReader()
     for (const message of decodeWsCapture(connection)) {
-      add(kindOf(message.opcode, message.payload), message.wireBytes)
+      add(kindOf(message.opcode, message.payload, link), message.wireBytes)
       framed += message.wireBytes
     }
     add('http upgrade', connection.length - framed)

@@ -4,7 +4,10 @@
  * and the time the peer was last heard is kept for the link timeout.
  */
 import type WebSocket from 'ws'
-import { type PeerMessage, ProtocolError, closeReason, decodePeerMessage, encodePeerMessage } from '@georelay/core'
+import {
+  CompactBatchReader, CompactBatchWriter, type PeerMessage, ProtocolError, closeReason, decodePeerMessage,
+  encodePeerMessage,
+} from '@georelay/core'
 import type { RelayMetrics } from '../observability/index.js'
 import { checkPeerMessage } from './peer-message-checks.js'
 
@@ -18,6 +21,9 @@ export class PeerSocket {
   lastHeard = Date.now()
   private readonly bytesIn: { inc(value: number): void }
   private readonly bytesOut: { inc(value: number): void }
+  /** This connection's state for compact batches: read always, written once the peer said it reads them. */
+  private readonly batchReader = new CompactBatchReader()
+  private batchWriter: CompactBatchWriter | undefined
 
   constructor (readonly ws: WebSocket, readonly peer: string, metrics: RelayMetrics, handler: PeerSocketHandler) {
     this.bytesIn = metrics.peerBytesIn.labels({ peer })
@@ -28,7 +34,7 @@ export class PeerSocket {
       let message: PeerMessage
       try {
         if (!isBinary) throw new ProtocolError('ERR_TEXT_FRAME', 'text frames are not part of the peer protocol')
-        message = decodePeerMessage(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
+        message = decodePeerMessage(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), this.batchReader)
         checkPeerMessage(message)
       } catch (err) {
         return handler.malformed((err as Error).message)
@@ -43,9 +49,14 @@ export class PeerSocket {
     return this.ws.readyState === this.ws.OPEN
   }
 
+  /** The peer's welcome said protocol `version`: from 2 on, batches go compact. */
+  peerSpeaks (version: number): void {
+    if (version >= 2) this.batchWriter ??= new CompactBatchWriter()
+  }
+
   send (message: PeerMessage): boolean {
     if (!this.open) return false
-    const frame = encodePeerMessage(message)
+    const frame = encodePeerMessage(message, this.batchWriter)
     this.ws.send(frame)
     this.bytesOut.inc(frame.length)
     return true
