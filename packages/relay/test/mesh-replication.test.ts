@@ -1,8 +1,16 @@
 import { afterEach, describe, expect, it } from '@jest/globals'
 import type { WebsocketProvider } from 'y-websocket'
+import { CompactBatchReader, type PeerMessage, decodePeerMessage } from '@georelay/core'
 import {
-  TestCluster, compareReplicas, connectProvider, destroyProvider, on, setFullCheck, waitSynced, waitUntil,
+  TestCluster, compareReplicas, connectProvider, decodeWsCapture, destroyProvider, on, setFullCheck, waitSynced,
+  waitUntil,
 } from '@georelay/testkit'
+
+/** The peer messages one direction carried, decoded as its receivers did, connection by connection. */
+const peerMessages = (connections: Buffer[]): PeerMessage[] => connections.flatMap(bytes => {
+  const link = new CompactBatchReader()
+  return decodeWsCapture(bytes).filter(m => m.opcode === 2).map(m => decodePeerMessage(new Uint8Array(m.payload), link))
+})
 
 /** Real one-way delays between three regions, within the 40–110 ms the scenario asks for. */
 const DELAYS: Record<string, number> = { 'a:b': 40, 'a:c': 110, 'b:c': 75 }
@@ -102,6 +110,29 @@ describe('region mesh', () => {
     await waitForAll([c], ['after-heal'], 'c to get a\'s edit directly')
     // b has no edits of its own, so anything it sent c now would be a's, forwarded.
     expect(await forwardedByB()).toBe(bAfterHeal)
+  })
+
+  it('sends each region\'s link state only where it is news: none forwarded in a whole mesh, round a cut link', async () => {
+    const replication = { heartbeatMs: 50, linkTimeoutMs: 500 }
+    cluster = await TestCluster.start({ regions: ['a', 'b', 'c'], wan: { capture: true }, config: { replication } })
+    const relays = ['a', 'b', 'c'].map(r => cluster.relay(r))
+    const reachesAll = (): boolean => relays.every(relay => relay.peers().every(p => p.state === 'up' && p.reaches.length === 2))
+    await waitUntil(relays.map(r => on(r, 'peers')), reachesAll, { what: 'every relay to hear that every other reaches both' })
+    // From now on, whatever the direction, a link state on it is the sender's own: no copies of
+    // the third region's (while links were coming up, forwarding was right).
+    const statesOn = (from: string, to: string): string[] => peerMessages(cluster.wan.captureByConnection(from, to))
+      .flatMap(m => m.type === 'link-state' ? [m.region] : [])
+    const directions = [['a', 'b'], ['b', 'a'], ['a', 'c'], ['c', 'b']] as const
+    const before = directions.map(([from, to]) => statesOn(from, to).length)
+    await waitUntil(relays.map(r => on(r, 'peers')), () => directions.every(([from, to], i) => statesOn(from, to).length > (before[i] as number) + 3),
+      { what: 'a few heartbeats of link state on every direction' })
+    directions.forEach(([from, to], i) => expect(new Set(statesOn(from, to).slice(before[i]))).toEqual(new Set([from])))
+    // a–c cut: a's word reaches c only through b, which must pass it on now.
+    cluster.wan.cut('a', 'c')
+    const c = cluster.relay('c')
+    await waitUntil([on(c, 'peers')], () => c.peers().find(p => p.region === 'a')?.reaches.join() === 'b',
+      { what: 'c to hear, through b, that a reaches only b' })
+    expect(statesOn('b', 'c')).toContain('a')
   })
 
   it('takes a restarted region\'s link state at once, however long its previous run was', async () => {

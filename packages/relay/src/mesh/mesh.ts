@@ -325,8 +325,13 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
       const { region, version, reaches, have, lags } = message
       if (!this.linkStates.update(region, version, reaches, have, Date.now(), lags)) return
       if (this.deadRegions.delete(message.region)) this.logger.log('info', 'region reachable again', { region: message.region })
+      // Passed on only to neighbours the region says it does not reach: those it reaches hear it
+      // from the region itself. Forwarding every copy made link state grow as (N − 1)² messages per
+      // region a heartbeat (docs/architecture.md, a full mesh at 50 regions); in a healthy mesh
+      // nothing is forwarded now, and across a cut the word still goes round it.
+      const reached = new Set(reaches)
       for (const neighbour of this.neighbours()) {
-        if (neighbour !== from && neighbour !== message.region) this.sendTo(neighbour, message)
+        if (neighbour !== from && neighbour !== region && !reached.has(neighbour)) this.sendTo(neighbour, message)
       }
       for (const link of this.links.values()) link.schedulePump()
       this.emit('change')
