@@ -18,6 +18,8 @@ import type { ManyDocsResult } from './workloads/many-docs.js'
 import type { MemoryResult } from './workloads/memory.js'
 import type { IdleRun, ReadersRun } from './workloads/scale-on-one-node.js'
 import type { StoredDocsResult } from './workloads/stored-docs.js'
+import { type PartitionCatchUpResult, partitionCatchUpCharts, partitionCatchUpSection } from './workloads/partition-catch-up.js'
+import { type RegionScaleResult, regionScaleCharts, regionScaleSection } from './workloads/region-scale.js'
 import type { RegionNodesResult } from './workloads/region-nodes.js'
 
 export interface BenchReport {
@@ -35,6 +37,8 @@ export interface BenchReport {
   readersScale?: ReadersRun[] | null
   idleConnections?: IdleRun[] | null
   storedDocs?: StoredDocsResult | null
+  regionScale?: RegionScaleResult | null
+  partitionCatchUp?: PartitionCatchUpResult | null
   memory: MemoryResult[]
   durableAck: DurableAckResult | null
   /** The same on the Postgres store (null where no PostgreSQL is installed). */
@@ -73,34 +77,48 @@ export const loadGenBound = (phase: PhaseResult | null): boolean =>
 export const goalRows = (report: BenchReport): GoalRow[] => {
   const rows: GoalRow[] = []
   const geo = fanOutOf(report, GEORELAY)
-  const cpuGoals: [ContenderKind, number, string][] = [['ywss', 1 / 3, '≤ 1/3 ×'], ['hocuspocus', 0.8, '≤ 0.8 ×'], ['echo', 1, '≤ 1.0 ×']]
-  for (const [kind, factor, words] of cpuGoals) {
+  // DESIGN 6: as fast as possible against @y/websocket-server and Hocuspocus, paced against the echo.
+  const cpuGoals: [ContenderKind, 'paced' | 'saturated', number, string][] = [
+    ['ywss', 'saturated', 1 / 3, '≤ 1/3 ×'], ['hocuspocus', 'saturated', 0.8, '≤ 0.8 ×'], ['echo', 'paced', 1, '≤ 1.0 ×'],
+  ]
+  for (const [kind, phase, factor, words] of cpuGoals) {
     const other = fanOutOf(report, kind)
-    if (geo?.paced == null || other?.paced == null) continue
-    const relative = geo.paced.cpuPer10k / other.paced.cpuPer10k
+    const [ours, theirs] = [geo?.[phase], other?.[phase]]
+    if (ours == null || theirs == null || other === undefined) continue
+    const relative = ours.cpuPer10k / theirs.cpuPer10k
+    const bound = loadGenBound(theirs) ? { note: `load generator bound for ${other.label}` } : {}
     rows.push({
-      what: `fan-out CPU per delivered update vs ${other.label} (paced)`,
-      measured: `${fmt(geo.paced.cpuPer10k, 3)} vs ${fmt(other.paced.cpuPer10k, 3)} s/10k = ${fmt(relative)}×`,
+      what: `fan-out CPU per delivered update vs ${other.label} (${phase === 'paced' ? 'paced' : 'as fast as possible'})`,
+      measured: `${fmt(ours.cpuPer10k, 3)} vs ${fmt(theirs.cpuPer10k, 3)} s/10k = ${fmt(relative)}×`,
       goal: `${words}`,
       ratio: relative / factor,
+      ...bound,
     })
   }
-  // Like with like: each store beside Hocuspocus keeping documents the same way or not at all.
+  const others = report.fanOut.filter(r => !isGeorelay(r.kind) && r.paced !== null && r.error === undefined)
+  if (geo?.paced != null && others.length > 0) {
+    const best = Math.min(...others.map(r => (r.paced as PhaseResult).latencyMs.p50))
+    const added = geo.paced.latencyMs.p50 - best
+    rows.push({
+      what: 'fan-out p50 delivery latency (paced), over the best of the others',
+      measured: `${fmt(geo.paced.latencyMs.p50, 2)} vs ${fmt(best, 2)} ms: +${fmt(added, 2)} ms`,
+      goal: '≤ +1 ms',
+      ratio: Math.max(0, added) / 1,
+    })
+  }
+  // Like with like, as fast as possible: each store beside Hocuspocus keeping documents the same way or not at all.
   const pairs: [ContenderKind, ContenderKind][] = [['georelay-memory', 'hocuspocus'], [GEORELAY, 'hocuspocus-sqlite']]
   for (const [ours, theirs] of pairs) {
     const [a, b] = [fanOutOf(report, ours), fanOutOf(report, theirs)]
-    if (a?.paced == null || b?.paced == null) continue
-    for (const phase of ['paced', 'saturated'] as const) {
-      const [x, y] = [a[phase], b[phase]]
-      if (x == null || y == null) continue
-      const relative = x.cpuPer10k / y.cpuPer10k
-      rows.push({
-        what: `fan-out CPU per delivered update, ${a.label} vs ${b.label} (${phase})`,
-        measured: `${fmt(x.cpuPer10k, 3)} vs ${fmt(y.cpuPer10k, 3)} s/10k = ${fmt(relative)}×`,
-        goal: '≤ 0.8 ×',
-        ratio: relative / 0.8,
-      })
-    }
+    const [x, y] = [a?.saturated, b?.saturated]
+    if (a === undefined || b === undefined || x == null || y == null) continue
+    const relative = x.cpuPer10k / y.cpuPer10k
+    rows.push({
+      what: `fan-out CPU per delivered update, ${a.label} vs ${b.label} (as fast as possible)`,
+      measured: `${fmt(x.cpuPer10k, 3)} vs ${fmt(y.cpuPer10k, 3)} s/10k = ${fmt(relative)}×`,
+      goal: '≤ 0.8 ×',
+      ratio: relative / 0.8,
+    })
   }
   if (geo?.saturated != null) {
     const others = report.fanOut.filter(r => r.kind !== GEORELAY && r.kind !== 'georelay-memory' && r.saturated !== null && r.error === undefined)
@@ -327,6 +345,8 @@ export const markdownReport = (report: BenchReport): string => {
       table(['stored documents', 'start (spawn to listening)', '/v1/regions p50 / p99', 'joining region: link up', 'first entry there'],
         storedRuns.map(r => r.error !== undefined ? [String(r.docs), `failed: ${r.error}`, '', '', ''] : [String(r.docs), `${fmt(r.startMs, 0)} ms`, `${fmt(r.regionsMs.p50, 2)} / ${fmt(r.regionsMs.p99, 2)} ms`, `${fmt(r.linkUpMs, 0)} ms`, `${fmt(r.firstEntryMs, 0)} ms`])))
   }
+  if (report.regionScale != null) parts.push(regionScaleSection(report.regionScale))
+  if (report.partitionCatchUp != null) parts.push(partitionCatchUpSection(report.partitionCatchUp))
   if (report.memory.length > 0) {
     parts.push(`## Memory\n\n` + table(['server', 'documents', 'document size', 'RSS before', 'RSS with all open', 'peak RSS', 'load time'],
       report.memory.map(r => [r.label, String(r.docs), `${(r.docBytes / 1024).toFixed(1)} KB`, mb(r.baseRssBytes), r.error === undefined ? mb(r.rssBytes) : `failed: ${r.error}`, mb(r.peakRssBytes), `${fmt(r.loadSeconds, 1)} s`])))
@@ -430,6 +450,8 @@ export const charts = (report: BenchReport): Record<string, string> => {
       ]),
     })
   }
+  if (report.regionScale != null) Object.assign(out, regionScaleCharts(report.regionScale))
+  if (report.partitionCatchUp != null) Object.assign(out, partitionCatchUpCharts(report.partitionCatchUp))
   const mem = report.memory.filter(r => r.error === undefined)
   if (mem.length > 0) {
     const ywss = mem.find(r => r.kind === 'ywss')

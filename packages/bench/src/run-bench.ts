@@ -18,11 +18,14 @@ import { runFirstSync } from './workloads/first-sync.js'
 import { runManyDocs } from './workloads/many-docs.js'
 import { runIdleConnections, runReadersScale } from './workloads/scale-on-one-node.js'
 import { runStoredDocs } from './workloads/stored-docs.js'
+import { runPartitionCatchUp } from './workloads/partition-catch-up.js'
+import { runRegionScale } from './workloads/region-scale.js'
 import { runMemory } from './workloads/memory.js'
 import { runRegionNodes } from './workloads/region-nodes.js'
 
 export const WORKLOADS = [
   'fanout', 'convergence', 'many-docs', 'memory', 'ack', 'failover', 'nodes', 'first-sync', 'readers', 'idle', 'stored-docs',
+  'regions', 'partition',
 ] as const
 export type Workload = typeof WORKLOADS[number]
 
@@ -54,12 +57,14 @@ const SIZES = {
     pacedCount: 1500, saturatedCount: 3000, fastUpdates: 1000, humanUpdates: 60, memoryKeystrokes: 20000, ackSeconds: 3,
     memoryContenders: ['ywss', 'georelay'] as ContenderKind[], manyDocs: { docs: 100, seconds: 4 },
     readers: [1, 16, 64], idle: { counts: [1000], seconds: 2 }, storedDocs: [1000, 10_000],
+    regions: { counts: [2, 3], typingSeconds: 3, idleSeconds: 2 }, partitionSeconds: 5,
   },
   full: {
     pacedCount: 5000, saturatedCount: 10000, fastUpdates: 3000, humanUpdates: 200, memoryKeystrokes: 40000,
     ackSeconds: 10,
     memoryContenders: ['echo', 'ywss', 'hocuspocus', 'georelay'] as ContenderKind[], manyDocs: { docs: 1000, seconds: 20 },
     readers: [1, 4, 16, 64, 256], idle: { counts: [1000, 5000, 10_000], seconds: 5 }, storedDocs: [1000, 100_000],
+    regions: { counts: [2, 3, 5, 8, 16], typingSeconds: 10, idleSeconds: 5 }, partitionSeconds: 600,
   },
 }
 /** Time to first sync: connects one at a time, bursts of connects at once, provider versions. */
@@ -121,6 +126,8 @@ export const runBench = async (options: BenchOptions): Promise<{ report: BenchRe
     readersScale: null,
     idleConnections: null,
     storedDocs: null,
+    regionScale: null,
+    partitionCatchUp: null,
     memory: [],
     durableAck: null,
     durableAckPostgres: null,
@@ -184,6 +191,23 @@ export const runBench = async (options: BenchOptions): Promise<{ report: BenchRe
     log(`a relay over a large store: ${size.storedDocs.join(' and ')} documents…`)
     report.storedDocs = await runStoredDocs(size.storedDocs, line => log(`  ${line}`))
     for (const run of report.storedDocs.runs) if (run.error !== undefined) log(`  ${run.docs} failed: ${run.error}`)
+  }
+  if (has('regions')) {
+    const { counts, typingSeconds, idleSeconds } = size.regions
+    log(`cost as regions grow: a full mesh of ${counts.join(' → ')} regions, in-process relays…`)
+    try {
+      report.regionScale = await runRegionScale({ trace, regionCounts: counts, typingSeconds, idleSeconds, onProgress: line => log(`  ${line}`) })
+    } catch (err) {
+      log(`  failed: ${(err as Error).message}`)
+    }
+  }
+  if (has('partition')) {
+    log(`catch-up after a ${size.partitionSeconds} s partition, 1,000 updates/s on both sides…`)
+    try {
+      report.partitionCatchUp = await runPartitionCatchUp({ trace, partitionSeconds: size.partitionSeconds, onProgress: line => log(`  ${line}`) })
+    } catch (err) {
+      log(`  failed: ${(err as Error).message}`)
+    }
   }
   // The document of the memory and first-sync workloads: the trace's, or a synthetic one of a real size.
   const documentState = (): Uint8Array =>

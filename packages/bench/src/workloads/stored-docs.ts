@@ -2,9 +2,11 @@
  * A relay over a large store: none of start, link-up or `/v1/regions` may grow with the number
  * of stored documents (DESIGN 6). For each count, a SQLite store is filled with that many small
  * documents (a tenth of them in a namespace restricted to this region, which makes every link-up
- * reconcile restricted documents), then a georelay process starts on it and a second, empty
- * region joins it. Measured: the relay's start (spawn to listening), `/v1/regions` latency,
- * and from the second region's start until its link is up and until the first entry arrived.
+ * reconcile restricted documents), an empty peer region is started, then a georelay process on
+ * the store. Measured: its start (spawn to listening), from then until its link to the peer is
+ * up and until the peer stored a first entry from it, and `/v1/regions` latency. The peer runs
+ * first so that the big relay dials it at once: dialled the other way round, a link-up would
+ * wait for wherever the dialler's redial backoff stood.
  */
 import fs from 'node:fs'
 import os from 'node:os'
@@ -21,7 +23,7 @@ export interface StoredDocsRun {
   seedSeconds: number
   startMs: number
   regionsMs: Distribution
-  /** From the joining region's listening to its link from the big one reported up. */
+  /** From the big relay's listening to its link to the joining region reported up. */
   linkUpMs: number
   /** …to the first replicated entry stored there. */
   firstEntryMs: number
@@ -90,7 +92,7 @@ const runOne = async (docs: number, onProgress: (line: string) => void): Promise
   await seed(dir, docs)
   const seedSeconds = (performance.now() - seedStarted) / 1000
   onProgress(`${docs} documents stored in ${seedSeconds.toFixed(1)} s`)
-  const joiningPort = await freePort()
+  const [joiningPort, bigPort] = [await freePort(), await freePort()]
   let big: Contender | null = null
   let joining: Contender | null = null
   const run: StoredDocsRun = {
@@ -98,15 +100,26 @@ const runOne = async (docs: number, onProgress: (line: string) => void): Promise
   }
   try {
     const mesh = ['--mesh-secret', SECRET]
+    joining = await startContender('georelay-memory', {
+      extraConfig: CONFIG,
+      relayArgs: ['--region', 'joining', '--port', String(joiningPort), '--peer', `big=ws://127.0.0.1:${bigPort}`, ...mesh],
+    })
+    const joined = joining
     const started = performance.now()
     big = await startContender('georelay', {
       dataDir: dir,
       extraConfig: CONFIG,
-      relayArgs: ['--region', 'big', '--peer', `joining=ws://127.0.0.1:${joiningPort}`, ...mesh],
+      relayArgs: ['--region', 'big', '--port', String(bigPort), '--peer', `joining=ws://127.0.0.1:${joiningPort}`, ...mesh],
       timeoutMs: 120_000,
     })
     run.startMs = performance.now() - started
     const regionsUrl = `${httpOf(big)}/v1/regions`
+    const linkUp = async (): Promise<boolean> => {
+      const info = await getJson(regionsUrl) as { peers: { region: string, state: string }[] }
+      return info.peers.some(p => p.region === 'joining' && p.state === 'up')
+    }
+    run.linkUpMs = await timeUntil(linkUp, 60_000, 'the link to the joining region')
+    run.firstEntryMs = run.linkUpMs + await timeUntil(async () => await peerMetric(joined) > 0, 120_000, 'a first replicated entry')
     const samples: number[] = []
     for (let i = 0; i < REGIONS_SAMPLES; i++) {
       const t = performance.now()
@@ -114,18 +127,6 @@ const runOne = async (docs: number, onProgress: (line: string) => void): Promise
       samples.push(performance.now() - t)
     }
     run.regionsMs = distribution(samples)
-    const bigUrl = big.url
-    joining = await startContender('georelay-memory', {
-      extraConfig: CONFIG,
-      relayArgs: ['--region', 'joining', '--port', String(joiningPort), '--peer', `big=${bigUrl}`, ...mesh],
-    })
-    const joined = joining
-    const linkUp = async (): Promise<boolean> => {
-      const info = await getJson(regionsUrl) as { peers: { region: string, state: string }[] }
-      return info.peers.some(p => p.region === 'joining' && p.state === 'up')
-    }
-    run.linkUpMs = await timeUntil(linkUp, 60_000, 'the link to the joining region')
-    run.firstEntryMs = run.linkUpMs + await timeUntil(async () => await peerMetric(joined) > 0, 120_000, 'a first replicated entry')
   } catch (err) {
     run.error = (err as Error).message
   } finally {
