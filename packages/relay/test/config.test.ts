@@ -66,6 +66,7 @@ describe('parseRelayConfig', () => {
       listen: { host: '127.0.0.1', port: 4001 },
       store: 'sqlite',
       peers: [],
+      previousMeshSecrets: [],
       auth: { anonymous: 'none' },
       namespaces: [],
       webhooks: [],
@@ -145,6 +146,7 @@ describe('parseRelayConfig', () => {
       store: 'memory' as const,
       peers: [{ region: 'eu-west', url: 'ws://10.0.0.2:4001' }],
       meshSecret: S32,
+      previousMeshSecrets: ['p'.repeat(32)],
       auth: { jwtSecret: 'x'.repeat(32), issuer: 'https://id.example.com', audience: 'georelay', anonymous: 'none' as const },
       namespaces: [{ match: 'eu/**', regions: ['eu-west'] }],
       limits: {

@@ -70,6 +70,12 @@ export const relayConfigSchema = z.object({
   meshSecret: z.string().refine(s => Buffer.byteLength(s) >= MIN_SECRET_BYTES, `must be at least ${MIN_SECRET_BYTES} bytes; make one with \`openssl rand -hex 32\``).optional(),
   /** A file holding the mesh secret (a trailing newline is ignored). */
   meshSecretFile: z.string().min(1).optional(),
+  /**
+   * Secrets this relay still accepts from peers, and dials with when a peer refuses
+   * `meshSecret`: what makes a rotation possible one relay at a time with no link refused
+   * (docs/operations.md, rotating the mesh secret).
+   */
+  previousMeshSecrets: z.array(z.string().refine(s => Buffer.byteLength(s) >= MIN_SECRET_BYTES, `must be at least ${MIN_SECRET_BYTES} bytes`)).max(4).default([]),
   /** Client authentication: JWTs (HS256 secret or a JWKS file) and what anonymous clients may do. */
   auth: z.object({
     jwtSecret: z.string().min(32, 'an HS256 secret needs at least 32 characters').optional(),

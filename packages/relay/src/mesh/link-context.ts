@@ -56,7 +56,8 @@ export type RefusedKind = 'update' | 'catch-up' | 'awareness' | 'sv-request'
 
 export interface LinkContext {
   region: string
-  meshSecret: string
+  /** The secret to dial with first, then the previous ones of a rotation in progress. */
+  meshSecrets: string[]
   timing: MeshTiming
   /** The largest peer message taken or sent, in bytes. */
   maxPayload: number

@@ -31,6 +31,8 @@ export interface MeshOptions {
   region: string
   peers: MeshPeer[]
   meshSecret: string | undefined
+  /** Also accepted from peers, and dialled with when a peer refuses `meshSecret` (a rotation). */
+  previousMeshSecrets?: string[]
   timing: MeshTiming
   log: ReplicationLog
   registry: DocRegistry
@@ -82,6 +84,8 @@ export interface MeshEvents {
 export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
   private readonly region: string
   private readonly meshSecret: string
+  /** Every secret a peer may offer: this relay's, then those of a rotation in progress. */
+  private readonly acceptedSecrets: string[]
   private readonly timing: MeshTiming
   private readonly log: ReplicationLog
   private readonly registry: DocRegistry
@@ -119,6 +123,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
     super()
     this.region = options.region
     this.meshSecret = options.meshSecret ?? ''
+    this.acceptedSecrets = this.meshSecret === '' ? [] : [this.meshSecret, ...options.previousMeshSecrets ?? []]
     this.timing = options.timing
     this.log = options.log
     this.registry = options.registry
@@ -131,7 +136,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
     const registry = options.registry
     this.context = {
       region: this.region,
-      meshSecret: this.meshSecret,
+      meshSecrets: this.acceptedSecrets,
       timing: this.timing,
       maxPayload: options.maxPayload,
       log: this.log,
@@ -283,7 +288,9 @@ export class Mesh extends EventEmitter<MeshEvents> implements MeshView {
   admit (req: IncomingMessage): { region: string } | { status: 401 | 403, reason: string } {
     const region = String(req.headers['x-georelay-region'] ?? '').slice(0, 64)
     const offered = /^Bearer (.+)$/.exec(String(req.headers.authorization ?? ''))?.[1] ?? ''
-    const ok = this.meshSecret !== '' && crypto.timingSafeEqual(digest(offered), digest(this.meshSecret))
+    // Every secret compared, so that the time taken says nothing about which one matched.
+    const offeredDigest = digest(offered)
+    const ok = this.acceptedSecrets.map(secret => crypto.timingSafeEqual(offeredDigest, digest(secret))).includes(true)
     if (!ok) {
       this.metrics.peerRefused.inc({ reason: 'secret' })
       this.refusalLog.log('warn', 'refused a peer link: wrong or missing mesh secret', { claimedRegion: region, address: req.socket.remoteAddress })

@@ -65,6 +65,10 @@ export class OutboundLink {
 
   /** Which of `urls` the next dial uses: each close moves on to the next, so a dead node is left behind. */
   private urlIndex = 0
+  /** Which of ctx.meshSecrets to dial with: the one the peer took last, else the next after a refusal. */
+  private secretIndex = 0
+  /** Secrets refused in a row: a refusal is an error only once every secret was refused. */
+  private secretRefusals = 0
 
   /** `urls`: where the peer region is reached, its nodes' addresses when it is a region of several. */
   constructor (private readonly ctx: LinkContext, readonly region: string, private readonly urls: readonly string[]) {
@@ -157,7 +161,7 @@ export class OutboundLink {
     const { ctx } = this
     const url = this.urls[this.urlIndex % this.urls.length] as string
     const ws = new WebSocket(`${url.replace(/\/$/, '')}/v1/peer`, {
-      headers: { authorization: `Bearer ${ctx.meshSecret}`, 'x-georelay-region': ctx.region },
+      headers: { authorization: `Bearer ${ctx.meshSecrets[this.secretIndex % ctx.meshSecrets.length] ?? ''}`, 'x-georelay-region': ctx.region },
       perMessageDeflate: ctx.timing.compress === false ? false : PEER_DEFLATE,
       handshakeTimeout: ctx.timing.linkTimeoutMs,
       maxPayload: ctx.maxPayload,
@@ -221,6 +225,7 @@ export class OutboundLink {
     if (this.welcome === null || !this.gotPolicy || this.status === 'up') return
     this.status = 'up'
     this.attempts = 0
+    this.secretRefusals = 0
     this.lastError = undefined
     this.lastErrorKind = undefined
     this.pump.start(this.welcome.have)
@@ -255,6 +260,20 @@ export class OutboundLink {
     const refused = this.refusedWith ?? closedWith
     this.refusedWith = null
     this.droppedByUs = false
+    // During a rotation a peer not rotated yet refuses the new secret: try the previous ones
+    // at once, and call it a refusal only when the peer took none of them.
+    if (refused === 401 && ++this.secretRefusals < this.ctx.meshSecrets.length && !this.closed && !this.suspended) {
+      this.secretIndex = (this.secretIndex + 1) % this.ctx.meshSecrets.length
+      this.reconnectTimer = setTimeout(() => {
+        this.reconnectTimer = null
+        if (!this.closed) this.connect()
+      }, 0)
+      return
+    }
+    if (refused === 401) {
+      this.secretRefusals = 0
+      this.secretIndex = (this.secretIndex + 1) % Math.max(1, this.ctx.meshSecrets.length)
+    }
     if (refused !== null) {
       this.lastErrorKind = refused === 401 ? 'refused-secret' : refused === 403 ? 'refused-region' : 'refused'
       this.lastError = `refused by ${this.region} (${refused}${reason === '' ? '' : `: ${reason}`})`

@@ -133,6 +133,7 @@ export class Relay extends EventEmitter<RelayEvents> {
       region: config.region,
       peers: config.peers,
       meshSecret: config.meshSecret,
+      previousMeshSecrets: config.previousMeshSecrets,
       timing: config.replication,
       log,
       registry: this.documents,
