@@ -4,8 +4,8 @@
  * the command line around it: flags, progress lines on stderr, what happened on stdout.
  */
 import path from 'node:path'
-import { type ParseArgsConfig, parseArgs } from 'node:util'
 import { BackupError, type BackupProgress, SQLITE_FILE, backupSqliteStore, restoreSqliteStore } from '@georelay/store-sqlite'
+import { parseCommand } from './command-line.js'
 
 /** Progress lines are at most this often (and once at the end). */
 const PROGRESS_EVERY_MS = 1000
@@ -39,17 +39,6 @@ restore
 Exit codes: 0 done, 1 failed (the message says why), 2 bad command line.
 `
 
-type Options = NonNullable<ParseArgsConfig['options']>
-
-/** The parsed flags, or the error that says which one is wrong. */
-const parse = <T extends Options>(args: string[], options: T): ReturnType<typeof parseArgs<{ options: T }>> | Error => {
-  try {
-    return parseArgs({ args, strict: true, allowPositionals: false, options })
-  } catch (err) {
-    return err as Error
-  }
-}
-
 /** An empty variable counts as unset, as for every other GEORELAY_* variable. */
 const dataDirFrom = (flag: unknown): string | undefined =>
   typeof flag === 'string' ? flag : (process.env.GEORELAY_DATA || undefined)
@@ -74,18 +63,13 @@ const progressLines = (): ((progress: BackupProgress) => void) => {
 }
 
 export const runBackup = async (args: string[], usage: (message: string) => number): Promise<number> => {
-  const parsed = parse(args, {
+  const v = parseCommand(args, {
     data: { type: 'string' },
     out: { type: 'string' },
     force: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
-  })
-  if (parsed instanceof Error) return usage(parsed.message)
-  const v = parsed.values
-  if (v.help === true) {
-    process.stdout.write(BACKUP_HELP)
-    return 0
-  }
+  }, BACKUP_HELP, usage)
+  if (typeof v === 'number') return v
   const dataDir = dataDirFrom(v.data)
   if (dataDir === undefined) return usage('georelay backup needs --data DIR, the relay\'s data directory (or GEORELAY_DATA)')
   if (typeof v.out !== 'string' || v.out === '') return usage('georelay backup needs --out FILE, where to write the backup')
@@ -102,17 +86,12 @@ export const runBackup = async (args: string[], usage: (message: string) => numb
 }
 
 export const runRestore = async (args: string[], usage: (message: string) => number): Promise<number> => {
-  const parsed = parse(args, {
+  const v = parseCommand(args, {
     from: { type: 'string' },
     data: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
-  })
-  if (parsed instanceof Error) return usage(parsed.message)
-  const v = parsed.values
-  if (v.help === true) {
-    process.stdout.write(BACKUP_HELP)
-    return 0
-  }
+  }, BACKUP_HELP, usage)
+  if (typeof v === 'number') return v
   const dataDir = dataDirFrom(v.data)
   if (typeof v.from !== 'string' || v.from === '') return usage('georelay restore needs --from FILE, a backup georelay backup wrote')
   if (dataDir === undefined) return usage('georelay restore needs --data DIR, the relay\'s data directory (or GEORELAY_DATA)')

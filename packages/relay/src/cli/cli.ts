@@ -2,12 +2,12 @@
  * The `georelay` command. Exit codes: 0 done, 1 runtime failure, 2 bad usage or configuration.
  */
 import os from 'node:os'
-import { parseArgs } from 'node:util'
 import { isRegionName } from '@georelay/core'
 import { ConfigError, type ConfigOverrides, MIN_SECRET_BYTES, type RelayConfig, loadRelayConfig } from '../config/index.js'
 import { LOG_FORMATS, type LogFormat, type Logger, type LogLevel, stderrLogger } from '../observability/index.js'
 import { Relay } from '../server/index.js'
 import { runBackup, runRestore } from './backup.js'
+import { parseCommand } from './command-line.js'
 import { runStatus } from './status.js'
 
 /**
@@ -196,43 +196,31 @@ const untilSignal = (
   })
 
 const runRelay = async (args: string[]): Promise<number> => {
-  let parsed
-  try {
-    parsed = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        config: { type: 'string' },
-        region: { type: 'string' },
-        host: { type: 'string' },
-        port: { type: 'string' },
-        data: { type: 'string' },
-        store: { type: 'string' },
-        'public-url': { type: 'string' },
-        peer: { type: 'string', multiple: true },
-        'mesh-secret': { type: 'string' },
-        'mesh-secret-file': { type: 'string' },
-        'jwt-secret-file': { type: 'string' },
-        anonymous: { type: 'string' },
-        synchronous: { type: 'string' },
-        'postgres-url': { type: 'string' },
-        node: { type: 'string' },
-        'redis-url': { type: 'string' },
-        'redis-cluster': { type: 'boolean' },
-        'log-level': { type: 'string' },
-        'log-format': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    })
-  } catch (err) {
-    return usage((err as Error).message)
-  }
-  const { config: file, help, 'log-level': logLevelFlag, 'log-format': logFormatFlag, ...flags } = parsed.values
-  if (help === true) {
-    process.stdout.write(HELP)
-    return 0
-  }
+  const parsed = parseCommand(args, {
+    config: { type: 'string' },
+    region: { type: 'string' },
+    host: { type: 'string' },
+    port: { type: 'string' },
+    data: { type: 'string' },
+    store: { type: 'string' },
+    'public-url': { type: 'string' },
+    peer: { type: 'string', multiple: true },
+    'mesh-secret': { type: 'string' },
+    'mesh-secret-file': { type: 'string' },
+    'jwt-secret-file': { type: 'string' },
+    anonymous: { type: 'string' },
+    synchronous: { type: 'string' },
+    'postgres-url': { type: 'string' },
+    node: { type: 'string' },
+    'redis-url': { type: 'string' },
+    'redis-cluster': { type: 'boolean' },
+    'log-level': { type: 'string' },
+    'log-format': { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  }, HELP, usage)
+  if (typeof parsed === 'number') return parsed
+  // The overrides read only the fields they know (not `help`).
+  const { config: file, 'log-level': logLevelFlag, 'log-format': logFormatFlag, ...flags } = parsed
   const logLevel = logLevelFlag ?? process.env.GEORELAY_LOG_LEVEL ?? 'info'
   if (!LOG_LEVELS.has(logLevel)) return usage(`--log-level must be debug, info, warn or error, not "${logLevel}"`)
   // An empty variable counts as unset, as for every other GEORELAY_* variable.
@@ -288,35 +276,21 @@ const loadClusterPackage = async (): Promise<ClusterPackage | null> => {
 }
 
 const runCluster = async (args: string[]): Promise<number> => {
-  let parsed
-  try {
-    parsed = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        regions: { type: 'string', default: 'us-east,eu-west,ap-south' },
-        'base-port': { type: 'string', default: '4001' },
-        host: { type: 'string', default: '127.0.0.1' },
-        data: { type: 'string', default: 'data/cluster' },
-        store: { type: 'string', default: 'sqlite' },
-        'postgres-url': { type: 'string' },
-        'nodes-per-region': { type: 'string', default: '1' },
-        'redis-url': { type: 'string' },
-        latency: { type: 'string', multiple: true },
-        'mesh-secret': { type: 'string' },
-        'log-level': { type: 'string', default: 'warn' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    })
-  } catch (err) {
-    return usage((err as Error).message)
-  }
-  const v = parsed.values
-  if (v.help === true) {
-    process.stdout.write(HELP)
-    return 0
-  }
+  const v = parseCommand(args, {
+    regions: { type: 'string', default: 'us-east,eu-west,ap-south' },
+    'base-port': { type: 'string', default: '4001' },
+    host: { type: 'string', default: '127.0.0.1' },
+    data: { type: 'string', default: 'data/cluster' },
+    store: { type: 'string', default: 'sqlite' },
+    'postgres-url': { type: 'string' },
+    'nodes-per-region': { type: 'string', default: '1' },
+    'redis-url': { type: 'string' },
+    latency: { type: 'string', multiple: true },
+    'mesh-secret': { type: 'string' },
+    'log-level': { type: 'string', default: 'warn' },
+    help: { type: 'boolean', short: 'h' },
+  }, HELP, usage)
+  if (typeof v === 'number') return v
   const regions = v.regions.split(',').map(r => r.trim()).filter(Boolean)
   const bad = regions.find(r => !isRegionName(r))
   if (bad !== undefined) return usage(`--regions: "${bad}" is not a region name (lowercase letters, digits and dashes)`)

@@ -7,7 +7,7 @@
  */
 import http from 'node:http'
 import https from 'node:https'
-import { parseArgs } from 'node:util'
+import { parseCommand } from './command-line.js'
 import { z } from 'zod'
 
 /** How long one relay may take to answer before its row says it did not. */
@@ -247,28 +247,14 @@ Exit codes: 0 every relay answered and every link is up with agreeing rules,
 
 /** `georelay status`; `usage` reports a bad command line (exit 2). */
 export const runStatus = async (args: string[], usage: (message: string) => number): Promise<number> => {
-  let parsed
-  try {
-    parsed = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        url: { type: 'string', multiple: true },
-        token: { type: 'string' },
-        json: { type: 'boolean' },
-        timeout: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    })
-  } catch (err) {
-    return usage((err as Error).message)
-  }
-  const v = parsed.values
-  if (v.help === true) {
-    process.stdout.write(STATUS_HELP)
-    return 0
-  }
+  const v = parseCommand(args, {
+    url: { type: 'string', multiple: true },
+    token: { type: 'string' },
+    json: { type: 'boolean' },
+    timeout: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  }, STATUS_HELP, usage)
+  if (typeof v === 'number') return v
   const urls = v.url ?? []
   if (urls.length === 0) return usage('georelay status needs at least one --url URL of a relay, like --url ws://127.0.0.1:4001')
   const bad = urls.find(url => httpOrigin(url) === null)
