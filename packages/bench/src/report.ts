@@ -6,6 +6,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import type { ContenderKind } from './contenders.js'
 import type { MachineInfo } from './machine.js'
+import { table } from './markdown-table.js'
 import { barChart, distributionChart } from './svg-chart.js'
 import type { ConvergenceResult } from './workloads/convergence.js'
 import type { DurableAckResult } from './workloads/durable-ack.js'
@@ -77,7 +78,8 @@ export const loadGenBound = (phase: PhaseResult | null): boolean =>
 export const goalRows = (report: BenchReport): GoalRow[] => {
   const rows: GoalRow[] = []
   const geo = fanOutOf(report, GEORELAY)
-  // DESIGN 6: as fast as possible against @y/websocket-server and Hocuspocus, paced against the echo.
+  // The goals (docs/architecture.md, Performance goals): as fast as possible against
+  // @y/websocket-server and Hocuspocus, paced against the echo.
   const cpuGoals: [ContenderKind, 'paced' | 'saturated', number, string][] = [
     ['ywss', 'saturated', 1 / 3, '≤ 1/3 ×'], ['hocuspocus', 'saturated', 0.8, '≤ 0.8 ×'], ['echo', 'paced', 1, '≤ 1.0 ×'],
   ]
@@ -231,9 +233,6 @@ export const goalRows = (report: BenchReport): GoalRow[] => {
   }
   return rows
 }
-
-const table = (header: string[], rows: string[][]): string =>
-  [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map(r => `| ${r.join(' | ')} |`)].join('\n')
 
 export const goalTable = (report: BenchReport): string =>
   table(['what', 'measured', 'goal', 'ratio to goal', 'met'],

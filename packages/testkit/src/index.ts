@@ -12,7 +12,9 @@ export { TEST_MESH_SECRET, TEST_REPLICATION, TestCluster, type ClusterOptions, t
 export { WanSimulator, type DirectionOptions, type DirectionStats, type LinkConditions, type LinkEndpoint, type LossConditions, type WanEvents, type WanSimulatorOptions } from '@georelay/cluster'
 export { loadTrace, syntheticTrace, type EditingTrace, type Patch } from './editing-trace.js'
 export { measureMesh, type MeshMeasurement } from './measure-mesh.js'
-export { directionBytesByKind, meshBytesBetween, meshBytesByKind, totalBytes, type MeshBytes } from './mesh-bytes.js'
+export {
+  directionBytesByKind, directionTally, meshBytesBetween, meshBytesByKind, totalBytes, type MeshBytes, type MeshTally,
+} from './mesh-bytes.js'
 export { CHROMIUM_ARGS, CHROMIUM_PATH, bundleForBrowser, launchChromium, serveStatic, type ChromiumSession, type LaunchChromiumOptions, type StaticFile, type StaticServer } from './chromium.js'
 export { capturedPayloads, decodeWsCapture, type CapturedMessage } from './ws-capture.js'
 export { recordingSocket, type RecordingSocket } from './recording-socket.js'

@@ -22,21 +22,39 @@ const kindOf = (opcode: number, payload: Buffer, link: CompactBatchReader): stri
   }
 }
 
-/** Wire bytes by kind that `from` sent to `to`, since the simulator started. */
-export const directionBytesByKind = (wan: WanSimulator, from: string, to: string): MeshBytes => {
-  const bytes: MeshBytes = {}
-  const add = (kind: string, n: number): void => { bytes[kind] = (bytes[kind] ?? 0) + n }
-  for (const connection of wan.captureByConnection(from, to)) {
+/** Wire bytes, and messages, by kind. */
+export interface MeshTally {
+  bytes: MeshBytes
+  messages: MeshBytes
+}
+
+/**
+ * What `from` sent to `to` by kind, since the simulator started: all of each connection's
+ * capture, or of connection i its first `upTo[i]` bytes (lengths taken earlier: a connection
+ * opened since counts nothing). A frame cut by such a length counts as upgrade bytes up to it.
+ */
+export const directionTally = (wan: WanSimulator, from: string, to: string, upTo?: readonly number[]): MeshTally => {
+  const tally: MeshTally = { bytes: {}, messages: {} }
+  const add = (kind: string, bytes: number, messages: number): void => {
+    tally.bytes[kind] = (tally.bytes[kind] ?? 0) + bytes
+    tally.messages[kind] = (tally.messages[kind] ?? 0) + messages
+  }
+  wan.captureByConnection(from, to).forEach((whole, i) => {
+    const connection = upTo === undefined ? whole : whole.subarray(0, upTo[i] ?? 0)
     let framed = 0
     const link = new CompactBatchReader()
     for (const message of decodeWsCapture(connection)) {
-      add(kindOf(message.opcode, message.payload, link), message.wireBytes)
+      add(kindOf(message.opcode, message.payload, link), message.wireBytes, 1)
       framed += message.wireBytes
     }
-    add('http upgrade', connection.length - framed)
-  }
-  return bytes
+    if (connection.length > framed) add('http upgrade', connection.length - framed, 0)
+  })
+  return tally
 }
+
+/** Wire bytes by kind that `from` sent to `to`, since the simulator started. */
+export const directionBytesByKind = (wan: WanSimulator, from: string, to: string): MeshBytes =>
+  directionTally(wan, from, to).bytes
 
 /** The same over every direction between `regions`. */
 export const meshBytesByKind = (wan: WanSimulator, regions: readonly string[]): MeshBytes => {

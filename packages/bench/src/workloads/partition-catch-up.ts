@@ -17,7 +17,8 @@ import { type LoadSocket, openLoadSocket } from '../load-socket.js'
 import { barChart } from '../svg-chart.js'
 import { keystrokeUpdates } from '../trace-updates.js'
 import { updateFrame } from '../wire.js'
-import { type CaptureMark, markCapture, table, tallyBetween } from './region-scale.js'
+import { table } from '../markdown-table.js'
+import { type CaptureMark, markCapture, tallyBetween } from './region-scale.js'
 
 export interface PartitionCatchUpOptions {
   trace: EditingTrace

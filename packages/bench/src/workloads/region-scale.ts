@@ -9,12 +9,12 @@
 import os from 'node:os'
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import * as Y from 'yjs'
-import { CompactBatchReader, decodePeerMessage } from '@georelay/core'
 import {
-  type EditingTrace, type MeshBytes, TestCluster, type WanSimulator, connectProvider, decodeWsCapture, destroyProvider,
-  meshBytesBetween, on, waitSynced, waitUntil,
+  type EditingTrace, type MeshBytes, type MeshTally, TestCluster, type WanSimulator, connectProvider, destroyProvider,
+  directionTally, meshBytesBetween, on, waitSynced, waitUntil,
 } from '@georelay/testkit'
 import type { Relay } from '@georelay/relay'
+import { table } from '../markdown-table.js'
 import { distribution, quantiles } from '../stats.js'
 import { barChart, distributionChart } from '../svg-chart.js'
 import { applyPatch } from '../trace-updates.js'
@@ -117,19 +117,6 @@ const meshUp = (cluster: TestCluster, regions: string[]): Promise<unknown> =>
     () => regions.every(r => cluster.relay(r).peers().every(p => p.state === 'up' && p.inbound)),
     { what: `a full mesh of ${regions.length} regions to link up`, timeoutMs: 60_000 })
 
-/** `link`: the connection's compact-batch state, read in order as its receiver reads it. */
-const peerKind = (opcode: number, payload: Buffer, link: CompactBatchReader): string => {
-  if (opcode === 8) return 'close'
-  if (opcode === 9) return 'ping'
-  if (opcode === 10) return 'pong'
-  if (opcode !== 2) return `opcode ${opcode}`
-  try {
-    return decodePeerMessage(new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength), link).type
-  } catch {
-    return 'undecodable'
-  }
-}
-
 /** How far each connection's capture reached at a moment: direction "from to" → bytes per connection. */
 export type CaptureMark = Map<string, number[]>
 
@@ -145,35 +132,15 @@ export const markCapture = (wan: WanSimulator, regions: string[]): CaptureMark =
   new Map(directions(regions).map(([from, to]) =>
     [`${from} ${to}`, wan.captureByConnection(from, to).map(c => c.length)]))
 
-export interface Tally {
-  bytes: MeshBytes
-  messages: Record<string, number>
-}
+export type Tally = MeshTally
 
-/**
- * Wire bytes and messages by kind in every connection's capture up to `mark`, as testkit's
- * meshBytesByKind counts bytes (what precedes the frames is the HTTP upgrade), and also how
- * many messages, which the per-message sizes of docs/architecture.md need.
- */
+/** Bytes and messages by kind in every connection's capture up to `mark`. */
 const tallyUpTo = (wan: WanSimulator, regions: string[], mark: CaptureMark): Tally => {
   const tally: Tally = { bytes: {}, messages: {} }
-  const add = (kind: string, bytes: number, messages: number): void => {
-    tally.bytes[kind] = (tally.bytes[kind] ?? 0) + bytes
-    tally.messages[kind] = (tally.messages[kind] ?? 0) + messages
-  }
   for (const [from, to] of directions(regions)) {
-    const lengths = mark.get(`${from} ${to}`) ?? []
-    wan.captureByConnection(from, to).forEach((connection, i) => {
-      const prefix = connection.subarray(0, lengths[i] ?? 0)
-      let framed = 0
-      const link = new CompactBatchReader()
-      for (const message of decodeWsCapture(prefix)) {
-        add(peerKind(message.opcode, message.payload, link), message.wireBytes, 1)
-        framed += message.wireBytes
-      }
-      // A frame cut by a mark (rare: a frame is one write) counts as upgrade bytes up to it, as its kind after.
-      if (prefix.length > framed) add('http upgrade', prefix.length - framed, 0)
-    })
+    const part = directionTally(wan, from, to, mark.get(`${from} ${to}`) ?? [])
+    for (const [kind, n] of Object.entries(part.bytes)) tally.bytes[kind] = (tally.bytes[kind] ?? 0) + n
+    for (const [kind, n] of Object.entries(part.messages)) tally.messages[kind] = (tally.messages[kind] ?? 0) + n
   }
   return tally
 }
@@ -385,13 +352,6 @@ export const runRegionScale = async (options: RegionScaleOptions): Promise<Regio
 }
 
 const fmt = (value: number, digits = 2): string => Number.isFinite(value) ? value.toFixed(digits) : 'n/a'
-
-/** report.ts's table, which it does not export. */
-export const table = (header: string[], rows: string[][]): string => [
-  `| ${header.join(' | ')} |`,
-  `|${header.map(() => '---').join('|')}|`,
-  ...rows.map(r => `| ${r.join(' | ')} |`),
-].join('\n')
 
 /** Idle bytes per message of a kind: what the per-message sizes of a heartbeat are. */
 const bytesPerMessage = (run: RegionScaleRun, kind: string): number =>

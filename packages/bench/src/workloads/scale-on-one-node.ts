@@ -1,7 +1,7 @@
 /**
  * How one relay's cost grows with the work (issue: "how cost grows"): CPU per delivered update
  * as readers per document go 1 → 256 (one document, paced writer), and memory and idle CPU as
- * idle connections go 1,000 → 10,000 (DESIGN 6: 10,000 within 1 GB).
+ * idle connections go 1,000 → 10,000 (docs/architecture.md, Performance goals: 10,000 within 1 GB).
  */
 import { type Contender, startContender } from '../contenders.js'
 import { type LoadSocket, openLoadSocket } from '../load-socket.js'

@@ -1,12 +1,12 @@
 /**
  * A relay over a large store: none of start, link-up or `/v1/regions` may grow with the number
- * of stored documents (DESIGN 6). For each count, a SQLite store is filled with that many small
- * documents (a tenth of them in a namespace restricted to this region, which makes every link-up
- * reconcile restricted documents), an empty peer region is started, then a georelay process on
- * the store. Measured: its start (spawn to listening), from then until its link to the peer is
- * up and until the peer stored a first entry from it, and `/v1/regions` latency. The peer runs
- * first so that the big relay dials it at once: dialled the other way round, a link-up would
- * wait for wherever the dialler's redial backoff stood.
+ * of stored documents (docs/architecture.md, Performance goals). For each count, a SQLite store
+ * is filled with that many small documents (a tenth of them in a namespace restricted to this
+ * region, which makes every link-up reconcile restricted documents), an empty peer region is
+ * started, then a georelay process on the store. Measured: its start (spawn to listening), from
+ * then until its link to the peer is up and until the peer stored a first entry from it, and
+ * `/v1/regions` latency. The peer runs first so that the big relay dials it at once: dialled the
+ * other way round, a link-up would wait for wherever the dialler's redial backoff stood.
  */
 import fs from 'node:fs'
 import os from 'node:os'
