@@ -260,31 +260,23 @@ export class OutboundLink {
     const refused = this.refusedWith ?? closedWith
     this.refusedWith = null
     this.droppedByUs = false
-    // During a rotation a peer not rotated yet refuses the new secret: try the previous ones
-    // at once, and call it a refusal only when the peer took none of them.
-    if (refused === 401 && ++this.secretRefusals < this.ctx.meshSecrets.length && !this.closed && !this.suspended) {
-      this.secretIndex = (this.secretIndex + 1) % this.ctx.meshSecrets.length
-      this.reconnectTimer = setTimeout(() => {
-        this.reconnectTimer = null
-        if (!this.closed) this.connect()
-      }, 0)
-      return
-    }
-    if (refused === 401) {
+    // During a rotation a peer not rotated yet refuses the new secret: the previous ones are tried
+    // at once, and it is a refusal only when the peer took none of them.
+    const secrets = Math.max(1, this.ctx.meshSecrets.length)
+    const nextSecret = refused === 401 && ++this.secretRefusals < secrets
+    if (refused === 401) this.secretIndex = (this.secretIndex + 1) % secrets
+    if (refused !== null && !nextSecret) {
       this.secretRefusals = 0
-      this.secretIndex = (this.secretIndex + 1) % Math.max(1, this.ctx.meshSecrets.length)
-    }
-    if (refused !== null) {
       this.lastErrorKind = refused === 401 ? 'refused-secret' : refused === 403 ? 'refused-region' : 'refused'
       this.lastError = `refused by ${this.region} (${refused}${reason === '' ? '' : `: ${reason}`})`
       this.ctx.refusalLog.log('error', 'peer refused the link; check meshSecret and peers on both sides', { peer: this.region, status: refused, kind: this.lastErrorKind })
     }
     if (wasUp) this.ctx.linkChanged(this.region)
-    this.urlIndex = (this.urlIndex + 1) % this.urls.length
+    if (!nextSecret) this.urlIndex = (this.urlIndex + 1) % this.urls.length
     if (this.closed || this.suspended) return
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null
       if (!this.closed) this.connect()
-    }, fullJitter(this.attempts++, REDIAL))
+    }, nextSecret ? 0 : fullJitter(this.attempts++, REDIAL))
   }
 }
